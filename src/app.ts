@@ -1,0 +1,128 @@
+// Composition root: configuration, database, services and the HTTP server, wired by hand.
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
+import type { Db } from "./db/db.ts";
+import { DeferredDb } from "./db/deferred.ts";
+import { migrate } from "./db/migrate.ts";
+import { openDatabase } from "./db/open.ts";
+import { EventWriter, IngestService, Partitions, registerEventRoutes } from "./modules/ingest/index.ts";
+import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
+import { createMetrics, type Metrics } from "./observability/metrics.ts";
+import { systemClock, type Clock } from "./shared/clock.ts";
+import type { Config } from "./shared/config.ts";
+import { AppError, STATUS, errorBody } from "./shared/errors.ts";
+
+export interface AppDeps {
+  clock?: Clock;
+  /** An open database to use instead of opening one from the configuration (tests). */
+  db?: Db;
+}
+
+export interface App {
+  http: FastifyInstance;
+  config: Config;
+  metrics: Metrics;
+  orgs: OrgService;
+  ingest: IngestService;
+  /** Opens the database, migrates, bootstraps; /health answers 200 once it resolves. */
+  start(): Promise<void>;
+  /** Stops accepting requests, commits everything queued, closes the database. */
+  close(): Promise<void>;
+  readonly ready: boolean;
+}
+
+// Fastify's own refusals (body parsing, limits), renamed to codes a client can act on.
+const FRAMEWORK_ERRORS: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: "invalid_json",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "empty_body",
+  FST_ERR_CTP_BODY_TOO_LARGE: "body_too_large",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "unsupported_media_type",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "invalid_content_length",
+};
+
+let requestCounter = 0;
+const requestIdPrefix = process.pid.toString(36) + "-";
+
+export function buildApp(config: Config, deps: AppDeps = {}): App {
+  const clock = deps.clock ?? systemClock;
+  const db = new DeferredDb();
+  const metrics = createMetrics(db);
+  const partitions = new Partitions(db);
+  const writer = new EventWriter(db, partitions, clock, config.ingest, metrics);
+  metrics.setQueueDepth(() => writer.queued);
+  const orgs = new OrgService(db, clock);
+  const ingest = new IngestService(db, writer, partitions, clock, config, metrics);
+  let ready = false;
+
+  const http = Fastify({
+    logger: { level: config.logLevel },
+    // Per-request access logs would cost more than the ingest path itself; errors are logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: "x-request-id",
+    genReqId: () => requestIdPrefix + (++requestCounter).toString(36),
+    bodyLimit: 1 << 20,
+    return503OnClosing: true,
+  });
+
+  http.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    if (!ready && request.url !== "/health") {
+      throw new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" });
+    }
+  });
+  http.addHook("onResponse", async (request, reply) => {
+    metrics.httpRequest(request.routeOptions.url ?? "unmatched", request.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+  http.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    if (err instanceof AppError) {
+      if (err.headers) reply.headers(err.headers);
+      return reply.code(STATUS[err.category].status).send(errorBody(err));
+    }
+    const status = typeof err.statusCode === "number" ? err.statusCode : 500;
+    if (status >= 400 && status < 500) {
+      const known = FRAMEWORK_ERRORS[err.code ?? ""];
+      const error = status === 413 ? "Payload Too Large" : status === 415 ? "Unsupported Media Type" : status === 400 ? "Bad request" : "Client Error";
+      return reply.code(status).send({ status, error, code: known ?? "bad_request", message: err.message });
+    }
+    request.log.error({ err }, "request failed");
+    return reply.code(500).send({ status: 500, error: "Internal Server Error", code: "internal_error", request_id: request.id });
+  });
+  http.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ status: 404, error: "Not Found", code: "route_not_found", message: `${request.method} ${request.url.split("?")[0]} does not exist` });
+  });
+
+  http.get("/health", async (_request, reply) => {
+    if (!ready) return reply.code(503).send({ status: "starting" });
+    return { status: "ok", database: db.kind };
+  });
+  http.get("/metrics", async (_request, reply) => {
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.aggregate();
+  });
+
+  registerApiAuth(http, orgs);
+  registerAdminRoutes(http, orgs, config.adminToken);
+  registerEventRoutes(http, ingest, config.ingest.batchRequestMax);
+
+  return {
+    http,
+    config,
+    metrics,
+    orgs,
+    ingest,
+    get ready() {
+      return ready;
+    },
+    async start() {
+      db.set(deps.db ?? (await openDatabase(config)));
+      await migrate(db);
+      if (config.apiKey) await orgs.ensureOrganizationForKey(config.apiKey);
+      await partitions.ensureAround(clock.now());
+      ready = true;
+    },
+    async close() {
+      await http.close();
+      await writer.drain();
+      if (db.isSet) await db.close();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import fs from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import type { Db, Queryable, QueryResult } from "./db.ts";
+
+export interface PgliteOptions {
+  /** Directory of the database files; undefined keeps the database in memory (tests). */
+  dataDir?: string;
+  /** A data directory dump (PGlite `dumpDataDir`) to start from instead of a fresh initdb. */
+  loadDataDir?: Blob;
+}
+
+// PGlite parses int8 to bigint/number and numeric to string; normalise int8 to strings so both
+// drivers hand the services the same shapes.
+const parsers = { 20: (v: string) => v, 1700: (v: string) => v };
+
+export async function openPglite(opts: PgliteOptions = {}): Promise<Db> {
+  if (opts.dataDir) fs.mkdirSync(opts.dataDir, { recursive: true });
+  const pglite = await PGlite.create({
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
+    parsers,
+  });
+  await pglite.exec("SET TimeZone = 'UTC'");
+
+  const wrap = (q: { query: PGlite["query"] }): Queryable => ({
+    async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+      const r = await q.query<T>(sql, params);
+      return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+    },
+  });
+
+  return {
+    kind: "pglite",
+    ...wrap(pglite),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => pglite.transaction((tx) => fn(wrap(tx))),
+    async exec(sql: string) {
+      await pglite.exec(sql);
+    },
+    poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
+    async close() {
+      await pglite.close();
+    },
+    // Exposed for the test template (dumpDataDir); not part of the Db contract.
+    ...({ pglite } as object),
+  };
+}

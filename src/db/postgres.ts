@@ -1,0 +1,68 @@
+import pg from "pg";
+import type { Db, PoolStats, Queryable, QueryResult } from "./db.ts";
+
+export interface PostgresOptions {
+  url: string;
+  size: number;
+  maxOverflow: number;
+  timeoutMs: number;
+  recycleMs: number;
+  applicationName?: string;
+}
+
+// int8 and numeric stay strings (exact); timestamps stay Date. Money never passes through a float.
+pg.types.setTypeParser(20, (v) => v);
+pg.types.setTypeParser(1700, (v) => v);
+
+export function openPostgres(opts: PostgresOptions): Db {
+  // The brief's pool: `size` connections kept, up to `maxOverflow` more under burst; overflow
+  // connections close after a short idle time, every connection is recycled after `recycleMs`.
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.size + opts.maxOverflow,
+    min: Math.min(opts.size, 2),
+    idleTimeoutMillis: 10_000,
+    connectionTimeoutMillis: opts.timeoutMs,
+    maxLifetimeSeconds: Math.max(1, Math.round(opts.recycleMs / 1000)),
+    application_name: opts.applicationName ?? "valueverse",
+    options: "-c TimeZone=UTC",
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+
+  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+      const r = await q.query(sql, params as unknown[] | undefined);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+    },
+  });
+
+  const db: Db = {
+    kind: "postgres",
+    ...wrap(pool),
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const result = await fn(wrap(client));
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async exec(sql: string) {
+      await pool.query(sql);
+    },
+    poolStats(): PoolStats {
+      return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: opts.size + opts.maxOverflow };
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+  return db;
+}

@@ -1,0 +1,204 @@
+import type { Db } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import type { Config } from "../../shared/config.ts";
+import { notFound, validationFailed, type FieldErrors } from "../../shared/errors.ts";
+import {
+  DAY_MS,
+  digest64,
+  eventLagoId,
+  isoFromMicros,
+  validateEvent,
+  type PreparedEvent,
+  type TimeWindow,
+} from "./core/event.ts";
+import { insertNaive, monthOf, type Partitions } from "./store.ts";
+import type { EventWriter, Outcome, WriterMetrics } from "./writer.ts";
+
+export interface EventJson {
+  lago_id: string;
+  transaction_id: string;
+  lago_customer_id: null;
+  code: string;
+  timestamp: string;
+  precise_total_amount_cents: string | null;
+  properties: Record<string, unknown>;
+  lago_subscription_id: null;
+  external_subscription_id: string;
+  created_at: string;
+}
+
+export interface EventFilters {
+  page: number;
+  perPage: number;
+  externalSubscriptionId?: string;
+  code?: string;
+  timestampFrom?: Date;
+  timestampTo?: Date;
+}
+
+const conflictDetails = { transaction_id: ["value_already_exist"] };
+
+/** Accepts events (validation, identity, durable write) and reads them back. */
+export class IngestService {
+  constructor(
+    private readonly db: Db,
+    private readonly writer: EventWriter,
+    private readonly partitions: Partitions,
+    private readonly clock: Clock,
+    private readonly config: Pick<Config, "retentionDays" | "ingest">,
+    private readonly metrics: WriterMetrics,
+  ) {}
+
+  window(orgId: number): TimeWindow {
+    const nowMs = this.clock.now(orgId);
+    const days = this.config.retentionDays;
+    return { nowMs, oldestMs: days > 0 ? nowMs - days * DAY_MS : 0, retentionDays: days };
+  }
+
+  /** POST /events: answers once the event is durable; 422 on invalid input or a conflicting duplicate. */
+  async ingestOne(orgId: number, raw: unknown): Promise<EventJson> {
+    const window = this.window(orgId);
+    const v = validateEvent(raw, orgId, window);
+    if (!v.ok) {
+      this.metrics.outcome("rejected", 1);
+      throw validationFailed(v.errors, "the event is invalid");
+    }
+    const outcome = await this.write([v.event]);
+    const o = outcome[0]!;
+    if (o.kind === "conflict") {
+      throw validationFailed(conflictDetails, "an event with this transaction_id and external_subscription_id exists with another payload");
+    }
+    if (o.kind === "invalid") throw validationFailed({ event: [o.reason] }, "the event was refused by the database");
+    return renderPrepared(v.event, o, window.nowMs);
+  }
+
+  /**
+   * POST /events/batch. Invalid fields reject the whole batch (Lago's behaviour: nothing stored,
+   * errors keyed by index). Identity is then judged event by event: new ones are stored, exact
+   * retries are accepted, conflicting ones are refused and listed by index (422 when any).
+   */
+  async ingestBatch(orgId: number, raws: unknown[]): Promise<{ events: EventJson[]; conflicts: FieldErrors[] | null; conflictIndexes: number[] }> {
+    const window = this.window(orgId);
+    const prepared: PreparedEvent[] = [];
+    const errors: Record<string, FieldErrors> = {};
+    let invalid = 0;
+    for (let i = 0; i < raws.length; i++) {
+      const v = validateEvent(raws[i], orgId, window);
+      if (v.ok) prepared.push(v.event);
+      else {
+        errors[String(i)] = v.errors;
+        invalid++;
+      }
+    }
+    if (invalid > 0) {
+      this.metrics.outcome("rejected", invalid);
+      throw validationFailed(errors, `${invalid} of ${raws.length} events are invalid; nothing was stored`);
+    }
+    const outcomes = await this.write(prepared);
+    const events: EventJson[] = [];
+    const conflictIndexes: number[] = [];
+    const details: FieldErrors[] = [];
+    outcomes.forEach((o, i) => {
+      if (o.kind === "conflict" || o.kind === "invalid") {
+        conflictIndexes.push(i);
+        details.push(o.kind === "conflict" ? conflictDetails : { event: [o.reason] });
+      } else events.push(renderPrepared(prepared[i]!, o, window.nowMs));
+    });
+    return { events, conflicts: details.length ? details : null, conflictIndexes };
+  }
+
+  private write(events: PreparedEvent[]): Promise<Outcome[]> {
+    if (this.config.ingest.mode === "naive") return this.writeNaive(events);
+    return this.writer.submit(events);
+  }
+
+  private async writeNaive(events: PreparedEvent[]): Promise<Outcome[]> {
+    const out: Outcome[] = [];
+    for (const e of events) {
+      await this.partitions.ensure([monthOf(e.tsMicros)]);
+      const created = await insertNaive(this.db, e, this.clock.now(e.orgId));
+      out.push(created ? { kind: "created" } : { kind: "duplicate", tsMicros: e.tsMicros });
+      this.metrics.outcome(created ? "created" : "duplicate", 1);
+    }
+    return out;
+  }
+
+  async list(orgId: number, f: EventFilters): Promise<{ events: EventJson[]; total: number }> {
+    const where = ["org_id = $1"];
+    const params: unknown[] = [orgId];
+    if (f.externalSubscriptionId !== undefined) where.push(`external_subscription_id = $${params.push(f.externalSubscriptionId)}`);
+    if (f.code !== undefined) where.push(`code = $${params.push(f.code)}`);
+    if (f.timestampFrom !== undefined) where.push(`ts >= $${params.push(f.timestampFrom.toISOString())}`);
+    if (f.timestampTo !== undefined) where.push(`ts <= $${params.push(f.timestampTo.toISOString())}`);
+    const cond = where.join(" AND ");
+    const [rows, count] = await Promise.all([
+      this.db.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE ${cond} ORDER BY ts DESC, transaction_id, external_subscription_id
+         LIMIT ${f.perPage} OFFSET ${(f.page - 1) * f.perPage}`,
+        params,
+      ),
+      this.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM events WHERE ${cond}`, params),
+    ]);
+    return { events: rows.rows.map(renderRow), total: Number(count.rows[0]?.n ?? 0) };
+  }
+
+  /** The first event (earliest) with this transaction_id, optionally for one subscription. */
+  async get(orgId: number, transactionId: string, externalSubscriptionId?: string): Promise<EventJson> {
+    const params: unknown[] = [orgId, digest64(transactionId)];
+    let sql = "SELECT ts, code FROM event_identities WHERE org_id = $1 AND tx_hash = $2";
+    if (externalSubscriptionId !== undefined) sql += ` AND sub_hash = $${params.push(digest64(externalSubscriptionId))}`;
+    const ids = await this.db.query<{ ts: Date; code: string }>(sql + " ORDER BY ts", params);
+    for (const id of ids.rows) {
+      const p: unknown[] = [orgId, id.ts, id.code, transactionId];
+      let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2 AND code = $3 AND transaction_id = $4`;
+      if (externalSubscriptionId !== undefined) q += ` AND external_subscription_id = $${p.push(externalSubscriptionId)}`;
+      const row = (await this.db.query<EventRow>(q + " LIMIT 1", p)).rows[0];
+      if (row) return renderRow(row);
+    }
+    throw notFound("event", transactionId);
+  }
+}
+
+function renderPrepared(e: PreparedEvent, o: Outcome, nowMs: number): EventJson {
+  return {
+    lago_id: eventLagoId(e.txHash, e.subHash),
+    transaction_id: e.transactionId,
+    lago_customer_id: null,
+    code: e.code,
+    timestamp: isoFromMicros(o.kind === "duplicate" ? o.tsMicros : e.tsMicros),
+    precise_total_amount_cents: e.preciseAmount,
+    properties: e.properties ?? {},
+    lago_subscription_id: null,
+    external_subscription_id: e.subscriptionId,
+    created_at: new Date(nowMs).toISOString(),
+  };
+}
+
+const EVENT_COLUMNS = `transaction_id, external_subscription_id, code, (extract(epoch FROM ts) * 1000000)::int8::text AS ts_us,
+  properties, precise_total_amount_cents::text AS amount, created_at`;
+
+interface EventRow {
+  transaction_id: string;
+  external_subscription_id: string;
+  code: string;
+  ts_us: string;
+  properties: Record<string, unknown> | null;
+  amount: string | null;
+  created_at: Date;
+}
+
+function renderRow(r: EventRow): EventJson {
+  return {
+    lago_id: eventLagoId(digest64(r.transaction_id), digest64(r.external_subscription_id)),
+    transaction_id: r.transaction_id,
+    lago_customer_id: null,
+    code: r.code,
+    timestamp: isoFromMicros(Number(r.ts_us)),
+    precise_total_amount_cents: r.amount,
+    properties: r.properties ?? {},
+    lago_subscription_id: null,
+    external_subscription_id: r.external_subscription_id,
+    created_at: r.created_at.toISOString(),
+  };
+}
+

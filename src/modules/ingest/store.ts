@@ -1,0 +1,182 @@
+// SQL of the ingest module: the group-commit statement, the naive per-request path (benchmark
+// baseline), partition management, and event reads.
+import type { Db, Queryable } from "../../db/db.ts";
+import type { PreparedEvent } from "./core/event.ts";
+
+/**
+ * One statement per batch: identities first (ON CONFLICT DO NOTHING decides, for the life of the
+ * data, which events are new), then only the new events go to `events` and into the hourly
+ * rollups. Atomic as one statement; returns the ordinals (1-based) of the rows that were new.
+ * Callers sort rows by identity so concurrent batches lock index entries in one order.
+ */
+const INSERT_BATCH = `
+WITH input AS (
+  SELECT * FROM unnest($1::int[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+    WITH ORDINALITY AS t(org_id, tx_hash, sub_hash, payload_hash, ts_us, code, sub, tx, props, amount, n)
+), typed AS (
+  SELECT n, org_id, tx_hash, sub_hash, payload_hash, timestamptz 'epoch' + ts_us * interval '1 microsecond' AS ts,
+         code, sub, tx, props::jsonb AS props, amount::numeric AS amount
+  FROM input
+), ins AS (
+  INSERT INTO event_identities (org_id, tx_hash, sub_hash, payload_hash, ts, code)
+  SELECT org_id, tx_hash, sub_hash, payload_hash, ts, code FROM typed ORDER BY n
+  ON CONFLICT DO NOTHING
+  RETURNING org_id, tx_hash, sub_hash
+), fresh AS (
+  SELECT typed.* FROM typed JOIN ins USING (org_id, tx_hash, sub_hash)
+), ev AS (
+  INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
+  SELECT org_id, ts, code, sub, tx, props, amount, $11::timestamptz FROM fresh
+), roll AS (
+  INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, events_count)
+  SELECT org_id, sub, code, date_trunc('hour', ts), count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (org_id, external_subscription_id, code, hour) DO UPDATE SET events_count = r.events_count + excluded.events_count
+)
+SELECT n::int AS n FROM fresh`;
+
+export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number): Promise<Set<number>> {
+  const n = events.length;
+  const org = new Array<number>(n);
+  const tx = new Array<string>(n);
+  const sub = new Array<string>(n);
+  const payload = new Array<string>(n);
+  const ts = new Array<number>(n);
+  const code = new Array<string>(n);
+  const subId = new Array<string>(n);
+  const txId = new Array<string>(n);
+  const props = new Array<string | null>(n);
+  const amount = new Array<string | null>(n);
+  for (let i = 0; i < n; i++) {
+    const e = events[i]!;
+    org[i] = e.orgId;
+    tx[i] = e.txHash;
+    sub[i] = e.subHash;
+    payload[i] = e.payloadHash;
+    ts[i] = e.tsMicros;
+    code[i] = e.code;
+    subId[i] = e.subscriptionId;
+    txId[i] = e.transactionId;
+    props[i] = e.propertiesJson;
+    amount[i] = e.preciseAmount;
+  }
+  const { rows } = await q.query<{ n: number }>(INSERT_BATCH, [
+    org, tx, sub, payload, ts, code, subId, txId, props, amount, new Date(createdAtMs).toISOString(),
+  ]);
+  return new Set(rows.map((r) => Number(r.n)));
+}
+
+export interface StoredIdentity {
+  orgId: number;
+  txHash: string;
+  subHash: string;
+  payloadHash: string;
+  tsMicros: number;
+}
+
+/** The stored identities among `keys` (events that were not new). */
+export async function findIdentities(q: Queryable, keys: readonly PreparedEvent[]): Promise<StoredIdentity[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await q.query<{ org_id: number; tx_hash: string; sub_hash: string; payload_hash: string; ts_us: string }>(
+    `SELECT i.org_id, i.tx_hash::text AS tx_hash, i.sub_hash::text AS sub_hash, i.payload_hash::text AS payload_hash,
+            (extract(epoch FROM i.ts) * 1000000)::int8::text AS ts_us
+       FROM event_identities i
+       JOIN unnest($1::int[], $2::int8[], $3::int8[]) AS k(org_id, tx_hash, sub_hash) USING (org_id, tx_hash, sub_hash)`,
+    [keys.map((k) => k.orgId), keys.map((k) => k.txHash), keys.map((k) => k.subHash)],
+  );
+  return rows.map((r) => ({
+    orgId: Number(r.org_id),
+    txHash: r.tx_hash,
+    subHash: r.sub_hash,
+    payloadHash: r.payload_hash,
+    tsMicros: Number(r.ts_us),
+  }));
+}
+
+/**
+ * The baseline a typical ORM service would use: one transaction per request, one INSERT per table
+ * and event. Only the ingest benchmark's `naive` workload runs it (INGEST_MODE=naive).
+ */
+export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const ts = new Date(Math.floor(e.tsMicros / 1000)).toISOString().replace("Z", String(e.tsMicros % 1000).padStart(3, "0") + "Z");
+    const inserted = await tx.query(
+      `INSERT INTO event_identities (org_id, tx_hash, sub_hash, payload_hash, ts, code) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT DO NOTHING RETURNING 1`,
+      [e.orgId, e.txHash, e.subHash, e.payloadHash, ts, e.code],
+    );
+    if (inserted.rowCount === 0) return false;
+    await tx.query(
+      `INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::numeric, $8)`,
+      [e.orgId, ts, e.code, e.subscriptionId, e.transactionId, e.propertiesJson, e.preciseAmount, new Date(createdAtMs)],
+    );
+    await tx.query(
+      `INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, events_count)
+       VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz), 1)
+       ON CONFLICT (org_id, external_subscription_id, code, hour) DO UPDATE SET events_count = r.events_count + 1`,
+      [e.orgId, e.subscriptionId, e.code, ts],
+    );
+    return true;
+  });
+}
+
+// ---- partitions ---------------------------------------------------------------------------------
+
+const MONTH_MS_APPROX = 31 * 86_400_000;
+
+/** Months (as "YYYY_MM") whose partitions must exist for these event times. */
+export function monthOf(tsMicros: number): string {
+  const d = new Date(Math.floor(tsMicros / 1000));
+  return `${d.getUTCFullYear()}_${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+export function partitionBounds(month: string): { name: string; from: string; to: string } {
+  const [y, m] = month.split("_").map(Number) as [number, number];
+  const from = new Date(Date.UTC(y, m - 1, 1));
+  const to = new Date(Date.UTC(y, m, 1));
+  return { name: `events_p${month}`, from: from.toISOString(), to: to.toISOString() };
+}
+
+/** Creates monthly event partitions on demand; remembers which exist so the hot path skips the check. */
+export class Partitions {
+  private known = new Set<string>();
+  private pending = new Map<string, Promise<void>>();
+
+  constructor(private readonly db: Db) {}
+
+  async ensure(months: Iterable<string>): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const month of months) {
+      if (this.known.has(month)) continue;
+      let p = this.pending.get(month);
+      if (!p) {
+        p = this.create(month).finally(() => this.pending.delete(month));
+        this.pending.set(month, p);
+      }
+      waits.push(p);
+    }
+    if (waits.length > 0) await Promise.all(waits);
+  }
+
+  /** The current month and `ahead` months after it, so the hot path rarely creates one. */
+  async ensureAround(nowMs: number, ahead = 2): Promise<void> {
+    const months: string[] = [];
+    for (let i = 0; i <= ahead; i++) months.push(monthOf((nowMs + i * MONTH_MS_APPROX) * 1000));
+    months.push(monthOf(nowMs * 1000));
+    await this.ensure(new Set(months));
+  }
+
+  private async create(month: string): Promise<void> {
+    const { name, from, to } = partitionBounds(month);
+    // Serialised by an advisory lock: two processes creating the same partition would otherwise race.
+    await this.db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock(7221002)");
+      const exists = await tx.query("SELECT 1 FROM pg_class WHERE relname = $1 AND relkind IN ('r', 'p')", [name]);
+      if (exists.rowCount === 0) {
+        await tx.query(`CREATE TABLE ${name} PARTITION OF events FOR VALUES FROM ('${from}') TO ('${to}')`);
+        await tx.query(`CREATE INDEX ${name}_recent_idx ON ${name} (org_id, ts)`);
+      }
+    });
+    this.known.add(month);
+  }
+}

@@ -1,0 +1,242 @@
+// Group commit. Requests append their events to one in-memory queue; a writer takes up to
+// `batchMax` events and commits them in one statement (one transaction), then answers every request
+// in the batch. A new batch starts as soon as a writer slot is free, so under load batches grow by
+// themselves and at rest an event waits for nothing. The queue is bounded: past `queueMax` queued
+// events a request is refused (429) instead of growing memory without limit.
+import type { Db } from "../../db/db.ts";
+import { RETRYABLE_SQLSTATES, isDataError, isUnavailable, sqlState } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { AppError } from "../../shared/errors.ts";
+import { identityKey, type PreparedEvent } from "./core/event.ts";
+import { Partitions, findIdentities, insertBatch, monthOf } from "./store.ts";
+
+export type Outcome =
+  /** Stored now. */
+  | { kind: "created" }
+  /** Stored before with the same payload: nothing new is stored. */
+  | { kind: "duplicate"; tsMicros: number }
+  /** The identity is taken by an event with another payload: rejected, the stored one unchanged. */
+  | { kind: "conflict" }
+  /** The database refused this event's data (a value the validator let through). */
+  | { kind: "invalid"; reason: string };
+
+export interface WriterOptions {
+  batchMax: number;
+  queueMax: number;
+  writers: number;
+}
+
+export interface WriterMetrics {
+  batch(size: number, seconds: number): void;
+  outcome(kind: Outcome["kind"] | "rejected", n: number): void;
+}
+
+interface Request {
+  outcomes: Outcome[];
+  remaining: number;
+  resolve: (o: Outcome[]) => void;
+  reject: (e: unknown) => void;
+  failed: boolean;
+}
+
+interface Entry {
+  event: PreparedEvent;
+  key: string;
+  request: Request;
+  index: number;
+}
+
+const MAX_ATTEMPTS = 5;
+
+export class QueueFullError extends AppError {
+  constructor(retryAfterSeconds: number) {
+    super("too_many_requests", "ingest_queue_full", "the ingest queue is full; retry after the delay in Retry-After", undefined, {
+      "retry-after": String(retryAfterSeconds),
+    });
+  }
+}
+
+export class EventWriter {
+  private queue: Entry[] = [];
+  private head = 0;
+  private inFlight = 0;
+  private scheduled = false;
+  private drainWaiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly partitions: Partitions,
+    private readonly clock: Clock,
+    private readonly opts: WriterOptions,
+    private readonly metrics: WriterMetrics,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Resolves with one outcome per event once all of them are committed (or known duplicates). */
+  submit(events: readonly PreparedEvent[]): Promise<Outcome[]> {
+    if (this.closed) {
+      return Promise.reject(new AppError("unavailable", "shutting_down", "the server is shutting down", undefined, { "retry-after": "1" }));
+    }
+    if (this.queued + events.length > this.opts.queueMax && this.queued > 0) {
+      return Promise.reject(new QueueFullError(1));
+    }
+    return new Promise<Outcome[]>((resolve, reject) => {
+      const request: Request = { outcomes: new Array(events.length), remaining: events.length, resolve, reject, failed: false };
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        this.queue.push({ event, key: identityKey(event), request, index: i });
+      }
+      this.schedule();
+    });
+  }
+
+  /** Stops taking events and resolves once everything queued has been committed. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    if (this.queued === 0 && this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.opts.writers || this.queued === 0) return;
+    this.scheduled = true;
+    // setImmediate: events that arrive in the same I/O turn join the same batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.inFlight < this.opts.writers && this.queued > 0) this.startBatch();
+    });
+  }
+
+  private startBatch(): void {
+    const end = Math.min(this.queue.length, this.head + this.opts.batchMax);
+    const batch = this.queue.slice(this.head, end);
+    this.head = end;
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    this.inFlight++;
+    const started = performance.now();
+    this.commit(batch)
+      .then(
+        () => this.metrics.batch(batch.length, (performance.now() - started) / 1000),
+        (err) => this.failBatch(batch, err),
+      )
+      .finally(() => {
+        this.inFlight--;
+        if (this.queued > 0) this.schedule();
+        else if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
+      });
+  }
+
+  private async commit(batch: Entry[]): Promise<void> {
+    // One row per identity: later entries with the same identity (retries inside the batch, or the
+    // same event sent by two requests at once) follow the first one's fate.
+    const leaders = new Map<string, Entry>();
+    const followers: Entry[] = [];
+    for (const entry of batch) {
+      if (leaders.has(entry.key)) followers.push(entry);
+      else leaders.set(entry.key, entry);
+    }
+    // Any fixed order works for lock ordering, as long as every writer uses the same one.
+    const rows = [...leaders.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    await this.partitions.ensure(new Set(rows.map((r) => monthOf(r.event.tsMicros))));
+    const events = rows.map((r) => r.event);
+
+    let created: Set<number>;
+    try {
+      created = await this.withRetry(() => insertBatch(this.db, events, this.clock.now()));
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (rows.length === 1) {
+        for (const entry of batch) this.settle(entry, { kind: "invalid", reason: (err as Error).message });
+        this.metrics.outcome("invalid", batch.length);
+        return;
+      }
+      // A value the database refuses: commit the rest in halves so one bad event fails alone.
+      const half = new Set(rows.slice(0, rows.length >> 1).map((r) => r.key));
+      await this.commit(batch.filter((e) => half.has(e.key)));
+      await this.commit(batch.filter((e) => !half.has(e.key)));
+      return;
+    }
+
+    const storedHash = new Map<string, { payloadHash: string; tsMicros: number }>();
+    const notNew: PreparedEvent[] = [];
+    rows.forEach((r, i) => {
+      if (created.has(i + 1)) storedHash.set(r.key, { payloadHash: r.event.payloadHash, tsMicros: r.event.tsMicros });
+      else notNew.push(r.event);
+    });
+    if (notNew.length > 0) {
+      for (const s of await this.withRetry(() => findIdentities(this.db, notNew))) {
+        storedHash.set(s.orgId + ":" + s.txHash + ":" + s.subHash, { payloadHash: s.payloadHash, tsMicros: s.tsMicros });
+      }
+    }
+
+    let nCreated = 0;
+    let nDuplicate = 0;
+    let nConflict = 0;
+    rows.forEach((r, i) => {
+      if (created.has(i + 1)) {
+        nCreated++;
+        this.settle(r, { kind: "created" });
+      } else {
+        const o = judge(r.event, storedHash.get(r.key));
+        o.kind === "duplicate" ? nDuplicate++ : nConflict++;
+        this.settle(r, o);
+      }
+    });
+    for (const f of followers) {
+      const o = judge(f.event, storedHash.get(f.key));
+      o.kind === "duplicate" ? nDuplicate++ : nConflict++;
+      this.settle(f, o);
+    }
+    this.metrics.outcome("created", nCreated);
+    if (nDuplicate) this.metrics.outcome("duplicate", nDuplicate);
+    if (nConflict) this.metrics.outcome("conflict", nConflict);
+  }
+
+  private async withRetry<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const state = sqlState(err);
+        if (attempt >= MAX_ATTEMPTS || state === undefined || !RETRYABLE_SQLSTATES.has(state)) throw err;
+        await new Promise((r) => setTimeout(r, 5 * attempt));
+      }
+    }
+  }
+
+  private settle(entry: Entry, outcome: Outcome): void {
+    const req = entry.request;
+    if (req.failed) return;
+    req.outcomes[entry.index] = outcome;
+    if (--req.remaining === 0) req.resolve(req.outcomes);
+  }
+
+  private failBatch(batch: Entry[], err: unknown): void {
+    for (const entry of batch) {
+      const req = entry.request;
+      if (req.failed) continue;
+      req.failed = true;
+      req.reject(
+        isUnavailable(err)
+          ? new AppError("unavailable", "database_unavailable", "the database is unavailable; nothing was stored, retry", undefined, {
+              "retry-after": "1",
+            })
+          : err,
+      );
+    }
+  }
+}
+
+function judge(event: PreparedEvent, stored: { payloadHash: string; tsMicros: number } | undefined): Outcome {
+  // Not stored and not inserted can only mean the identity vanished (retention) between the two
+  // statements; answering conflict is the safe side: nothing is overwritten.
+  if (stored === undefined || stored.payloadHash !== event.payloadHash) return { kind: "conflict" };
+  return { kind: "duplicate", tsMicros: stored.tsMicros };
+}

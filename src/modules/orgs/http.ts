@@ -1,0 +1,80 @@
+import crypto from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { AppError, unauthorized } from "../../shared/errors.ts";
+import type { ApiKeyInfo, Organization, OrgService } from "./service.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The authenticated organization's internal id (set on every /api/v1 route). */
+    orgId: number;
+  }
+}
+
+const orgJson = (o: Organization) => ({ id: o.publicId, name: o.name, created_at: o.createdAt.toISOString() });
+const keyJson = (k: ApiKeyInfo) => ({
+  id: k.id,
+  prefix: k.prefix,
+  name: k.name,
+  created_at: k.createdAt.toISOString(),
+  revoked_at: k.revokedAt ? k.revokedAt.toISOString() : null,
+});
+
+function bearer(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (typeof header !== "string" || !header.startsWith("Bearer ")) return null;
+  const token = header.slice(7).trim();
+  return token === "" ? null : token;
+}
+
+/** Every route under /api/v1 needs `Authorization: Bearer <api key>`; 401 with Lago's body otherwise. */
+export function registerApiAuth(app: FastifyInstance, orgs: OrgService): void {
+  app.decorateRequest("orgId", 0);
+  app.addHook("onRequest", async (request) => {
+    if (!request.url.startsWith("/api/v1/")) return;
+    const key = bearer(request);
+    if (key === null || key.length > 512) throw unauthorized();
+    const orgId = await orgs.authenticate(key);
+    if (orgId === null) throw unauthorized();
+    request.orgId = orgId;
+  });
+}
+
+/**
+ * The operator's API under /admin/v1, authenticated with VALUEVERSE_ADMIN_TOKEN. Without a token
+ * configured the whole API answers 404, as if it did not exist.
+ */
+export function registerAdminRoutes(app: FastifyInstance, orgs: OrgService, adminToken: string | undefined): void {
+  const expected = adminToken ? crypto.createHash("sha256").update(adminToken).digest() : null;
+  app.addHook("onRequest", async (request) => {
+    if (!request.url.startsWith("/admin/")) return;
+    if (expected === null) throw new AppError("not_found", "not_found", "Not Found");
+    const token = bearer(request);
+    const given = crypto.createHash("sha256").update(token ?? "").digest();
+    if (token === null || !crypto.timingSafeEqual(given, expected)) throw unauthorized();
+  });
+
+  app.post("/admin/v1/organizations", async (request) => {
+    const body = request.body as { organization?: { name?: unknown } } | null;
+    const input = body?.organization;
+    if (input === undefined || input === null || typeof input !== "object") {
+      throw new AppError("validation", "validation_errors", "organization is required", { organization: ["value_is_mandatory"] });
+    }
+    const { org, apiKey } = await orgs.createOrganization(input.name);
+    return { organization: orgJson(org), api_key: apiKey };
+  });
+  app.get("/admin/v1/organizations", async () => ({ organizations: (await orgs.listOrganizations()).map(orgJson) }));
+  app.get<{ Params: { id: string } }>("/admin/v1/organizations/:id", async (request) => ({
+    organization: orgJson(await orgs.getByPublicId(request.params.id)),
+  }));
+  app.post<{ Params: { id: string } }>("/admin/v1/organizations/:id/api_keys", async (request) => {
+    const body = request.body as { api_key?: { name?: unknown } } | null;
+    const { key, apiKey } = await orgs.createApiKey(request.params.id, body?.api_key?.name);
+    return { api_key: { ...keyJson(key), value: apiKey } };
+  });
+  app.get<{ Params: { id: string } }>("/admin/v1/organizations/:id/api_keys", async (request) => ({
+    api_keys: (await orgs.listApiKeys(request.params.id)).map(keyJson),
+  }));
+  app.delete<{ Params: { id: string; keyId: string } }>("/admin/v1/organizations/:id/api_keys/:keyId", async (request) => ({
+    api_key: keyJson(await orgs.revokeApiKey(request.params.id, request.params.keyId)),
+  }));
+}

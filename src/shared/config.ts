@@ -1,0 +1,109 @@
+// Configuration comes from the environment and is validated once, at start: every bad value is
+// reported together, naming the variable and what it accepts.
+import path from "node:path";
+
+export type IngestMode = "direct" | "naive";
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  pool: { size: number; maxOverflow: number; timeoutMs: number; recycleMs: number };
+  workers: number;
+  logLevel: string;
+  apiKey: string | undefined;
+  adminToken: string | undefined;
+  retentionDays: number;
+  ingest: {
+    mode: IngestMode;
+    batchMax: number;
+    queueMax: number;
+    writers: number;
+    batchRequestMax: number;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    if (!/^\d+$/.test(raw.trim())) {
+      problems.push(`${name}=${JSON.stringify(raw)}: must be a whole number between ${min} and ${max}`);
+      return fallback;
+    }
+    const value = Number(raw.trim());
+    if (value < min || value > max) problems.push(`${name}=${raw}: must be between ${min} and ${max}`);
+    return value;
+  };
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name}=${JSON.stringify(raw)}: must be one of ${allowed.join(", ")}`);
+      return fallback;
+    }
+    return raw as T;
+  };
+  const secret = (name: string, minLength: number): string | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    if (raw.length < minLength || /\s/.test(raw)) {
+      problems.push(`${name}: must be at least ${minLength} characters with no whitespace`);
+      return undefined;
+    }
+    return raw;
+  };
+
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("DATABASE_URL: must be a postgres:// or postgresql:// URL");
+  }
+  const workers = int("WORKERS", 1, 1, 64);
+  if (workers > 1 && databaseUrl === undefined) {
+    problems.push(
+      `WORKERS=${workers}: more than one worker process needs DATABASE_URL (PostgreSQL); the embedded database belongs to a single process`,
+    );
+  }
+
+  const config: Config = {
+    port: int("PORT", 3000, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    dataDir: path.resolve(env.DATA_DIR || "./data"),
+    databaseUrl,
+    pool: {
+      size: int("DATABASE_POOL_SIZE", 20, 1, 1000),
+      maxOverflow: int("DATABASE_POOL_MAX_OVERFLOW", 30, 0, 1000),
+      timeoutMs: int("DATABASE_POOL_TIMEOUT_MS", 30_000, 1, 3_600_000),
+      recycleMs: int("DATABASE_POOL_RECYCLE_MS", 1_800_000, 1000, 86_400_000),
+    },
+    workers,
+    logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    apiKey: secret("VALUEVERSE_API_KEY", 16),
+    adminToken: secret("VALUEVERSE_ADMIN_TOKEN", 16),
+    retentionDays: int("RETENTION_DAYS", 365, 0, 36_500),
+    ingest: {
+      mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive"]),
+      batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),
+      queueMax: int("INGEST_QUEUE_MAX", 100_000, 1, 10_000_000),
+      writers: int("INGEST_WRITERS", databaseUrl ? 2 : 1, 1, 64),
+      batchRequestMax: int("INGEST_BATCH_REQUEST_MAX", 10_000, 1, 100_000),
+    },
+    ...overrides,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
