@@ -1,11 +1,11 @@
 import { defineConfig } from "vitest/config";
 
-// Unit tests (pure cores) and integration tests on embedded PGlite. Suites that need real
-// PostgreSQL/Redis/NATS live in vitest.integration.config.ts and run from .ci/run.
+// Unit tests (pure cores), integration and end-to-end tests. Integration and e2e suites run on
+// embedded PGlite, or on PostgreSQL when TEST_DATABASE_URL is set (see vitest.integration.config.ts).
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    exclude: ["test/**/*.pg.test.ts", "node_modules/**"],
+    include: ["test/**/*.test.ts", "e2e/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",

@@ -4,7 +4,7 @@ import type { Config } from "../../shared/config.ts";
 import { notFound, validationFailed, type FieldErrors } from "../../shared/errors.ts";
 import {
   DAY_MS,
-  digest64,
+  idHash,
   eventLagoId,
   isoFromMicros,
   validateEvent,
@@ -144,9 +144,9 @@ export class IngestService {
 
   /** The first event (earliest) with this transaction_id, optionally for one subscription. */
   async get(orgId: number, transactionId: string, externalSubscriptionId?: string): Promise<EventJson> {
-    const params: unknown[] = [orgId, digest64(transactionId)];
+    const params: unknown[] = [orgId, idHash(transactionId)];
     let sql = "SELECT ts, code FROM event_identities WHERE org_id = $1 AND tx_hash = $2";
-    if (externalSubscriptionId !== undefined) sql += ` AND sub_hash = $${params.push(digest64(externalSubscriptionId))}`;
+    if (externalSubscriptionId !== undefined) sql += ` AND sub_hash = $${params.push(idHash(externalSubscriptionId))}`;
     const ids = await this.db.query<{ ts: Date; code: string }>(sql + " ORDER BY ts", params);
     for (const id of ids.rows) {
       const p: unknown[] = [orgId, id.ts, id.code, transactionId];
@@ -189,7 +189,7 @@ interface EventRow {
 
 function renderRow(r: EventRow): EventJson {
   return {
-    lago_id: eventLagoId(digest64(r.transaction_id), digest64(r.external_subscription_id)),
+    lago_id: eventLagoId(idHash(r.transaction_id), idHash(r.external_subscription_id)),
     transaction_id: r.transaction_id,
     lago_customer_id: null,
     code: r.code,

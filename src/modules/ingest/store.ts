@@ -37,9 +37,9 @@ SELECT n::int AS n FROM fresh`;
 export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number): Promise<Set<number>> {
   const n = events.length;
   const org = new Array<number>(n);
-  const tx = new Array<string>(n);
-  const sub = new Array<string>(n);
-  const payload = new Array<string>(n);
+  const tx = new Array<number>(n);
+  const sub = new Array<number>(n);
+  const payload = new Array<number>(n);
   const ts = new Array<number>(n);
   const code = new Array<string>(n);
   const subId = new Array<string>(n);
@@ -67,9 +67,9 @@ export async function insertBatch(q: Queryable, events: readonly PreparedEvent[]
 
 export interface StoredIdentity {
   orgId: number;
-  txHash: string;
-  subHash: string;
-  payloadHash: string;
+  txHash: number;
+  subHash: number;
+  payloadHash: number;
   tsMicros: number;
 }
 
@@ -85,9 +85,9 @@ export async function findIdentities(q: Queryable, keys: readonly PreparedEvent[
   );
   return rows.map((r) => ({
     orgId: Number(r.org_id),
-    txHash: r.tx_hash,
-    subHash: r.sub_hash,
-    payloadHash: r.payload_hash,
+    txHash: Number(r.tx_hash),
+    subHash: Number(r.sub_hash),
+    payloadHash: Number(r.payload_hash),
     tsMicros: Number(r.ts_us),
   }));
 }

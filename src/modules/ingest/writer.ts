@@ -164,7 +164,7 @@ export class EventWriter {
       return;
     }
 
-    const storedHash = new Map<string, { payloadHash: string; tsMicros: number }>();
+    const storedHash = new Map<string, { payloadHash: number; tsMicros: number }>();
     const notNew: PreparedEvent[] = [];
     rows.forEach((r, i) => {
       if (created.has(i + 1)) storedHash.set(r.key, { payloadHash: r.event.payloadHash, tsMicros: r.event.tsMicros });
@@ -234,7 +234,7 @@ export class EventWriter {
   }
 }
 
-function judge(event: PreparedEvent, stored: { payloadHash: string; tsMicros: number } | undefined): Outcome {
+function judge(event: PreparedEvent, stored: { payloadHash: number; tsMicros: number } | undefined): Outcome {
   // Not stored and not inserted can only mean the identity vanished (retention) between the two
   // statements; answering conflict is the safe side: nothing is overwritten.
   if (stored === undefined || stored.payloadHash !== event.payloadHash) return { kind: "conflict" };

@@ -78,7 +78,7 @@ function monthBoundary(anchor: number, step: number, n: number): number {
   const index = year * 12 + (month - 1) + n * step;
   const y = Math.floor(index / 12);
   const m = index - y * 12 + 1;
-  return dayNumber(y, m, Math.min(day, daysInMonth(y, m)));
+  return dayNumber(y, m, day);
 }
 
 /** The days `[first, end)` of the period that contains `day`. */

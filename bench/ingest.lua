@@ -1,0 +1,39 @@
+-- wrk script for the ingest benchmark. Args: <id prefix> <events per request: 0 = single endpoint> <api key>
+-- Every request carries new transaction ids, unique per run, thread and request.
+local counter = 0
+local nthreads = 0
+
+function setup(thread)
+  nthreads = nthreads + 1
+  thread:set("tid", nthreads)
+end
+
+function init(args)
+  prefix = args[1] .. "-" .. tid .. "-"
+  size = tonumber(args[2])
+  path = (size == 0) and "/api/v1/events" or "/api/v1/events/batch"
+  headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. args[3] }
+end
+
+local function event()
+  counter = counter + 1
+  return '{"transaction_id":"' .. prefix .. counter .. '","external_subscription_id":"sub_' .. (counter % 1000) ..
+    '","code":"api_calls","properties":{"tokens":' .. (counter % 97) .. ',"region":"eu-west"}}'
+end
+
+function request()
+  if size == 0 then
+    return wrk.format("POST", path, headers, '{"event":' .. event() .. '}')
+  end
+  local parts = {}
+  for i = 1, size do parts[i] = event() end
+  return wrk.format("POST", path, headers, '{"events":[' .. table.concat(parts, ",") .. ']}')
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
