@@ -145,7 +145,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       properties: { n, region: pick(["eu", "us", "ap"]), gb: Math.round(rand() * 1000) / 10 },
     };
     if (rand() < 0.2) e.precise_total_amount_cents = (rand() * 10_000).toFixed(4);
-    if (report.attempted.has(identityOf(e))) return newEvent(); // twin of a twin: try again
+    if (report.attempted.has(identityOf(e))) {
+      report.newEventsSent--; // a twin of a twin: draw again
+      return newEvent();
+    }
     report.attempted.set(identityOf(e), e);
     return e;
   };

@@ -26,7 +26,8 @@ function parseListQuery(q: Record<string, unknown>): EventFilters {
     const v = q[name];
     if (v === undefined || v === "") return undefined;
     const d = typeof v === "string" && /^\d{4}-\d{2}-\d{2}/.test(v) ? new Date(v) : null;
-    if (d === null || Number.isNaN(d.getTime())) {
+    // PostgreSQL has no year 0 and the ISO form of years past 9999 is not one it reads back.
+    if (d === null || Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1 || d.getUTCFullYear() > 9999) {
       errors[name] = ["invalid_date (ISO 8601)"];
       return undefined;
     }

@@ -150,7 +150,7 @@ export class IngestService {
     const ids = await this.db.query<{ ts: Date; code: string }>(sql + " ORDER BY ts", params);
     for (const id of ids.rows) {
       const p: unknown[] = [orgId, id.ts, id.code, transactionId];
-      let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2 AND code = $3 AND transaction_id = $4`;
+      let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2::timestamptz AND code = $3 AND transaction_id = $4`;
       if (externalSubscriptionId !== undefined) q += ` AND external_subscription_id = $${p.push(externalSubscriptionId)}`;
       const row = (await this.db.query<EventRow>(q + " LIMIT 1", p)).rows[0];
       if (row) return renderRow(row);

@@ -26,11 +26,19 @@ function bearer(request: FastifyRequest): string | null {
   return token === "" ? null : token;
 }
 
+/**
+ * The path the router matched, not the raw URL: the router decodes percent-escapes, so
+ * `/api/%761/events` reaches the `/api/v1/events` handler while its raw URL has another prefix.
+ */
+function routePath(request: FastifyRequest): string {
+  return request.routeOptions.url ?? request.url;
+}
+
 /** Every route under /api/v1 needs `Authorization: Bearer <api key>`; 401 with Lago's body otherwise. */
 export function registerApiAuth(app: FastifyInstance, orgs: OrgService): void {
   app.decorateRequest("orgId", 0);
   app.addHook("onRequest", async (request) => {
-    if (!request.url.startsWith("/api/v1/")) return;
+    if (!routePath(request).startsWith("/api/v1/")) return;
     const key = bearer(request);
     if (key === null || key.length > 512) throw unauthorized();
     const orgId = await orgs.authenticate(key);
@@ -46,7 +54,7 @@ export function registerApiAuth(app: FastifyInstance, orgs: OrgService): void {
 export function registerAdminRoutes(app: FastifyInstance, orgs: OrgService, adminToken: string | undefined): void {
   const expected = adminToken ? crypto.createHash("sha256").update(adminToken).digest() : null;
   app.addHook("onRequest", async (request) => {
-    if (!request.url.startsWith("/admin/")) return;
+    if (!routePath(request).startsWith("/admin/")) return;
     if (expected === null) throw new AppError("not_found", "not_found", "Not Found");
     const token = bearer(request);
     const given = crypto.createHash("sha256").update(token ?? "").digest();

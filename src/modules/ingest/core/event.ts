@@ -181,7 +181,8 @@ export function validateEvent(raw: unknown, orgId: number, window: TimeWindow): 
     } else {
       try {
         propertiesJson = canonicalJson(props);
-        if (propertiesJson.length > MAX_PROPERTIES_BYTES) {
+        // UTF-16 length first: a UTF-8 encoding is never shorter, so bytes are only counted near the limit.
+        if (propertiesJson.length * 3 > MAX_PROPERTIES_BYTES && Buffer.byteLength(propertiesJson, "utf8") > MAX_PROPERTIES_BYTES) {
           errors.properties = [`value_is_too_long (max ${MAX_PROPERTIES_BYTES} bytes)`];
         }
       } catch (err) {
