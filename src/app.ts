@@ -60,6 +60,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     requestIdHeader: "x-request-id",
     genReqId: () => requestIdPrefix + (++requestCounter).toString(36),
     bodyLimit: 1 << 20,
+    // A transaction_id may hold 255 characters; percent-encoded in GET /events/:transaction_id
+    // that is up to 9 URL characters each (the default limit, 100, made long ids unreadable).
+    routerOptions: { maxParamLength: 4096 },
     return503OnClosing: true,
   });
 

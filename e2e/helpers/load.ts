@@ -29,6 +29,9 @@ export interface LoadControl {
   stop: boolean;
   /** Set (performance.now()) just before the server is killed or told to stop. */
   killedAt?: number;
+  /** Updated by the load as it goes: identities acknowledged and requests answered so far. */
+  acked?: number;
+  answered?: number;
 }
 
 export interface LoadOptions {
@@ -163,6 +166,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       if (!report.acked.has(id)) {
         report.acked.set(id, e);
         ackedList.push(e);
+        o.control.acked = report.acked.size;
       }
     }
   };
@@ -188,6 +192,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       return "dead";
     }
     count(kind, answer.status);
+    o.control.answered = (o.control.answered ?? 0) + 1;
     const { status, body } = answer;
     if (status === 503 && o.control.killedAt !== undefined) {
       for (const e of events) report.refusedWhileStopping.add(identityOf(e));

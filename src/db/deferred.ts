@@ -1,4 +1,4 @@
-import type { Db, PoolStats, Queryable } from "./db.ts";
+import type { Db, PoolStats, Queryable, QueryOptions } from "./db.ts";
 import { AppError } from "../shared/errors.ts";
 
 /**
@@ -21,8 +21,8 @@ export class DeferredDb implements Db {
     if (this.inner === null) throw new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" });
     return this.inner;
   }
-  query<T>(sql: string, params?: unknown[]) {
-    return this.target().query<T>(sql, params);
+  query<T>(sql: string, params?: unknown[], opts?: QueryOptions) {
+    return this.target().query<T>(sql, params, opts);
   }
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.target().transaction(fn);

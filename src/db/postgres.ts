@@ -1,5 +1,5 @@
 import pg from "pg";
-import type { Db, PoolStats, Queryable, QueryResult } from "./db.ts";
+import type { Db, PoolStats, Queryable, QueryOptions, QueryResult } from "./db.ts";
 
 export interface PostgresOptions {
   url: string;
@@ -31,8 +31,10 @@ export function openPostgres(opts: PostgresOptions): Db {
   pool.on("error", () => {});
 
   const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
-    async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
-      const r = await q.query(sql, params as unknown[] | undefined);
+    async query<T>(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult<T>> {
+      const r = opts?.prepare
+        ? await q.query({ name: opts.prepare, text: sql, values: params as unknown[] | undefined })
+        : await q.query(sql, params as unknown[] | undefined);
       return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
     },
   });

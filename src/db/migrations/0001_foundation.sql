@@ -50,11 +50,14 @@ CREATE INDEX events_org_metric_time_idx ON events (org_id, code, external_subscr
 -- from partitions that are no longer hot.
 
 -- Hourly rollups, maintained in the same transaction as the insert of each new (non-duplicate) event.
+-- `slot` is the concurrent writer that added the counts: writers never wait on each other's row
+-- locks; readers sum over slots.
 CREATE TABLE event_rollups_hourly (
   org_id                   int  NOT NULL,
   external_subscription_id text NOT NULL,
   code                     text NOT NULL,
   hour                     timestamptz NOT NULL,
+  slot                     smallint NOT NULL,
   events_count             bigint NOT NULL,
-  PRIMARY KEY (org_id, external_subscription_id, code, hour)
+  PRIMARY KEY (org_id, external_subscription_id, code, hour, slot)
 );

@@ -145,9 +145,10 @@ export class IngestService {
   /** The first event (earliest) with this transaction_id, optionally for one subscription. */
   async get(orgId: number, transactionId: string, externalSubscriptionId?: string): Promise<EventJson> {
     const params: unknown[] = [orgId, idHash(transactionId)];
-    let sql = "SELECT ts, code FROM event_identities WHERE org_id = $1 AND tx_hash = $2";
+    // ts as text: a Date would drop the microseconds and the lookup below would miss the event.
+    let sql = "SELECT ts::text AS ts, code FROM event_identities WHERE org_id = $1 AND tx_hash = $2";
     if (externalSubscriptionId !== undefined) sql += ` AND sub_hash = $${params.push(idHash(externalSubscriptionId))}`;
-    const ids = await this.db.query<{ ts: Date; code: string }>(sql + " ORDER BY ts", params);
+    const ids = await this.db.query<{ ts: string; code: string }>(sql + " ORDER BY event_identities.ts", params);
     for (const id of ids.rows) {
       const p: unknown[] = [orgId, id.ts, id.code, transactionId];
       let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2::timestamptz AND code = $3 AND transaction_id = $4`;

@@ -28,13 +28,16 @@ WITH input AS (
   INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
   SELECT org_id, ts, code, sub, tx, props, amount, $11::timestamptz FROM fresh
 ), roll AS (
-  INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, events_count)
-  SELECT org_id, sub, code, date_trunc('hour', ts), count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-  ON CONFLICT (org_id, external_subscription_id, code, hour) DO UPDATE SET events_count = r.events_count + excluded.events_count
+  INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
+  SELECT org_id, sub, code, date_trunc('hour', ts), $12::smallint, count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + excluded.events_count
 )
 SELECT n::int AS n FROM fresh`;
 
-export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number): Promise<Set<number>> {
+/** Rollup slots: each concurrent writer adds to its own rollup rows (see the migration). */
+export const ROLLUP_SLOTS = 64;
+
+export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Set<number>> {
   const n = events.length;
   const org = new Array<number>(n);
   const tx = new Array<number>(n);
@@ -59,9 +62,11 @@ export async function insertBatch(q: Queryable, events: readonly PreparedEvent[]
     props[i] = e.propertiesJson;
     amount[i] = e.preciseAmount;
   }
-  const { rows } = await q.query<{ n: number }>(INSERT_BATCH, [
-    org, tx, sub, payload, ts, code, subId, txId, props, amount, new Date(createdAtMs).toISOString(),
-  ]);
+  const { rows } = await q.query<{ n: number }>(
+    INSERT_BATCH,
+    [org, tx, sub, payload, ts, code, subId, txId, props, amount, new Date(createdAtMs).toISOString(), slot],
+    { prepare: "ingest_insert_batch" },
+  );
   return new Set(rows.map((r) => Number(r.n)));
 }
 
@@ -111,9 +116,9 @@ export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number)
       [e.orgId, ts, e.code, e.subscriptionId, e.transactionId, e.propertiesJson, e.preciseAmount, new Date(createdAtMs)],
     );
     await tx.query(
-      `INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, events_count)
-       VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz), 1)
-       ON CONFLICT (org_id, external_subscription_id, code, hour) DO UPDATE SET events_count = r.events_count + 1`,
+      `INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
+       VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz), 0, 1)
+       ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + 1`,
       [e.orgId, e.subscriptionId, e.code, ts],
     );
     return true;

@@ -8,7 +8,7 @@ import { RETRYABLE_SQLSTATES, isDataError, isUnavailable, sqlState } from "../..
 import type { Clock } from "../../shared/clock.ts";
 import { AppError } from "../../shared/errors.ts";
 import { identityKey, type PreparedEvent } from "./core/event.ts";
-import { Partitions, findIdentities, insertBatch, monthOf } from "./store.ts";
+import { Partitions, ROLLUP_SLOTS, findIdentities, insertBatch, monthOf } from "./store.ts";
 
 export type Outcome =
   /** Stored now. */
@@ -62,6 +62,8 @@ export class EventWriter {
   private inFlight = 0;
   private scheduled = false;
   private drainWaiters: (() => void)[] = [];
+  /** Rollup slots not used by a batch in flight (see ROLLUP_SLOTS). */
+  private freeSlots: number[];
   private closed = false;
 
   constructor(
@@ -70,7 +72,11 @@ export class EventWriter {
     private readonly clock: Clock,
     private readonly opts: WriterOptions,
     private readonly metrics: WriterMetrics,
-  ) {}
+  ) {
+    // Spread processes over the slot range so writers of different processes rarely share a slot.
+    const base = (process.pid * opts.writers) % ROLLUP_SLOTS;
+    this.freeSlots = Array.from({ length: opts.writers }, (_, i) => (base + i) % ROLLUP_SLOTS);
+  }
 
   get queued(): number {
     return this.queue.length - this.head;
@@ -120,20 +126,22 @@ export class EventWriter {
       this.head = 0;
     }
     this.inFlight++;
+    const slot = this.freeSlots.pop() ?? 0;
     const started = performance.now();
-    this.commit(batch)
+    this.commit(batch, slot)
       .then(
         () => this.metrics.batch(batch.length, (performance.now() - started) / 1000),
         (err) => this.failBatch(batch, err),
       )
       .finally(() => {
+        this.freeSlots.push(slot);
         this.inFlight--;
         if (this.queued > 0) this.schedule();
         else if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
       });
   }
 
-  private async commit(batch: Entry[]): Promise<void> {
+  private async commit(batch: Entry[], slot: number): Promise<void> {
     // One row per identity: later entries with the same identity (retries inside the batch, or the
     // same event sent by two requests at once) follow the first one's fate.
     const leaders = new Map<string, Entry>();
@@ -149,7 +157,7 @@ export class EventWriter {
 
     let created: Set<number>;
     try {
-      created = await this.withRetry(() => insertBatch(this.db, events, this.clock.now()));
+      created = await this.withRetry(() => insertBatch(this.db, events, this.clock.now(), slot));
     } catch (err) {
       if (!isDataError(err)) throw err;
       if (rows.length === 1) {
@@ -159,8 +167,8 @@ export class EventWriter {
       }
       // A value the database refuses: commit the rest in halves so one bad event fails alone.
       const half = new Set(rows.slice(0, rows.length >> 1).map((r) => r.key));
-      await this.commit(batch.filter((e) => half.has(e.key)));
-      await this.commit(batch.filter((e) => !half.has(e.key)));
+      await this.commit(batch.filter((e) => half.has(e.key)), slot);
+      await this.commit(batch.filter((e) => !half.has(e.key)), slot);
       return;
     }
 

@@ -39,6 +39,7 @@ interface OrgRow {
 const toOrg = (r: OrgRow): Organization => ({ id: Number(r.id), publicId: r.public_id, name: r.name, createdAt: r.created_at });
 
 export class OrgService {
+  /** API key -> organization (null: unknown key). */
   private authCache = new Map<string, { orgId: number | null; until: number }>();
 
   constructor(
@@ -122,23 +123,26 @@ export class OrgService {
       [org.id, keyId, new Date(this.clock.now())],
     );
     if (!rows[0]) throw notFound("api_key", keyId);
-    for (const [hash, entry] of this.authCache) if (entry.orgId === org.id) this.authCache.delete(hash);
+    for (const [key, entry] of this.authCache) if (entry.orgId === org.id) this.authCache.delete(key);
     return toKey(rows[0]);
   }
 
-  /** The organization a bearer key belongs to, or null. Cached (positive and negative) for a few seconds. */
+  /**
+   * The organization a bearer key belongs to, or null. Cached (positive and negative) for a few
+   * seconds, keyed by the key itself so a cache hit costs no hashing.
+   */
   async authenticate(apiKey: string): Promise<number | null> {
-    const hash = hashApiKey(apiKey);
     const now = this.clock.now();
-    const cached = this.authCache.get(hash);
+    const cached = this.authCache.get(apiKey);
     if (cached && cached.until > now) return cached.orgId;
+    const hash = hashApiKey(apiKey);
     const { rows } = await this.db.query<{ org_id: number }>(
       "SELECT org_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
       [hash],
     );
     const orgId = rows[0] ? Number(rows[0].org_id) : null;
     if (this.authCache.size >= AUTH_CACHE_MAX) this.authCache.clear();
-    this.authCache.set(hash, { orgId, until: now + AUTH_CACHE_MS });
+    this.authCache.set(apiKey, { orgId, until: now + AUTH_CACHE_MS });
     return orgId;
   }
 }
