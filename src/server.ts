@@ -84,6 +84,8 @@ async function runPrimary(config: Config): Promise<void> {
 /** In a worker, /metrics answers with every worker's metrics, aggregated by the primary. */
 function wireClusterMetrics(app: App): void {
   AggregatorRegistry.setRegistries([app.metrics.registry]);
+  // Constructing one installs prom-client's worker-side listener that answers the primary.
+  new AggregatorRegistry();
   let nextId = 0;
   const waiting = new Map<number, (m: { text?: string; error?: string }) => void>();
   process.on("message", (msg: { type?: string; id?: number; text?: string; error?: string }) => {
