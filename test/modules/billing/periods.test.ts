@@ -5,6 +5,7 @@ import {
   chargeSchedule,
   closedPeriods,
   firstPeriod,
+  isTimezone,
   monthlyChargePeriods,
   nextPeriod,
   periodAt,
@@ -322,9 +323,23 @@ describe("bad input", () => {
     ["an unknown interval", () => periodAt({ ...schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), interval: "daily" as never }, "2024-01-01T00:00:00Z")],
     ["an unknown billing time", () => periodAt({ ...schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), billingTime: "fiscal" as never }, "2024-01-01T00:00:00Z")],
     ["an instant without an offset (it would be read in the server's timezone)", () => periodAt(schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), "2024-01-01T00:00:00")],
-    ["a date that is not one", () => periodAt(schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), "2024-13-45T00:00:00Z")],
+    ["a month that is not one", () => periodAt(schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), "2024-13-01T00:00:00Z")],
+    ["February 30th, which Date.parse would roll over to March", () => periodAt(schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), "2024-02-30T00:00:00Z")],
+    ["February 29th of a common year", () => periodAt(schedule("2023-01-01T00:00:00Z", "monthly", "calendar"), "2023-02-29T12:00:00Z")],
+    ["hour 24", () => periodAt(schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), "2024-01-31T24:00:00Z")],
     ["an invalid Date", () => periodAt(schedule("2024-01-01T00:00:00Z", "monthly", "calendar"), new Date(Number.NaN))],
   ])("%s is refused with a RangeError", (_case, call) => {
     expect(call).toThrow(RangeError);
+  });
+
+  it.each([
+    ["Asia/Kolkata", true],
+    ["America/New_York", true],
+    ["UTC", true],
+    ["Mars/Olympus", false],
+    ["", false],
+    [42, false],
+  ] as const)("isTimezone(%j) is %s", (timezone, known) => {
+    expect(isTimezone(timezone)).toBe(known);
   });
 });

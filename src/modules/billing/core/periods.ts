@@ -70,15 +70,16 @@ function anchorDay(schedule: BillingSchedule): number {
 /**
  * The `n`-th period boundary after the anchor's month, every `step` months, on the anchor's day of
  * month clamped to the month's length. Clamping is per month, never carried over: a Jan 31
- * anniversary gives Jan 31, Feb 28 (29), Mar 31, Apr 30... — Lago's `build_date` in
- * Subscriptions::DatesService (lago-api), and a Feb 29 yearly anniversary falls on Feb 28 in common years.
+ * anniversary gives Jan 31, Feb 28 (29), Mar 31, Apr 30..., and a Feb 29 yearly one Feb 28 in
+ * common years. Lago's guide shows only the plain case ("August 10th to September 9th"); the
+ * clamping is lago-api's `build_date` (Subscriptions::DatesService).
  */
 function monthBoundary(anchor: number, step: number, n: number): number {
   const { year, month, day } = civilOf(anchor);
   const index = year * 12 + (month - 1) + n * step;
   const y = Math.floor(index / 12);
   const m = index - y * 12 + 1;
-  return dayNumber(y, m, day);
+  return dayNumber(y, m, Math.min(day, daysInMonth(y, m)));
 }
 
 /** The days `[first, end)` of the period that contains `day`. */
@@ -125,10 +126,15 @@ export function periodAt(schedule: BillingSchedule, at: Instant): BillingPeriod 
   const ms = instantMs(at);
   let [first, end] = periodDays(interval, anchor, dayOf(ms, timezone));
   // Periods are half-open spans of instants. Where a zone turned its clock back across midnight
-  // (America/Goose_Bay until 2011, at 00:01), an instant can still show a day whose period has ended.
-  while (dayStart(end, timezone) <= ms) [first, end] = periodDays(interval, anchor, end);
-  while (dayStart(first, timezone) > ms) [first, end] = periodDays(interval, anchor, first - 1);
-  return period(timezone, first, end);
+  // (America/Goose_Bay until 2011, at 00:01), an instant can still show a day whose period has
+  // ended; clock shifts are shorter than a day, so it is at most one period off.
+  if (dayStart(end, timezone) <= ms) [first, end] = periodDays(interval, anchor, end);
+  else if (dayStart(first, timezone) > ms) [first, end] = periodDays(interval, anchor, first - 1);
+  const found = period(timezone, first, end);
+  if (!(found.start.getTime() <= ms && ms < found.end.getTime())) {
+    throw new Error(`no ${interval} period of ${timezone} contains ${new Date(ms).toISOString()}`);
+  }
+  return found;
 }
 
 export function nextPeriod(schedule: BillingSchedule, current: BillingPeriod): BillingPeriod {
@@ -171,7 +177,7 @@ export function chargeSchedule(schedule: BillingSchedule, billChargesMonthly: bo
   return { ...schedule, interval: "monthly" };
 }
 
-/** The monthly charge periods that make up a quarterly or yearly period, in order. */
+/** The monthly charge periods that make up a quarterly or yearly period, in order (a shorter plan's period is its own). */
 export function monthlyChargePeriods(schedule: BillingSchedule, planPeriod: BillingPeriod): BillingPeriod[] {
   const monthly = chargeSchedule(schedule, true);
   const endMs = planPeriod.end.getTime();

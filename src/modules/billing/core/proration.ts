@@ -4,7 +4,7 @@ import { type Instant, dayFromIso, dayOf, dayStart, instantMs } from "./zoned.ts
 
 // Day-count proration as Lago documents it (guide "Assign a plan to a customer" > "Billing cycles"):
 // fee × days billed / days in the period, counting whole calendar days of the customer's timezone,
-// the first and the last day included. "Aug 10 on a $50 monthly plan: 22 days × $50 / 31 days."
+// the first and the last day included: from August 10th, a $50 monthly plan owes 22 × $50 / 31.
 // Amounts are exact to 40 significant digits (a share like 22/31 has no finite decimal form) and
 // are not rounded here: fees round once, to the currency's minor unit, downstream.
 

@@ -9,16 +9,28 @@ export type Instant = Date | string;
 
 // Without an explicit offset, `Date.parse` reads the string in the process's own timezone: the
 // result would depend on the machine, so such strings are refused.
-const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/i;
+const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/i;
 
 export function instantMs(at: Instant): number {
-  const ms = typeof at === "string" ? (ISO_INSTANT.test(at) ? Date.parse(at) : Number.NaN) : at.getTime();
+  const ms = typeof at === "string" ? parseInstant(at) : at.getTime();
   if (!Number.isFinite(ms)) throw new RangeError(`${String(at)} is not an instant with an explicit offset`);
   return ms;
 }
 
+function parseInstant(text: string): number {
+  const match = ISO_INSTANT.exec(text);
+  if (match === null) return Number.NaN;
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = match.slice(1).map((part) => Number(part ?? 0));
+  // Date.parse rolls "02-30" over to March 1st and accepts "24:00": refuse what is not on the calendar.
+  const onCalendar = month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
+  const onClock = hour <= 23 && minute <= 59 && second <= 59;
+  return onCalendar && onClock ? Date.parse(text) : Number.NaN;
+}
+
 // Formatters are costly to build and immutable once built: one per timezone for the process.
+// Intl accepts any letter case ("asia/KOLKATA"), so the cache is capped rather than unbounded.
 const formatters = new Map<string, Intl.DateTimeFormat>();
+const MAX_FORMATTERS = 1024;
 
 function formatter(timezone: string): Intl.DateTimeFormat {
   let format = formatters.get(timezone);
@@ -33,6 +45,7 @@ function formatter(timezone: string): Intl.DateTimeFormat {
       minute: "numeric",
       second: "numeric",
     });
+    if (formatters.size >= MAX_FORMATTERS) formatters.clear();
     formatters.set(timezone, format);
   }
   return format;
