@@ -4,6 +4,9 @@ import type { Db } from "./db/db.ts";
 import { DeferredDb } from "./db/deferred.ts";
 import { migrate } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
+import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
+import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
+import { CustomerService, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes } from "./modules/ingest/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
@@ -12,6 +15,7 @@ import type { Config } from "./shared/config.ts";
 import { AppError, STATUS, errorBody } from "./shared/errors.ts";
 
 export interface AppDeps {
+  /** The wall clock (tests inject a ManualClock); test clocks, when on, are built over it. */
   clock?: Clock;
   /** An open database to use instead of opening one from the configuration (tests). */
   db?: Db;
@@ -23,6 +27,10 @@ export interface App {
   metrics: Metrics;
   orgs: OrgService;
   ingest: IngestService;
+  customers: CustomerService;
+  catalog: CatalogService;
+  /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
+  testClock: ClockService;
   /** Opens the database, migrates, bootstraps; /health answers 200 once it resolves. */
   start(): Promise<void>;
   /** Stops accepting requests, commits everything queued, closes the database. */
@@ -43,14 +51,22 @@ let requestCounter = 0;
 const requestIdPrefix = process.pid.toString(36) + "-";
 
 export function buildApp(config: Config, deps: AppDeps = {}): App {
-  const clock = deps.clock ?? systemClock;
   const db = new DeferredDb();
+  const wallClock = deps.clock ?? systemClock;
+  const testClock = new ClockService(db, wallClock, {
+    enabled: config.testClock,
+    onError: (err) => http.log.warn({ err }, "test clock refresh failed"),
+  });
+  // Per-organization frozen time only with VALUEVERSE_TEST_CLOCK=on; otherwise no indirection at all.
+  const clock: Clock = config.testClock ? testClock : wallClock;
   const metrics = createMetrics(db);
   const partitions = new Partitions(db);
   const writer = new EventWriter(db, partitions, clock, config.ingest, metrics);
   metrics.setQueueDepth(() => writer.queued);
   const orgs = new OrgService(db, clock);
   const ingest = new IngestService(db, writer, partitions, clock, config, metrics);
+  const customers = new CustomerService(db, clock);
+  const catalog = new CatalogService(db, clock);
   let ready = false;
 
   const http = Fastify({
@@ -89,6 +105,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     request.log.error({ err }, "request failed");
     return reply.code(500).send({ status: 500, error: "Internal Server Error", code: "internal_error", request_id: request.id });
   });
+  // The API speaks JSON only: JSON sent as text/plain would otherwise reach the routes as a string
+  // and be told its (present) `event` is missing; 415 says what is actually wrong.
+  http.removeContentTypeParser("text/plain");
   http.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ status: 404, error: "Not Found", code: "route_not_found", message: `${request.method} ${request.url.split("?")[0]} does not exist` });
   });
@@ -105,6 +124,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerApiAuth(http, orgs);
   registerAdminRoutes(http, orgs, config.adminToken);
   registerEventRoutes(http, ingest, config.ingest.batchRequestMax);
+  registerCustomerRoutes(http, customers);
+  registerCatalogRoutes(http, catalog);
+  registerTestClockRoutes(http, testClock);
 
   return {
     http,
@@ -112,6 +134,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     metrics,
     orgs,
     ingest,
+    customers,
+    catalog,
+    testClock,
     get ready() {
       return ready;
     },
@@ -120,9 +145,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       await migrate(db);
       if (config.apiKey) await orgs.ensureOrganizationForKey(config.apiKey);
       await partitions.ensureAround(clock.now());
+      await testClock.start();
       ready = true;
     },
     async close() {
+      testClock.stop();
       await http.close();
       await writer.drain();
       if (db.isSet) await db.close();

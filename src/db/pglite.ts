@@ -25,7 +25,8 @@ export async function openPglite(opts: PgliteOptions = {}): Promise<Db> {
   const wrap = (q: { query: PGlite["query"] }): Queryable => ({
     async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
       const r = await q.query<T>(sql, params);
-      return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+      // PGlite reports affectedRows 0 for a SELECT; node-postgres counts the rows returned.
+      return { rows: r.rows, rowCount: r.fields.length > 0 ? r.rows.length : (r.affectedRows ?? 0) };
     },
   });
 

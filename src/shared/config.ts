@@ -15,6 +15,8 @@ export interface Config {
   apiKey: string | undefined;
   adminToken: string | undefined;
   retentionDays: number;
+  /** VALUEVERSE_TEST_CLOCK=on: each organization may freeze its own clock (PUT /api/v1/test_clock). */
+  testClock: boolean;
   ingest: {
     mode: IngestMode;
     batchMax: number;
@@ -95,6 +97,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     apiKey: secret("VALUEVERSE_API_KEY", 16),
     adminToken: secret("VALUEVERSE_ADMIN_TOKEN", 16),
     retentionDays: int("RETENTION_DAYS", 365, 0, 36_500),
+    // Never on by default: a frozen clock changes what "now" means for billing.
+    testClock: oneOf("VALUEVERSE_TEST_CLOCK", "off", ["on", "off"]) === "on",
     ingest: {
       mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive"]),
       batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),

@@ -18,19 +18,21 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_org_idx ON api_keys (org_id);
 
--- Lifetime identity of an event: organization + external_subscription_id + transaction_id, as
--- 64-bit digests (first 8 bytes of MD5 of each id). A unique index on the partitioned events table
--- would have to include the timestamp, so identity lives here, unpartitioned, for as long as the
--- event is kept. `payload_hash` tells a retry (same payload) from a conflict (other payload);
--- `ts` and `code` locate the stored event in its partition.
+-- Lifetime identity of an event: organization + external_subscription_id + transaction_id. A unique
+-- index on the partitioned events table would have to include the timestamp, so identity lives here,
+-- unpartitioned, for as long as the event is kept. `key_digest` is the identity itself (MD5 of
+-- length(sub) ':' sub tx, 128 bits: distinct events never collide in practice); `tx_hash` (first 64
+-- bits of MD5 of transaction_id) leads the key so an event can be found by transaction_id alone.
+-- Both are computed by the database from the ids (see src/modules/ingest/store.ts). `payload_hash`
+-- tells a retry (same payload) from a conflict; `ts` and `code` locate the event in its partition.
 CREATE TABLE event_identities (
   org_id       int    NOT NULL,
   tx_hash      bigint NOT NULL,
-  sub_hash     bigint NOT NULL,
+  key_digest   uuid   NOT NULL,
   payload_hash bigint NOT NULL,
   ts           timestamptz NOT NULL,
   code         text   NOT NULL,
-  PRIMARY KEY (org_id, tx_hash, sub_hash)
+  PRIMARY KEY (org_id, tx_hash, key_digest)
 );
 
 -- Raw events, range-partitioned by event time (monthly partitions created ahead and on demand).

@@ -4,44 +4,50 @@ import type { Db, Queryable } from "../../db/db.ts";
 import type { PreparedEvent } from "./core/event.ts";
 
 /**
+ * The identity digests, computed by the database from the ids so every writer (batch, naive, a
+ * JetStream worker) derives them identically; MD5 is stable across PostgreSQL versions.
+ */
+export const TX_HASH = (tx: string) => `('x' || left(md5(${tx}), 16))::bit(64)::int8`;
+export const KEY_DIGEST = (sub: string, tx: string) => `md5(length(${sub})::text || ':' || ${sub} || ${tx})::uuid`;
+
+/**
  * One statement per batch: identities first (ON CONFLICT DO NOTHING decides, for the life of the
  * data, which events are new), then only the new events go to `events` and into the hourly
- * rollups. Atomic as one statement; returns the ordinals (1-based) of the rows that were new.
+ * rollups. Atomic as one statement; returns the ordinals (1-based) and lago ids of the new rows.
  * Callers sort rows by identity so concurrent batches lock index entries in one order.
  */
 const INSERT_BATCH = `
 WITH input AS (
-  SELECT * FROM unnest($1::int[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-    WITH ORDINALITY AS t(org_id, tx_hash, sub_hash, payload_hash, ts_us, code, sub, tx, props, amount, n)
+  SELECT * FROM unnest($1::int[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    WITH ORDINALITY AS t(org_id, payload_hash, ts_us, code, sub, tx, props, amount, n)
 ), typed AS (
-  SELECT n, org_id, tx_hash, sub_hash, payload_hash, timestamptz 'epoch' + ts_us * interval '1 microsecond' AS ts,
-         code, sub, tx, props::jsonb AS props, amount::numeric AS amount
+  SELECT n, org_id, ${TX_HASH("tx")} AS tx_hash, ${KEY_DIGEST("sub", "tx")} AS key_digest, payload_hash,
+         timestamptz 'epoch' + ts_us * interval '1 microsecond' AS ts, code, sub, tx, props::jsonb AS props, amount::numeric AS amount
   FROM input
 ), ins AS (
-  INSERT INTO event_identities (org_id, tx_hash, sub_hash, payload_hash, ts, code)
-  SELECT org_id, tx_hash, sub_hash, payload_hash, ts, code FROM typed ORDER BY n
+  INSERT INTO event_identities (org_id, tx_hash, key_digest, payload_hash, ts, code)
+  SELECT org_id, tx_hash, key_digest, payload_hash, ts, code FROM typed ORDER BY n
   ON CONFLICT DO NOTHING
-  RETURNING org_id, tx_hash, sub_hash
+  RETURNING org_id, tx_hash, key_digest
 ), fresh AS (
-  SELECT typed.* FROM typed JOIN ins USING (org_id, tx_hash, sub_hash)
+  SELECT typed.* FROM typed JOIN ins USING (org_id, tx_hash, key_digest)
 ), ev AS (
   INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
-  SELECT org_id, ts, code, sub, tx, props, amount, $11::timestamptz FROM fresh
+  SELECT org_id, ts, code, sub, tx, props, amount, $9::timestamptz FROM fresh
 ), roll AS (
   INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
-  SELECT org_id, sub, code, date_trunc('hour', ts), $12::smallint, count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  SELECT org_id, sub, code, date_trunc('hour', ts), $10::smallint, count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
   ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + excluded.events_count
 )
-SELECT n::int AS n FROM fresh`;
+SELECT n::int AS n, key_digest::text AS lago_id FROM fresh`;
 
 /** Rollup slots: each concurrent writer adds to its own rollup rows (see the migration). */
 export const ROLLUP_SLOTS = 64;
 
-export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Set<number>> {
+/** Inserts the new events of a batch; returns ordinal (1-based) -> lago id of each new one. */
+export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Map<number, string>> {
   const n = events.length;
   const org = new Array<number>(n);
-  const tx = new Array<number>(n);
-  const sub = new Array<number>(n);
   const payload = new Array<number>(n);
   const ts = new Array<number>(n);
   const code = new Array<string>(n);
@@ -52,8 +58,6 @@ export async function insertBatch(q: Queryable, events: readonly PreparedEvent[]
   for (let i = 0; i < n; i++) {
     const e = events[i]!;
     org[i] = e.orgId;
-    tx[i] = e.txHash;
-    sub[i] = e.subHash;
     payload[i] = e.payloadHash;
     ts[i] = e.tsMicros;
     code[i] = e.code;
@@ -62,54 +66,50 @@ export async function insertBatch(q: Queryable, events: readonly PreparedEvent[]
     props[i] = e.propertiesJson;
     amount[i] = e.preciseAmount;
   }
-  const { rows } = await q.query<{ n: number }>(
+  const { rows } = await q.query<{ n: number; lago_id: string }>(
     INSERT_BATCH,
-    [org, tx, sub, payload, ts, code, subId, txId, props, amount, new Date(createdAtMs).toISOString(), slot],
+    [org, payload, ts, code, subId, txId, props, amount, new Date(createdAtMs).toISOString(), slot],
     { prepare: "ingest_insert_batch" },
   );
-  return new Set(rows.map((r) => Number(r.n)));
+  return new Map(rows.map((r) => [Number(r.n), r.lago_id]));
 }
 
 export interface StoredIdentity {
-  orgId: number;
-  txHash: number;
-  subHash: number;
+  /** Index into the `keys` passed to findIdentities. */
+  index: number;
   payloadHash: number;
   tsMicros: number;
+  lagoId: string;
 }
 
 /** The stored identities among `keys` (events that were not new). */
 export async function findIdentities(q: Queryable, keys: readonly PreparedEvent[]): Promise<StoredIdentity[]> {
   if (keys.length === 0) return [];
-  const { rows } = await q.query<{ org_id: number; tx_hash: string; sub_hash: string; payload_hash: string; ts_us: string }>(
-    `SELECT i.org_id, i.tx_hash::text AS tx_hash, i.sub_hash::text AS sub_hash, i.payload_hash::text AS payload_hash,
-            (extract(epoch FROM i.ts) * 1000000)::int8::text AS ts_us
-       FROM event_identities i
-       JOIN unnest($1::int[], $2::int8[], $3::int8[]) AS k(org_id, tx_hash, sub_hash) USING (org_id, tx_hash, sub_hash)`,
-    [keys.map((k) => k.orgId), keys.map((k) => k.txHash), keys.map((k) => k.subHash)],
+  const { rows } = await q.query<{ n: number; payload_hash: string; ts_us: string; lago_id: string }>(
+    `SELECT k.n::int AS n, i.payload_hash::text AS payload_hash, (extract(epoch FROM i.ts) * 1000000)::int8::text AS ts_us,
+            i.key_digest::text AS lago_id
+       FROM unnest($1::int[], $2::text[], $3::text[]) WITH ORDINALITY AS k(org_id, sub, tx, n)
+       JOIN event_identities i
+         ON i.org_id = k.org_id AND i.tx_hash = ${TX_HASH("k.tx")} AND i.key_digest = ${KEY_DIGEST("k.sub", "k.tx")}`,
+    [keys.map((k) => k.orgId), keys.map((k) => k.subscriptionId), keys.map((k) => k.transactionId)],
   );
-  return rows.map((r) => ({
-    orgId: Number(r.org_id),
-    txHash: Number(r.tx_hash),
-    subHash: Number(r.sub_hash),
-    payloadHash: Number(r.payload_hash),
-    tsMicros: Number(r.ts_us),
-  }));
+  return rows.map((r) => ({ index: Number(r.n) - 1, payloadHash: Number(r.payload_hash), tsMicros: Number(r.ts_us), lagoId: r.lago_id }));
 }
 
 /**
  * The baseline a typical ORM service would use: one transaction per request, one INSERT per table
  * and event. Only the ingest benchmark's `naive` workload runs it (INGEST_MODE=naive).
  */
-export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number): Promise<boolean> {
+export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number): Promise<string | null> {
   return db.transaction(async (tx) => {
     const ts = new Date(Math.floor(e.tsMicros / 1000)).toISOString().replace("Z", String(e.tsMicros % 1000).padStart(3, "0") + "Z");
-    const inserted = await tx.query(
-      `INSERT INTO event_identities (org_id, tx_hash, sub_hash, payload_hash, ts, code) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT DO NOTHING RETURNING 1`,
-      [e.orgId, e.txHash, e.subHash, e.payloadHash, ts, e.code],
+    const inserted = await tx.query<{ lago_id: string }>(
+      `INSERT INTO event_identities (org_id, tx_hash, key_digest, payload_hash, ts, code)
+       VALUES ($1, ${TX_HASH("$3::text")}, ${KEY_DIGEST("$2::text", "$3::text")}, $4, $5, $6)
+       ON CONFLICT DO NOTHING RETURNING key_digest::text AS lago_id`,
+      [e.orgId, e.subscriptionId, e.transactionId, e.payloadHash, ts, e.code],
     );
-    if (inserted.rowCount === 0) return false;
+    if (inserted.rows.length === 0) return null;
     await tx.query(
       `INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::numeric, $8)`,
@@ -121,7 +121,7 @@ export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number)
        ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + 1`,
       [e.orgId, e.subscriptionId, e.code, ts],
     );
-    return true;
+    return inserted.rows[0]!.lago_id;
   });
 }
 

@@ -12,9 +12,9 @@ import { Partitions, ROLLUP_SLOTS, findIdentities, insertBatch, monthOf } from "
 
 export type Outcome =
   /** Stored now. */
-  | { kind: "created" }
+  | { kind: "created"; lagoId: string }
   /** Stored before with the same payload: nothing new is stored. */
-  | { kind: "duplicate"; tsMicros: number }
+  | { kind: "duplicate"; lagoId: string; tsMicros: number }
   /** The identity is taken by an event with another payload: rejected, the stored one unchanged. */
   | { kind: "conflict" }
   /** The database refused this event's data (a value the validator let through). */
@@ -143,19 +143,15 @@ export class EventWriter {
 
   private async commit(batch: Entry[], slot: number): Promise<void> {
     // One row per identity: later entries with the same identity (retries inside the batch, or the
-    // same event sent by two requests at once) follow the first one's fate.
+    // same event sent by two requests at once) are judged against what the first one stored.
     const leaders = new Map<string, Entry>();
-    const followers: Entry[] = [];
-    for (const entry of batch) {
-      if (leaders.has(entry.key)) followers.push(entry);
-      else leaders.set(entry.key, entry);
-    }
+    for (const entry of batch) if (!leaders.has(entry.key)) leaders.set(entry.key, entry);
     // Any fixed order works for lock ordering, as long as every writer uses the same one.
     const rows = [...leaders.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     await this.partitions.ensure(new Set(rows.map((r) => monthOf(r.event.tsMicros))));
     const events = rows.map((r) => r.event);
 
-    let created: Set<number>;
+    let created: Map<number, string>;
     try {
       created = await this.withRetry(() => insertBatch(this.db, events, this.clock.now(), slot));
     } catch (err) {
@@ -172,39 +168,34 @@ export class EventWriter {
       return;
     }
 
-    const storedHash = new Map<string, { payloadHash: number; tsMicros: number }>();
-    const notNew: PreparedEvent[] = [];
+    // What is stored under each identity of the batch: this batch's row, or an earlier one.
+    const stored = new Map<string, StoredEvent>();
+    const notNew: Entry[] = [];
     rows.forEach((r, i) => {
-      if (created.has(i + 1)) storedHash.set(r.key, { payloadHash: r.event.payloadHash, tsMicros: r.event.tsMicros });
-      else notNew.push(r.event);
+      const lagoId = created.get(i + 1);
+      if (lagoId !== undefined) stored.set(r.key, { payloadHash: r.event.payloadHash, tsMicros: r.event.tsMicros, lagoId, createdNow: true });
+      else notNew.push(r);
     });
     if (notNew.length > 0) {
-      for (const s of await this.withRetry(() => findIdentities(this.db, notNew))) {
-        storedHash.set(s.orgId + ":" + s.txHash + ":" + s.subHash, { payloadHash: s.payloadHash, tsMicros: s.tsMicros });
-      }
+      const found = await this.withRetry(() => findIdentities(this.db, notNew.map((r) => r.event)));
+      for (const s of found) stored.set(notNew[s.index]!.key, { ...s, createdNow: false });
     }
 
-    let nCreated = 0;
-    let nDuplicate = 0;
-    let nConflict = 0;
-    rows.forEach((r, i) => {
-      if (created.has(i + 1)) {
-        nCreated++;
-        this.settle(r, { kind: "created" });
-      } else {
-        const o = judge(r.event, storedHash.get(r.key));
-        o.kind === "duplicate" ? nDuplicate++ : nConflict++;
-        this.settle(r, o);
-      }
-    });
-    for (const f of followers) {
-      const o = judge(f.event, storedHash.get(f.key));
-      o.kind === "duplicate" ? nDuplicate++ : nConflict++;
-      this.settle(f, o);
+    const counts = { created: 0, duplicate: 0, conflict: 0 };
+    for (const entry of batch) {
+      const s = stored.get(entry.key);
+      let outcome: Outcome;
+      if (s?.createdNow && leaders.get(entry.key) === entry) outcome = { kind: "created", lagoId: s.lagoId };
+      // Not stored and not inserted can only mean the identity vanished (retention) between the
+      // two statements; answering conflict is the safe side: nothing is overwritten.
+      else if (s === undefined || s.payloadHash !== entry.event.payloadHash) outcome = { kind: "conflict" };
+      else outcome = { kind: "duplicate", lagoId: s.lagoId, tsMicros: s.tsMicros };
+      counts[outcome.kind]++;
+      this.settle(entry, outcome);
     }
-    this.metrics.outcome("created", nCreated);
-    if (nDuplicate) this.metrics.outcome("duplicate", nDuplicate);
-    if (nConflict) this.metrics.outcome("conflict", nConflict);
+    this.metrics.outcome("created", counts.created);
+    if (counts.duplicate) this.metrics.outcome("duplicate", counts.duplicate);
+    if (counts.conflict) this.metrics.outcome("conflict", counts.conflict);
   }
 
   private async withRetry<T>(fn: () => Promise<T>): Promise<T> {
@@ -242,9 +233,10 @@ export class EventWriter {
   }
 }
 
-function judge(event: PreparedEvent, stored: { payloadHash: number; tsMicros: number } | undefined): Outcome {
-  // Not stored and not inserted can only mean the identity vanished (retention) between the two
-  // statements; answering conflict is the safe side: nothing is overwritten.
-  if (stored === undefined || stored.payloadHash !== event.payloadHash) return { kind: "conflict" };
-  return { kind: "duplicate", tsMicros: stored.tsMicros };
+interface StoredEvent {
+  payloadHash: number;
+  tsMicros: number;
+  lagoId: string;
+  /** Inserted by this batch (then only the first entry of the identity is "created"). */
+  createdNow: boolean;
 }

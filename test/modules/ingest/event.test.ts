@@ -4,7 +4,6 @@ import {
   MAX_ID_LENGTH,
   MAX_PROPERTIES_BYTES,
   canonicalJson,
-  eventLagoId,
   identityKey,
   isoFromMicros,
   parseTimestamp,
@@ -418,24 +417,3 @@ describe("isoFromMicros", () => {
   });
 });
 
-describe("eventLagoId", () => {
-  const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-  const idOf = (raw: unknown) => {
-    const e = accepted(raw);
-    return eventLagoId(e.txHash, e.subHash);
-  };
-
-  it("is shaped like a UUID", () => {
-    expect(idOf(base)).toMatch(UUID_SHAPE);
-  });
-
-  it("is stable for the same identity, whatever the payload", () => {
-    expect(idOf(base)).toBe(idOf(base));
-    expect(idOf({ ...base, properties: { x: 1 }, timestamp: T0_S })).toBe(idOf(base));
-  });
-
-  it("differs for another transaction_id or another subscription", () => {
-    expect(idOf({ ...base, transaction_id: "tx-2" })).not.toBe(idOf(base));
-    expect(idOf({ ...base, external_subscription_id: "sub-2" })).not.toBe(idOf(base));
-  });
-});

@@ -24,9 +24,6 @@ export interface PreparedEvent {
   /** `properties` as received (for the response; never mutated). */
   properties: Record<string, unknown> | null;
   preciseAmount: string | null;
-  /** 53-bit digests of the ids (safe JS integers, stored as int8). */
-  txHash: number;
-  subHash: number;
   /** Digest of the payload as sent (timestamp as given, absent stays absent): tells retry from conflict. */
   payloadHash: number;
 }
@@ -39,30 +36,6 @@ export interface TimeWindow {
 }
 
 export type Validated = { ok: true; event: PreparedEvent } | { ok: false; errors: FieldErrors };
-
-/**
- * A fast 53-bit hash of an id (two 32-bit multiplicative lanes, avalanche-mixed). An identity is
- * organization + two such digests: 106 bits, so distinct events of one organization never collide
- * in practice, and ids cost no crypto call on the ingest path.
- */
-export function idHash(s: string): number {
-  let a = 0x9e3779b9 ^ s.length;
-  let b = 0x85ebca6b;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-  }
-  a ^= b >>> 15;
-  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
-  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
-  a ^= a >>> 16;
-  b ^= a >>> 13;
-  b = Math.imul(b ^ (b >>> 16), 0x7feb352d);
-  b = Math.imul(b ^ (b >>> 15), 0x846ca68b);
-  b ^= b >>> 16;
-  return (b & 0x1fffff) * 4294967296 + (a >>> 0);
-}
 
 /** 53 bits of MD5 of the payload: a client cannot make a changed payload pass for a retry by accident. */
 function payloadDigest(s: string): number {
@@ -213,17 +186,9 @@ export function validateEvent(raw: unknown, orgId: number, window: TimeWindow): 
       propertiesJson,
       properties: propertiesJson === null ? null : (props as Record<string, unknown>),
       preciseAmount,
-      txHash: idHash(transactionId),
-      subHash: idHash(subscriptionId),
       payloadHash,
     },
   };
-}
-
-/** Lago's opaque `lago_id`: derived from the identity digests, so it is stable across retries. */
-export function eventLagoId(txHash: number, subHash: number): string {
-  const hex = txHash.toString(16).padStart(16, "0") + subHash.toString(16).padStart(16, "0");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** ISO 8601 in UTC with milliseconds, or microseconds when the event has them. */
@@ -234,4 +199,5 @@ export function isoFromMicros(micros: number): string {
   return rest === 0 ? iso : iso.slice(0, -1) + String(rest).padStart(3, "0") + "Z";
 }
 
-export const identityKey = (e: PreparedEvent) => e.orgId + ":" + e.txHash + ":" + e.subHash;
+/** The identity as a string (in-batch deduplication, lock ordering); NUL cannot occur in ids. */
+export const identityKey = (e: PreparedEvent) => e.orgId + "\u0000" + e.subscriptionId + "\u0000" + e.transactionId;

@@ -1,0 +1,168 @@
+import type { FastifyInstance } from "fastify";
+import { AppError, validationFailed, type FieldErrors } from "../../shared/errors.ts";
+import type { BillableMetric, Charge, ChargeFilter, Plan } from "./core/index.ts";
+import type { CatalogService, MetricView, Page } from "./service.ts";
+
+// Lago renders times with `iso8601`: seconds, UTC, "Z".
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
+// The JSON number a Lago client expects; inputs are capped at 2^53 - 1, so this is exact.
+const cents = (v: bigint) => Number(v);
+
+/** Lago answers both spellings of the grouping keys (`grouped_by` is deprecated). */
+function propertiesJson(properties: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const keys = properties["pricing_group_keys"];
+  return Array.isArray(keys) ? { ...properties, grouped_by: keys } : { ...properties };
+}
+
+export function metricJson({ metric: m, plansCount }: MetricView) {
+  return {
+    lago_id: m.lagoId,
+    name: m.name,
+    code: m.code,
+    description: m.description,
+    aggregation_type: m.aggregationType,
+    weighted_interval: m.weightedInterval,
+    recurring: m.recurring,
+    rounding_function: m.roundingFunction,
+    rounding_precision: m.roundingPrecision,
+    created_at: iso(m.createdAt),
+    expression: null,
+    field_name: m.fieldName,
+    // Subscriptions and invoices do not exist yet in this module's view; their modules own these counts.
+    active_subscriptions_count: 0,
+    draft_invoices_count: 0,
+    plans_count: plansCount,
+    filters: filtersJson(m),
+  };
+}
+
+const filtersJson = (m: BillableMetric) => m.filters.map((f) => ({ key: f.key, values: [...f.values] }));
+
+const chargeFilterJson = (f: ChargeFilter) => ({
+  invoice_display_name: f.invoiceDisplayName,
+  properties: propertiesJson(f.properties),
+  values: f.values,
+});
+
+export const chargeJson = (c: Charge) => ({
+  lago_id: c.lagoId,
+  lago_billable_metric_id: c.metric.lagoId,
+  billable_metric_code: c.metric.code,
+  code: c.code,
+  invoice_display_name: c.invoiceDisplayName,
+  created_at: iso(c.createdAt),
+  charge_model: c.chargeModel,
+  invoiceable: c.invoiceable,
+  regroup_paid_fees: c.regroupPaidFees,
+  pay_in_advance: c.payInAdvance,
+  prorated: c.prorated,
+  min_amount_cents: cents(c.minAmountCents),
+  properties: propertiesJson(c.properties),
+  filters: c.filters.map(chargeFilterJson),
+  taxes: [],
+});
+
+export const planJson = (p: Plan) => ({
+  lago_id: p.lagoId,
+  name: p.name,
+  invoice_display_name: p.invoiceDisplayName,
+  created_at: iso(p.createdAt),
+  code: p.code,
+  interval: p.interval,
+  description: p.description,
+  amount_cents: cents(p.amountCents),
+  amount_currency: p.amountCurrency,
+  trial_period: p.trialPeriod,
+  pay_in_advance: p.payInAdvance,
+  bill_charges_monthly: p.billChargesMonthly,
+  // Subscriptions and invoices own these counts; the plan itself does not know them yet.
+  customers_count: 0,
+  active_subscriptions_count: 0,
+  draft_invoices_count: 0,
+  parent_id: null,
+  // Lago answers a DELETE with the plan marked pending deletion.
+  pending_deletion: p.deletedAt !== null,
+  charges: p.charges.map(chargeJson),
+  taxes: [],
+});
+
+function body(raw: unknown, key: string): unknown {
+  const value = (raw as Record<string, unknown> | null)?.[key];
+  if (raw === null || typeof raw !== "object" || value === undefined || value === null) {
+    throw new AppError("bad_request", "missing_parameter", `the request body must be {"${key}": {...}}`, { [key]: ["value_is_mandatory"] });
+  }
+  if (typeof value !== "object" || Array.isArray(value)) throw validationFailed({ [key]: ["value_is_invalid"] });
+  return value;
+}
+
+// Lago's default page size.
+const PER_PAGE = 100;
+const MAX_PER_PAGE = 1000;
+
+function parsePage(q: Record<string, unknown>): Page {
+  const errors: FieldErrors = {};
+  const int = (name: string, fallback: number, max: number): number => {
+    const v = q[name];
+    if (v === undefined || v === "") return fallback;
+    if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > max) {
+      errors[name] = [`must_be_an_integer_between_1_and_${max}`];
+      return fallback;
+    }
+    return Number(v);
+  };
+  const page = { page: int("page", 1, 1_000_000), perPage: int("per_page", PER_PAGE, MAX_PER_PAGE) };
+  if (Object.keys(errors).length > 0) throw validationFailed(errors, "invalid query parameters");
+  return page;
+}
+
+function meta(page: Page, total: number) {
+  const totalPages = Math.ceil(total / page.perPage);
+  return {
+    current_page: page.page,
+    next_page: page.page < totalPages ? page.page + 1 : null,
+    prev_page: page.page > 1 ? page.page - 1 : null,
+    total_pages: totalPages,
+    total_count: total,
+  };
+}
+
+type ByCode = { Params: { code: string } };
+
+export function registerCatalogRoutes(app: FastifyInstance, catalog: CatalogService): void {
+  app.post("/api/v1/billable_metrics", async (request) => ({
+    billable_metric: metricJson(await catalog.createMetric(request.orgId, body(request.body, "billable_metric"))),
+  }));
+  app.get("/api/v1/billable_metrics", async (request) => {
+    const page = parsePage(request.query as Record<string, unknown>);
+    const { items, total } = await catalog.listMetrics(request.orgId, page);
+    return { billable_metrics: items.map(metricJson), meta: meta(page, total) };
+  });
+  app.get<ByCode>("/api/v1/billable_metrics/:code", async (request) => ({
+    billable_metric: metricJson(await catalog.getMetric(request.orgId, request.params.code)),
+  }));
+  app.put<ByCode>("/api/v1/billable_metrics/:code", async (request) => ({
+    billable_metric: metricJson(await catalog.updateMetric(request.orgId, request.params.code, body(request.body, "billable_metric"))),
+  }));
+  app.delete<ByCode>("/api/v1/billable_metrics/:code", async (request) => ({
+    billable_metric: metricJson(await catalog.deleteMetric(request.orgId, request.params.code)),
+  }));
+
+  app.post("/api/v1/plans", async (request) => ({
+    plan: planJson(await catalog.createPlan(request.orgId, body(request.body, "plan"))),
+  }));
+  app.get("/api/v1/plans", async (request) => {
+    const page = parsePage(request.query as Record<string, unknown>);
+    const { items, total } = await catalog.listPlans(request.orgId, page);
+    return { plans: items.map(planJson), meta: meta(page, total) };
+  });
+  app.get<ByCode>("/api/v1/plans/:code", async (request) => ({
+    plan: planJson(await catalog.getPlan(request.orgId, request.params.code)),
+  }));
+  app.put<ByCode>("/api/v1/plans/:code", async (request) => ({
+    plan: planJson(await catalog.updatePlan(request.orgId, request.params.code, body(request.body, "plan"))),
+  }));
+  app.delete<ByCode>("/api/v1/plans/:code", async (request) => ({
+    plan: planJson(await catalog.deletePlan(request.orgId, request.params.code)),
+  }));
+}

@@ -1,0 +1,19 @@
+// The catalog: billable metrics and plans with their charges, charge filters and prices (Lago's
+// /billable_metrics and /plans), and the cached lookups metering, subscriptions and rating use on
+// their hot paths (`getMetricByCode`, `getMetricsForCode`, `getPlanByCode`, `getPlanById`).
+export { CatalogService, type CatalogOptions, type MetricView, type Page, type Paged } from "./service.ts";
+export { registerCatalogRoutes, chargeJson, metricJson, planJson } from "./http.ts";
+export {
+  AGGREGATION_TYPES,
+  ALL_FILTER_VALUES,
+  PLAN_INTERVALS,
+  type AggregationType,
+  type BillableMetric,
+  type Charge,
+  type ChargeFilter,
+  type FilterValues,
+  type MetricFilter,
+  type Plan,
+  type PlanInterval,
+  type RoundingFunction,
+} from "./core/index.ts";

@@ -1,0 +1,320 @@
+import crypto from "node:crypto";
+import type { Db, Queryable } from "../../db/db.ts";
+import { sqlState } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
+import { CatalogCache } from "./cache.ts";
+import {
+  type BillableMetric,
+  type Checked,
+  type MetricLookup,
+  type Plan,
+  type PlanDraft,
+  checkMetricCreate,
+  checkMetricUpdate,
+  checkPlanCreate,
+  checkPlanUpdate,
+  draftOf,
+  metricRefs,
+  narrowFilterValues,
+} from "./core/index.ts";
+import * as store from "./store.ts";
+
+export interface MetricView {
+  readonly metric: BillableMetric;
+  /** Live plans with a charge on the metric. */
+  readonly plansCount: number;
+}
+
+export interface Page {
+  /** From 1. */
+  readonly page: number;
+  readonly perPage: number;
+}
+
+export interface Paged<T> {
+  readonly items: T[];
+  readonly total: number;
+}
+
+export interface CatalogOptions {
+  /** How long a cached object is trusted before a background refresh (writes in other processes show within it). */
+  cacheTtlMs?: number;
+  cacheMaxEntries?: number;
+  newId?: () => string;
+}
+
+const TAKEN = "value_already_exist";
+const codeOf = (raw: unknown): string | undefined => {
+  const code = (raw as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code !== "" ? code : undefined;
+};
+
+function fail(errors: FieldErrors | null, message: string): never {
+  throw validationFailed(errors ?? {}, message);
+}
+
+/** Errors of `checked` plus a taken code, all in one 422. */
+function collect<T>(checked: Checked<T>, codeTaken: boolean, message: string): T {
+  const errors: FieldErrors = checked.ok ? {} : { ...checked.errors };
+  if (codeTaken) errors["code"] = [...(errors["code"] ?? []), TAKEN];
+  if (!checked.ok || codeTaken) fail(errors, message);
+  return checked.value;
+}
+
+/** A unique index refusing a code another request took meanwhile is the same 422 as the pre-check. */
+async function uniqueCode<T>(work: () => Promise<T>, message: string): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (sqlState(err) === "23505") fail({ code: [TAKEN] }, message);
+    throw err;
+  }
+}
+
+function lookupOf(metrics: readonly BillableMetric[]): MetricLookup {
+  const byLagoId = new Map(metrics.map((m) => [m.lagoId.toLowerCase(), m]));
+  const byCode = new Map(metrics.map((m) => [m.code, m]));
+  return { byLagoId: (id) => byLagoId.get(id), byCode: (code) => byCode.get(code) };
+}
+
+/**
+ * The catalog: billable metrics and plans (charges, filters, prices). Writes run in one transaction
+ * each (load -> core rules -> save); hot-path reads (`getMetricByCode`, `getMetricsForCode`,
+ * `getPlanByCode`, `getPlanById`) are served from an in-process cache invalidated by every write.
+ */
+export class CatalogService {
+  private readonly cache: CatalogCache;
+  private readonly newId: () => string;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    options: CatalogOptions = {},
+  ) {
+    this.cache = new CatalogCache(() => clock.now(), {
+      ttlMs: options.cacheTtlMs ?? 60_000,
+      maxEntries: options.cacheMaxEntries ?? 200_000,
+    });
+    this.newId = options.newId ?? (() => crypto.randomUUID());
+  }
+
+  private now(orgId: number): Date {
+    return new Date(this.clock.now(orgId));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Hot paths (cached)
+
+  /** The organization's live metric with this code, or null. */
+  getMetricByCode(orgId: number, code: string): Promise<BillableMetric | null> {
+    return this.cache.read(orgId, "metric", code, () => store.metricByCode(this.db, orgId, code));
+  }
+
+  /**
+   * The metrics an event with this `code` feeds. Codes are unique per organization, so this is at
+   * most one metric today; a list keeps callers unchanged if derived metrics arrive.
+   */
+  async getMetricsForCode(orgId: number, code: string): Promise<readonly BillableMetric[]> {
+    const metric = await this.getMetricByCode(orgId, code);
+    return metric === null ? [] : [metric];
+  }
+
+  /** The organization's live plan with this code (charges, metrics, filters, parsed prices), or null. */
+  getPlanByCode(orgId: number, code: string): Promise<Plan | null> {
+    return this.cache.read(orgId, "planCode", code, async () => {
+      const row = await store.planRowByCode(this.db, orgId, code);
+      return row === null ? null : ((await store.loadPlans(this.db, orgId, [row]))[0] ?? null);
+    });
+  }
+
+  /** A plan by internal id, deleted ones included (`deletedAt` set): subscriptions keep theirs. */
+  getPlanById(orgId: number, id: number): Promise<Plan | null> {
+    return this.cache.read(orgId, "planId", String(id), async () => {
+      const row = await store.planRowById(this.db, orgId, id);
+      return row === null ? null : ((await store.loadPlans(this.db, orgId, [row]))[0] ?? null);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Billable metrics
+
+  async createMetric(orgId: number, input: unknown): Promise<MetricView> {
+    const message = "the billable metric is invalid";
+    const checked = checkMetricCreate(input);
+    const code = codeOf(input);
+    const metric = await uniqueCode(
+      () =>
+        this.db.transaction(async (tx) => {
+          const taken = code !== undefined && (await store.metricCodeTaken(tx, orgId, code));
+          const draft = collect(checked, taken, message);
+          return store.insertMetric(tx, orgId, this.newId(), draft, this.now(orgId));
+        }),
+      message,
+    );
+    this.cache.invalidateMetric(orgId, [metric.code]);
+    return { metric, plansCount: 0 };
+  }
+
+  async getMetric(orgId: number, code: string): Promise<MetricView> {
+    const metric = await store.metricByCode(this.db, orgId, code);
+    if (metric === null) throw notFound("billable_metric", code);
+    return (await this.views(this.db, orgId, [metric]))[0]!;
+  }
+
+  async listMetrics(orgId: number, page: Page): Promise<Paged<MetricView>> {
+    const { metrics, total } = await store.listMetrics(this.db, orgId, page.perPage, (page.page - 1) * page.perPage);
+    return { items: await this.views(this.db, orgId, metrics), total };
+  }
+
+  async updateMetric(orgId: number, code: string, input: unknown): Promise<MetricView> {
+    const message = "the billable metric is invalid";
+    const result = await uniqueCode(
+      () =>
+        this.db.transaction(async (tx) => {
+          const current = await store.metricByCode(tx, orgId, code, "update");
+          if (current === null) throw notFound("billable_metric", code);
+          const plansCount = (await store.plansCountByMetric(tx, orgId, [current.id])).get(current.id) ?? 0;
+          const checked = checkMetricUpdate(input, draftOf(current), plansCount > 0);
+          const newCode = checked.ok ? checked.value.code : code;
+          const taken = newCode !== current.code && (await store.metricCodeTaken(tx, orgId, newCode));
+          const draft = collect(checked, taken, message);
+          const now = this.now(orgId);
+          const metric = await store.updateMetric(tx, orgId, current.id, draft, now);
+          if (JSON.stringify(metric.filters) !== JSON.stringify(current.filters)) await this.narrowChargeFilters(tx, metric, now);
+          return { metric, plansCount, oldCode: current.code };
+        }),
+      message,
+    );
+    this.cache.invalidateMetric(orgId, [result.oldCode, result.metric.code]);
+    return { metric: result.metric, plansCount: result.plansCount };
+  }
+
+  /** Charge filters on the metric lose the values its filters no longer offer (Lago's cascade). */
+  private async narrowChargeFilters(tx: Queryable, metric: BillableMetric, now: Date): Promise<void> {
+    for (const filter of await store.chargeFiltersOfMetric(tx, metric.orgId, metric.id)) {
+      const narrowed = narrowFilterValues(filter.values, metric);
+      if (JSON.stringify(narrowed) !== JSON.stringify(filter.values)) {
+        await store.setChargeFilterValues(tx, metric.orgId, filter.id, narrowed, now);
+      }
+    }
+  }
+
+  /**
+   * Lago deletes a metric even when plans use it: the metric and every charge priced on it are
+   * removed (BillableMetrics::DestroyService), so those plans stop billing it.
+   */
+  async deleteMetric(orgId: number, code: string): Promise<MetricView> {
+    const view = await this.db.transaction(async (tx) => {
+      const metric = await store.metricByCode(tx, orgId, code, "update");
+      if (metric === null) throw notFound("billable_metric", code);
+      const [view] = await this.views(tx, orgId, [metric]);
+      await store.deleteMetric(tx, orgId, metric.id, this.now(orgId));
+      return view!;
+    });
+    this.cache.invalidateMetric(orgId, [code]);
+    return view;
+  }
+
+  private async views(q: Queryable, orgId: number, metrics: readonly BillableMetric[]): Promise<MetricView[]> {
+    const counts = await store.plansCountByMetric(q, orgId, metrics.map((m) => m.id));
+    return metrics.map((metric) => ({ metric, plansCount: counts.get(metric.id) ?? 0 }));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Plans
+
+  async createPlan(orgId: number, input: unknown): Promise<Plan> {
+    const message = "the plan is invalid";
+    const code = codeOf(input);
+    const plan = await uniqueCode(
+      () =>
+        this.db.transaction(async (tx) => {
+          const metrics = await this.referencedMetrics(tx, orgId, input);
+          const checked = checkPlanCreate(input, metrics);
+          const taken = code !== undefined && (await store.planCodeTaken(tx, orgId, code));
+          const draft = collect(checked, taken, message);
+          const id = await store.insertPlan(tx, orgId, this.newId(), draft, this.now(orgId));
+          await this.saveCharges(tx, orgId, id, draft);
+          return this.loadPlan(tx, orgId, id);
+        }),
+      message,
+    );
+    this.cache.invalidatePlan(orgId, [plan.code], plan.id);
+    return plan;
+  }
+
+  /** The API's read: from the database, so it is exact even while another process just wrote. */
+  async getPlan(orgId: number, code: string): Promise<Plan> {
+    const row = await store.planRowByCode(this.db, orgId, code);
+    if (row === null) throw notFound("plan", code);
+    return (await store.loadPlans(this.db, orgId, [row]))[0]!;
+  }
+
+  async listPlans(orgId: number, page: Page): Promise<Paged<Plan>> {
+    const { rows, total } = await store.listPlanRows(this.db, orgId, page.perPage, (page.page - 1) * page.perPage);
+    return { items: await store.loadPlans(this.db, orgId, rows), total };
+  }
+
+  async updatePlan(orgId: number, code: string, input: unknown): Promise<Plan> {
+    const message = "the plan is invalid";
+    const result = await uniqueCode(
+      () =>
+        this.db.transaction(async (tx) => {
+          const row = await store.planRowByCode(tx, orgId, code, "update");
+          if (row === null) throw notFound("plan", code);
+          const current = (await store.loadPlans(tx, orgId, [row]))[0]!;
+          const metrics = await this.referencedMetrics(tx, orgId, input);
+          const checked = checkPlanUpdate(input, current, metrics);
+          const newCode = checked.ok ? checked.value.code : code;
+          const taken = newCode !== current.code && (await store.planCodeTaken(tx, orgId, newCode));
+          const draft = collect(checked, taken, message);
+          await store.updatePlanRow(tx, orgId, current.id, draft, this.now(orgId));
+          if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft);
+          return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code };
+        }),
+      message,
+    );
+    this.cache.invalidatePlan(orgId, [result.oldCode, result.plan.code], result.plan.id);
+    return result.plan;
+  }
+
+  /** Soft-deletes the plan; its charges stay attached so billing history still reads them. */
+  async deletePlan(orgId: number, code: string): Promise<Plan> {
+    const plan = await this.db.transaction(async (tx) => {
+      const row = await store.planRowByCode(tx, orgId, code, "update");
+      if (row === null) throw notFound("plan", code);
+      const plan = (await store.loadPlans(tx, orgId, [row]))[0]!;
+      const now = this.now(orgId);
+      await store.deletePlanRow(tx, orgId, plan.id, now);
+      return { ...plan, deletedAt: now };
+    });
+    this.cache.invalidatePlan(orgId, [plan.code], plan.id);
+    return plan;
+  }
+
+  /** The metrics a plan body names, locked against deletion until the plan is saved. */
+  private async referencedMetrics(tx: Queryable, orgId: number, input: unknown): Promise<MetricLookup> {
+    const { lagoIds, codes } = metricRefs(input);
+    return lookupOf(await store.metricsByRefs(tx, orgId, lagoIds, codes, "share"));
+  }
+
+  private async saveCharges(tx: Queryable, orgId: number, planId: number, draft: PlanDraft): Promise<void> {
+    if (draft.charges === null) return;
+    const now = this.now(orgId);
+    const keep: number[] = [];
+    for (const [position, charge] of draft.charges.entries()) {
+      let chargeId = charge.existingId;
+      if (chargeId === null) chargeId = await store.insertCharge(tx, orgId, planId, this.newId(), position, charge, now);
+      else await store.updateCharge(tx, orgId, chargeId, position, charge, now);
+      keep.push(chargeId);
+      if (charge.filters !== null) await store.replaceChargeFilters(tx, orgId, chargeId, charge.filters, now);
+    }
+    await store.deleteChargesExcept(tx, orgId, planId, keep, now);
+  }
+
+  private async loadPlan(q: Queryable, orgId: number, id: number): Promise<Plan> {
+    const row = await store.planRowById(q, orgId, id);
+    return (await store.loadPlans(q, orgId, [row!]))[0]!;
+  }
+}

@@ -1,0 +1,43 @@
+import type { FastifyInstance } from "fastify";
+import { AppError, validationFailed } from "../../shared/errors.ts";
+import { customerJson } from "./core/json.ts";
+import { parseCustomerListQuery } from "./core/list_query.ts";
+import type { CustomerService } from "./service.ts";
+
+export function registerCustomerRoutes(app: FastifyInstance, customers: CustomerService): void {
+  app.post("/api/v1/customers", async (request) => {
+    const body = request.body as { customer?: unknown } | null;
+    if (body === null || typeof body !== "object" || body.customer === undefined || body.customer === null) {
+      throw new AppError("bad_request", "missing_parameter", 'the request body must be {"customer": {...}}', { customer: ["value_is_mandatory"] });
+    }
+    // Lago answers 200 for both a creation and an update.
+    const { customer } = await customers.upsert(request.orgId, body.customer);
+    return { customer: customerJson(customer) };
+  });
+
+  app.get("/api/v1/customers", async (request) => {
+    const parsed = parseCustomerListQuery(request.query as Record<string, unknown>);
+    if (!parsed.ok) throw validationFailed(parsed.errors, "invalid query parameters");
+    const { page, perPage } = parsed.query;
+    const { customers: rows, total } = await customers.list(request.orgId, parsed.query);
+    const totalPages = Math.ceil(total / perPage);
+    return {
+      customers: rows.map(customerJson),
+      meta: {
+        current_page: page,
+        next_page: page < totalPages ? page + 1 : null,
+        prev_page: page > 1 ? page - 1 : null,
+        total_pages: totalPages,
+        total_count: total,
+      },
+    };
+  });
+
+  app.get<{ Params: { external_id: string } }>("/api/v1/customers/:external_id", async (request) => ({
+    customer: customerJson(await customers.getByExternalId(request.orgId, request.params.external_id)),
+  }));
+
+  app.delete<{ Params: { external_id: string } }>("/api/v1/customers/:external_id", async (request) => ({
+    customer: customerJson(await customers.delete(request.orgId, request.params.external_id)),
+  }));
+}
