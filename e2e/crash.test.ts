@@ -33,10 +33,12 @@ describe(`crash test: kill -9 under load, restart, exactly once (${E2E_DB_KIND})
     const control: LoadControl = { stop: false };
     const loading = runLoad({ url: first.url, apiKey, prefix: `crash-${run}`, clients: CLIENTS, durationMs: LOAD_MS, maxNewEvents: 100_000, control });
 
-    // 2. SIGKILL in the middle of it: once the load is well under way, at a random moment.
+    // 2. SIGKILL in the middle of it: at a random moment 2-3 s into the load (later if it is slow to
+    // get going), while every client has a request in flight.
     const started = performance.now();
+    const killAt = 2_000 + Math.random() * 1_000;
     while ((control.acked ?? 0) < 200 && performance.now() - started < LOAD_MS / 2) await sleep(10);
-    await sleep(1_000 + Math.random() * 1_000);
+    await sleep(Math.max(0, killAt - (performance.now() - started)));
     const ackedAtKill = control.acked ?? 0;
     control.killedAt = performance.now();
     const killed = await first.kill();
@@ -47,7 +49,7 @@ describe(`crash test: kill -9 under load, restart, exactly once (${E2E_DB_KIND})
     expect(load.problems, load.problems.join("\n")).toEqual([]);
     expect(load.noAnswerBeforeKill).toBe(0);
     expect(load.noAnswer, "requests were in flight when the server was killed").toBeGreaterThan(0);
-    expect(load.acked.size).toBeGreaterThanOrEqual(200);
+    expect(load.acked.size).toBeGreaterThanOrEqual(100);
     expect(load.retriesAcked, "acknowledged events were retried and answered 200").toBeGreaterThan(0);
     expect(load.conflictsRefused, "conflicting payloads were refused with 422").toBeGreaterThan(0);
     expect(first.logLines(50), "no error logged by the server").toEqual([]);
@@ -57,7 +59,7 @@ describe(`crash test: kill -9 under load, restart, exactly once (${E2E_DB_KIND})
       const db = await target.openDb();
       try {
         const atCrash = await checkDatabase(db, { apiKey, acked: load.acked, attempted: load.attempted });
-        log(`database as the crash left it: ${JSON.stringify({ ...atCrash, problems: atCrash.problems.length })}`);
+        log(`database as the crash left it: ${JSON.stringify({ ...atCrash, storedUnackedIds: undefined, problems: atCrash.problems.length })}`);
         expect(atCrash.problems, atCrash.problems.join("\n")).toEqual([]);
         expect(atCrash.missing).toBe(0);
         expect(atCrash.duplicated).toBe(0);
@@ -128,7 +130,7 @@ describe(`crash test: kill -9 under load, restart, exactly once (${E2E_DB_KIND})
     const db = await target.openDb();
     try {
       const final = await checkDatabase(db, { apiKey, acked: acknowledged, attempted: everything });
-      log(`database after restart: ${JSON.stringify({ ...final, problems: final.problems.length })}`);
+      log(`database after restart: ${JSON.stringify({ ...final, storedUnackedIds: undefined, problems: final.problems.length })}`);
       expect(final.problems, final.problems.join("\n")).toEqual([]);
       expect(final.missing).toBe(0);
       expect(final.duplicated).toBe(0);

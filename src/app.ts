@@ -68,6 +68,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const customers = new CustomerService(db, clock);
   const catalog = new CatalogService(db, clock);
   let ready = false;
+  let closing = false;
 
   const http = Fastify({
     logger: { level: config.logLevel },
@@ -87,6 +88,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     if (!ready && request.url !== "/health") {
       throw new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" });
     }
+  });
+  // While shutting down, answers close their connection (requests in flight included): a keep-alive
+  // client would otherwise hold the server open, since http.close() waits for every connection.
+  http.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
   });
   http.addHook("onResponse", async (request, reply) => {
     metrics.httpRequest(request.routeOptions.url ?? "unmatched", request.method, reply.statusCode, reply.elapsedTime / 1000);
@@ -149,6 +155,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       ready = true;
     },
     async close() {
+      closing = true;
       testClock.stop();
       await http.close();
       await writer.drain();

@@ -49,10 +49,10 @@ export interface LoadOptions {
   /** Share of requests that are single events (the rest are batches of 2..maxBatch). */
   singleShare?: number;
   maxBatch?: number;
-  /** Share of requests that retry acknowledged events (same payload). */
-  retryShare?: number;
-  /** Share of requests that send an acknowledged identity with another payload. */
-  conflictShare?: number;
+  /** Every n-th request retries acknowledged events (same payload); 0 for none. Default 10. */
+  retryEvery?: number;
+  /** Every n-th request sends an acknowledged identity with another payload; 0 for none. Default 25. */
+  conflictEvery?: number;
   subscriptions?: number;
   codes?: string[];
   /** Event times are spread over this much time before now (crosses monthly partitions when > 1 month). */
@@ -72,6 +72,8 @@ export interface LoadReport {
   noAnswer: number;
   /** ... of which before `control.killedAt` was set: must be 0. */
   noAnswerBeforeKill: number;
+  /** 2xx answers received after `control.killedAt` was set (in flight at SIGTERM, answered while draining). */
+  ackedAfterKill: number;
   /** Count of answers by "kind:status", e.g. "single:200", "batch:503", "conflict:422". */
   statuses: Record<string, number>;
   newEventsSent: number;
@@ -103,8 +105,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   const rand = rng(seed);
   const singleShare = o.singleShare ?? 0.5;
   const maxBatch = o.maxBatch ?? 10;
-  const retryShare = o.retryShare ?? 0.08;
-  const conflictShare = o.conflictShare ?? 0.02;
+  const retryEvery = o.retryEvery ?? 10;
+  const conflictEvery = o.conflictEvery ?? 25;
+  let requestNo = 0;
   const subs = o.subscriptions ?? 4;
   const codes = o.codes ?? ["api_calls", "storage_gb", "seats"];
   const spreadMs = o.spreadMs ?? 40 * 86_400_000;
@@ -117,6 +120,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     requests: 0,
     noAnswer: 0,
     noAnswerBeforeKill: 0,
+    ackedAfterKill: 0,
     statuses: {},
     newEventsSent: 0,
     retriesSent: 0,
@@ -211,6 +215,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
         : sameIds(b?.event, events[0]!);
       if (!shapeOk) report.problems.push(`${kind}: ${status} with an unexpected body ${JSON.stringify(body).slice(0, 300)}`);
       ack(events);
+      if (o.control.killedAt !== undefined) report.ackedAfterKill++;
       return "acked";
     }
     report.problems.push(`${kind}: expected 2xx, got ${status} ${JSON.stringify(body).slice(0, 300)}`);
@@ -219,15 +224,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 
   const client = async () => {
     while (!o.control.stop && performance.now() - started < o.durationMs) {
-      const r = rand();
+      // Retries and conflicts on a fixed cadence (once something is acknowledged), so every run has them.
+      const n = ++requestNo;
       let outcome: "acked" | "answered" | "dead";
-      if (r < conflictShare && ackedList.length > 0) {
+      if (conflictEvery > 0 && n % conflictEvery === 0 && ackedList.length > 0) {
         const target = pick(ackedList);
         report.conflictTargets.add(identityOf(target));
         report.conflictsSent++;
         const other = { ...target, properties: { ...target.properties, n: -1, conflicting: true } };
         outcome = await send("conflict", [other], false, "conflict");
-      } else if (r < conflictShare + retryShare && ackedList.length > 0) {
+      } else if (retryEvery > 0 && n % retryEvery === 0 && ackedList.length > 0) {
         // Retries of acknowledged events, alone or inside a batch with new ones.
         const batch = rand() < 0.5;
         const retries = Array.from({ length: batch ? 1 + Math.floor(rand() * 3) : 1 }, () => pick(ackedList));
@@ -266,6 +272,7 @@ export function summarize(r: LoadReport): string {
     conflictsSent: r.conflictsSent,
     conflictsRefused: r.conflictsRefused,
     noAnswer: r.noAnswer,
+    ackedAfterKill: r.ackedAfterKill,
     refusedWhileStopping: r.refusedWhileStopping.size,
     statuses: r.statuses,
     elapsedMs: Math.round(r.elapsedMs),

@@ -25,6 +25,8 @@ export interface DbCheck {
   /** ...of which acknowledged, and of which sent without a 2xx (in flight at the crash). */
   storedAcked: number;
   storedUnacked: number;
+  /** The identities stored without a 2xx. */
+  storedUnackedIds: string[];
   /** Identities stored more than once (acknowledged or not), acknowledged ones not stored: both must be 0. */
   duplicated: number;
   missing: number;
@@ -71,8 +73,9 @@ export async function checkDatabase(db: Db, x: Expectations): Promise<DbCheck> {
   ).rows;
   const rollups = (
     await db.query<{ sub: string; code: string; hour_s: string; n: string }>(
-      `SELECT external_subscription_id AS sub, code, extract(epoch FROM hour)::int8::text AS hour_s, events_count::text AS n
-         FROM event_rollups_hourly WHERE org_id = $1`,
+      // Summed per (subscription, code, hour): the server may split a counter over several rows.
+      `SELECT external_subscription_id AS sub, code, extract(epoch FROM hour)::int8::text AS hour_s, sum(events_count)::text AS n
+         FROM event_rollups_hourly WHERE org_id = $1 GROUP BY 1, 2, 3`,
       [orgId],
     )
   ).rows;
@@ -159,6 +162,7 @@ export async function checkDatabase(db: Db, x: Expectations): Promise<DbCheck> {
     storedIdentities: byIdentity.size,
     storedAcked,
     storedUnacked: byIdentity.size - storedAcked,
+    storedUnackedIds: [...byIdentity.keys()].filter((id) => !x.acked.has(id)),
     duplicated,
     missing,
     problems,

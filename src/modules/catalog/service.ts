@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
-import { sqlState } from "../../db/db.ts";
+import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import { CatalogCache } from "./cache.ts";
@@ -62,15 +62,24 @@ function collect<T>(checked: Checked<T>, codeTaken: boolean, message: string): T
   return checked.value;
 }
 
-/** A unique index refusing a code another request took meanwhile is the same 422 as the pre-check. */
-async function uniqueCode<T>(work: () => Promise<T>, message: string): Promise<T> {
+/**
+ * A unique index refusing a code another request took meanwhile is the same 422 as the pre-check;
+ * any other data error the database raises on input the rules let through is a 422 too, never a 500.
+ */
+async function guarded<T>(work: () => Promise<T>, entity: string, message: string): Promise<T> {
   try {
     return await work();
   } catch (err) {
     if (sqlState(err) === "23505") fail({ code: [TAKEN] }, message);
+    if (isDataError(err)) fail({ [entity]: ["value_is_invalid"] }, message);
     throw err;
   }
 }
+
+// Codes are at most 255 characters without U+0000 (which PostgreSQL text cannot hold): anything
+// else names nothing, and is answered without a query.
+const MAX_CODE = 255;
+const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000");
 
 function lookupOf(metrics: readonly BillableMetric[]): MetricLookup {
   const byLagoId = new Map(metrics.map((m) => [m.lagoId.toLowerCase(), m]));
@@ -108,6 +117,7 @@ export class CatalogService {
 
   /** The organization's live metric with this code, or null. */
   getMetricByCode(orgId: number, code: string): Promise<BillableMetric | null> {
+    if (!isLookupCode(code)) return Promise.resolve(null);
     return this.cache.read(orgId, "metric", code, () => store.metricByCode(this.db, orgId, code));
   }
 
@@ -122,6 +132,7 @@ export class CatalogService {
 
   /** The organization's live plan with this code (charges, metrics, filters, parsed prices), or null. */
   getPlanByCode(orgId: number, code: string): Promise<Plan | null> {
+    if (!isLookupCode(code)) return Promise.resolve(null);
     return this.cache.read(orgId, "planCode", code, async () => {
       const row = await store.planRowByCode(this.db, orgId, code);
       return row === null ? null : ((await store.loadPlans(this.db, orgId, [row]))[0] ?? null);
@@ -143,13 +154,14 @@ export class CatalogService {
     const message = "the billable metric is invalid";
     const checked = checkMetricCreate(input);
     const code = codeOf(input);
-    const metric = await uniqueCode(
+    const metric = await guarded(
       () =>
         this.db.transaction(async (tx) => {
           const taken = code !== undefined && (await store.metricCodeTaken(tx, orgId, code));
           const draft = collect(checked, taken, message);
           return store.insertMetric(tx, orgId, this.newId(), draft, this.now(orgId));
         }),
+      "billable_metric",
       message,
     );
     this.cache.invalidateMetric(orgId, [metric.code]);
@@ -157,7 +169,7 @@ export class CatalogService {
   }
 
   async getMetric(orgId: number, code: string): Promise<MetricView> {
-    const metric = await store.metricByCode(this.db, orgId, code);
+    const metric = isLookupCode(code) ? await store.metricByCode(this.db, orgId, code) : null;
     if (metric === null) throw notFound("billable_metric", code);
     return (await this.views(this.db, orgId, [metric]))[0]!;
   }
@@ -169,9 +181,10 @@ export class CatalogService {
 
   async updateMetric(orgId: number, code: string, input: unknown): Promise<MetricView> {
     const message = "the billable metric is invalid";
-    const result = await uniqueCode(
+    const result = await guarded(
       () =>
         this.db.transaction(async (tx) => {
+          if (!isLookupCode(code)) throw notFound("billable_metric", code);
           const current = await store.metricByCode(tx, orgId, code, "update");
           if (current === null) throw notFound("billable_metric", code);
           const plansCount = (await store.plansCountByMetric(tx, orgId, [current.id])).get(current.id) ?? 0;
@@ -184,6 +197,7 @@ export class CatalogService {
           if (JSON.stringify(metric.filters) !== JSON.stringify(current.filters)) await this.narrowChargeFilters(tx, metric, now);
           return { metric, plansCount, oldCode: current.code };
         }),
+      "billable_metric",
       message,
     );
     this.cache.invalidateMetric(orgId, [result.oldCode, result.metric.code]);
@@ -206,7 +220,7 @@ export class CatalogService {
    */
   async deleteMetric(orgId: number, code: string): Promise<MetricView> {
     const view = await this.db.transaction(async (tx) => {
-      const metric = await store.metricByCode(tx, orgId, code, "update");
+      const metric = isLookupCode(code) ? await store.metricByCode(tx, orgId, code, "update") : null;
       if (metric === null) throw notFound("billable_metric", code);
       const [view] = await this.views(tx, orgId, [metric]);
       await store.deleteMetric(tx, orgId, metric.id, this.now(orgId));
@@ -227,7 +241,7 @@ export class CatalogService {
   async createPlan(orgId: number, input: unknown): Promise<Plan> {
     const message = "the plan is invalid";
     const code = codeOf(input);
-    const plan = await uniqueCode(
+    const plan = await guarded(
       () =>
         this.db.transaction(async (tx) => {
           const metrics = await this.referencedMetrics(tx, orgId, input);
@@ -238,6 +252,7 @@ export class CatalogService {
           await this.saveCharges(tx, orgId, id, draft);
           return this.loadPlan(tx, orgId, id);
         }),
+      "plan",
       message,
     );
     this.cache.invalidatePlan(orgId, [plan.code], plan.id);
@@ -246,7 +261,7 @@ export class CatalogService {
 
   /** The API's read: from the database, so it is exact even while another process just wrote. */
   async getPlan(orgId: number, code: string): Promise<Plan> {
-    const row = await store.planRowByCode(this.db, orgId, code);
+    const row = isLookupCode(code) ? await store.planRowByCode(this.db, orgId, code) : null;
     if (row === null) throw notFound("plan", code);
     return (await store.loadPlans(this.db, orgId, [row]))[0]!;
   }
@@ -258,10 +273,10 @@ export class CatalogService {
 
   async updatePlan(orgId: number, code: string, input: unknown): Promise<Plan> {
     const message = "the plan is invalid";
-    const result = await uniqueCode(
+    const result = await guarded(
       () =>
         this.db.transaction(async (tx) => {
-          const row = await store.planRowByCode(tx, orgId, code, "update");
+          const row = isLookupCode(code) ? await store.planRowByCode(tx, orgId, code, "update") : null;
           if (row === null) throw notFound("plan", code);
           const current = (await store.loadPlans(tx, orgId, [row]))[0]!;
           const metrics = await this.referencedMetrics(tx, orgId, input);
@@ -273,6 +288,7 @@ export class CatalogService {
           if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft);
           return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code };
         }),
+      "plan",
       message,
     );
     this.cache.invalidatePlan(orgId, [result.oldCode, result.plan.code], result.plan.id);
@@ -282,7 +298,7 @@ export class CatalogService {
   /** Soft-deletes the plan; its charges stay attached so billing history still reads them. */
   async deletePlan(orgId: number, code: string): Promise<Plan> {
     const plan = await this.db.transaction(async (tx) => {
-      const row = await store.planRowByCode(tx, orgId, code, "update");
+      const row = isLookupCode(code) ? await store.planRowByCode(tx, orgId, code, "update") : null;
       if (row === null) throw notFound("plan", code);
       const plan = (await store.loadPlans(tx, orgId, [row]))[0]!;
       const now = this.now(orgId);

@@ -1,7 +1,7 @@
 // Charge rules: which properties each charge model keeps, Lago's defaults, the combinations Lago
 // refuses (pay in advance, proration, invoiceable, minimums) and charge filter values.
 import { type ChargeModel, validatePrice } from "../../pricing/index.ts";
-import { Fields, INVALID, MANDATORY, TAKEN, isRecord } from "./fields.ts";
+import { Fields, INVALID, MANDATORY, TAKEN, hasNul, isRecord } from "./fields.ts";
 import { PAYABLE_IN_ADVANCE } from "./metric.ts";
 import { ALL_FILTER_VALUES, type BillableMetric, type FilterValues } from "./types.ts";
 
@@ -54,7 +54,11 @@ export function readProperties(f: Fields, key: string, model: ChargeModel, raw: 
     return undefined;
   }
   const props: Record<string, unknown> = {};
-  for (const k of MODEL_KEYS[model]) if (raw[k] !== undefined) props[k] = raw[k];
+  for (const k of MODEL_KEYS[model]) {
+    if (raw[k] === undefined) continue;
+    if (hasNul(raw[k])) f.sink.add(`${f.path(key)}.${k}`, INVALID);
+    else props[k] = raw[k];
+  }
   const group = new Fields(raw, f.sink, `${f.path(key)}.`);
   const groupKey = raw["pricing_group_keys"] !== undefined && raw["pricing_group_keys"] !== null ? "pricing_group_keys" : "grouped_by";
   const keys = group.stringList(groupKey);
@@ -77,7 +81,11 @@ export interface ChargeShape {
   readonly minAmountCents: bigint;
 }
 
-/** The combinations Lago's Charge model refuses, as `{field, code}` (its error codes). */
+/**
+ * The combinations Lago's Charge model refuses, as `{field, code}` (its error codes). Lago reserves
+ * `graduated_percentage`, `invoiceable` and `min_amount_cents` for premium licences; here they are
+ * plain features.
+ */
 export function chargeRuleErrors(c: ChargeShape): { field: string; code: string }[] {
   const errors: { field: string; code: string }[] = [];
   const agg = c.metric.aggregationType;

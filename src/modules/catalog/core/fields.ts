@@ -146,9 +146,17 @@ export class Fields {
     const v = this.obj[key];
     if (v === undefined) return undefined;
     if (v === null) return null;
-    if (!Array.isArray(v) || v.some((s) => typeof s !== "string" || s === "" || s.length > MAX_TEXT)) {
+    if (!Array.isArray(v) || v.some((s) => typeof s !== "string" || s === "" || s.length > MAX_TEXT || s.includes("\u0000"))) {
       return this.bad(key, INVALID);
     }
     return v.length === 0 ? null : [...new Set(v as string[])];
   }
+}
+
+/** PostgreSQL text and jsonb cannot hold U+0000: a string or key carrying one is refused up front. */
+export function hasNul(x: unknown): boolean {
+  if (typeof x === "string") return x.includes("\u0000");
+  if (Array.isArray(x)) return x.some(hasNul);
+  if (isRecord(x)) return Object.entries(x).some(([k, v]) => k.includes("\u0000") || hasNul(v));
+  return false;
 }

@@ -66,7 +66,7 @@ export function metricRefs(raw: unknown): { lagoIds: string[]; codes: string[] }
     const id = c["billable_metric_id"];
     const code = c["billable_metric_code"];
     if (typeof id === "string" && UUID.test(id)) lagoIds.add(id.toLowerCase());
-    if (typeof code === "string" && code !== "" && code.length <= 255) codes.add(code);
+    if (typeof code === "string" && code !== "" && code.length <= 255 && !code.includes("\u0000")) codes.add(code);
   }
   return { lagoIds: [...lagoIds], codes: [...codes] };
 }
@@ -201,7 +201,9 @@ function readCharge(g: Fields, current: Charge | null, metrics: MetricLookup): C
   if (chargeModel === undefined) return undefined;
 
   // An updated charge sent without properties keeps its price while its model stays; a new charge
-  // (or a new model) without properties gets Lago's defaults for the model.
+  // (or a new model) without properties gets Lago's defaults for the model. (Lago resets an updated
+  // charge's properties and minimum to the defaults whenever they are left out; keeping them is
+  // our choice, so a partial update never silently makes a charge free.)
   const sameModel = current !== null && current.chargeModel === chargeModel;
   const rawProps = g.obj["properties"];
   let properties: Record<string, unknown> | undefined;
@@ -225,7 +227,12 @@ function readCharge(g: Fields, current: Charge | null, metrics: MetricLookup): C
   return { existingId: current?.id ?? null, code, invoiceDisplayName, properties, filters, ...shape };
 }
 
-/** `billable_metric_id` (Lago) or `billable_metric_code` (ours); an update may leave both out. */
+/**
+ * `billable_metric_id` (Lago) or `billable_metric_code` (ours); an update may leave both out.
+ * Lago answers an unknown metric id with a 404 (`billable_metrics_not_found`) for the whole
+ * request; issue 3 asks for a 422 naming the field, which also lets it be reported alongside every
+ * other broken field. A Lago client sees an error either way.
+ */
 function readMetricRef(g: Fields, current: Charge | null, metrics: MetricLookup): BillableMetric | undefined {
   const id = g.obj["billable_metric_id"];
   const code = g.obj["billable_metric_code"];
