@@ -48,12 +48,16 @@ export class CatalogCache {
     return this.load(org, kind, key, load);
   }
 
-  /** Drops the metric entries (all codes it had) and every plan of the organization (plans embed their metrics). */
-  invalidateMetric(orgId: number, codes: readonly string[]): void {
+  /**
+   * Drops the metric entries (every code it had) and, unless the metric is new, every plan of the
+   * organization (plans embed their metrics).
+   */
+  invalidateMetric(orgId: number, codes: readonly string[], plansToo = true): void {
     const org = this.orgs.get(orgId);
     if (org === undefined) return;
     org.seq++;
     for (const code of codes) this.drop(org, "metric", code);
+    if (!plansToo) return;
     this.size -= org.maps.planCode.size + org.maps.planId.size;
     org.maps.planCode.clear();
     org.maps.planId.clear();

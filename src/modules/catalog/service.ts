@@ -50,8 +50,8 @@ const codeOf = (raw: unknown): string | undefined => {
   return typeof code === "string" && code !== "" ? code : undefined;
 };
 
-function fail(errors: FieldErrors | null, message: string): never {
-  throw validationFailed(errors ?? {}, message);
+function fail(errors: FieldErrors, message: string): never {
+  throw validationFailed(errors, message);
 }
 
 /** Errors of `checked` plus a taken code, all in one 422. */
@@ -81,6 +81,8 @@ async function guarded<T>(work: () => Promise<T>, entity: string, message: strin
 const MAX_CODE = 255;
 const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000");
 
+const NO_METRICS: readonly BillableMetric[] = Object.freeze([]);
+
 function lookupOf(metrics: readonly BillableMetric[]): MetricLookup {
   const byLagoId = new Map(metrics.map((m) => [m.lagoId.toLowerCase(), m]));
   const byCode = new Map(metrics.map((m) => [m.code, m]));
@@ -95,6 +97,8 @@ function lookupOf(metrics: readonly BillableMetric[]): MetricLookup {
 export class CatalogService {
   private readonly cache: CatalogCache;
   private readonly newId: () => string;
+  /** One list per cached metric object, so the per-event lookup allocates nothing. */
+  private readonly metricLists = new WeakMap<BillableMetric, readonly BillableMetric[]>();
 
   constructor(
     private readonly db: Db,
@@ -127,7 +131,10 @@ export class CatalogService {
    */
   async getMetricsForCode(orgId: number, code: string): Promise<readonly BillableMetric[]> {
     const metric = await this.getMetricByCode(orgId, code);
-    return metric === null ? [] : [metric];
+    if (metric === null) return NO_METRICS;
+    let list = this.metricLists.get(metric);
+    if (list === undefined) this.metricLists.set(metric, (list = Object.freeze([metric])));
+    return list;
   }
 
   /** The organization's live plan with this code (charges, metrics, filters, parsed prices), or null. */
@@ -141,6 +148,7 @@ export class CatalogService {
 
   /** A plan by internal id, deleted ones included (`deletedAt` set): subscriptions keep theirs. */
   getPlanById(orgId: number, id: number): Promise<Plan | null> {
+    if (!Number.isSafeInteger(id) || id < 1) return Promise.resolve(null);
     return this.cache.read(orgId, "planId", String(id), async () => {
       const row = await store.planRowById(this.db, orgId, id);
       return row === null ? null : ((await store.loadPlans(this.db, orgId, [row]))[0] ?? null);
@@ -164,7 +172,8 @@ export class CatalogService {
       "billable_metric",
       message,
     );
-    this.cache.invalidateMetric(orgId, [metric.code]);
+    // A new metric is in no plan yet: only its code's cached absence goes.
+    this.cache.invalidateMetric(orgId, [metric.code], false);
     return { metric, plansCount: 0 };
   }
 

@@ -54,11 +54,10 @@ export function readProperties(f: Fields, key: string, model: ChargeModel, raw: 
     return undefined;
   }
   const props: Record<string, unknown> = {};
-  for (const k of MODEL_KEYS[model]) {
-    if (raw[k] === undefined) continue;
-    if (hasNul(raw[k])) f.sink.add(`${f.path(key)}.${k}`, INVALID);
-    else props[k] = raw[k];
-  }
+  const unstorable = MODEL_KEYS[model].filter((k) => hasNul(raw[k]));
+  for (const k of unstorable) f.sink.add(`${f.path(key)}.${k}`, INVALID);
+  if (unstorable.length > 0) return undefined;
+  for (const k of MODEL_KEYS[model]) if (raw[k] !== undefined) props[k] = raw[k];
   const group = new Fields(raw, f.sink, `${f.path(key)}.`);
   const groupKey = raw["pricing_group_keys"] !== undefined && raw["pricing_group_keys"] !== null ? "pricing_group_keys" : "grouped_by";
   const keys = group.stringList(groupKey);

@@ -93,7 +93,7 @@ function readMetric(raw: unknown, base: MetricDraft | null, locked: boolean): Ch
   }
 
   if (aggregationType !== null) {
-    if (aggregationType !== "count_agg" && fieldName === null) f.fail("field_name", MANDATORY);
+    if (aggregationType !== "count_agg" && fieldName === null && sink.details["field_name"] === undefined) f.fail("field_name", MANDATORY);
     if (recurring && NOT_RECURRING.has(aggregationType)) f.fail("recurring", "not_compatible_with_aggregation_type");
     // Lago: without `weighted_interval` a weighted sum weighs by seconds; other aggregations have none.
     weightedInterval = aggregationType === "weighted_sum_agg" ? (weightedInterval ?? "seconds") : null;
