@@ -83,19 +83,23 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     return503OnClosing: true,
   });
 
-  http.addHook("onRequest", async (request, reply) => {
+  // Hooks in callback style: they run on every ingest request, and a promise per hook costs.
+  http.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
     if (!ready && request.url !== "/health") {
-      throw new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" });
+      return done(new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" }));
     }
+    done();
   });
   // While shutting down, answers close their connection (requests in flight included): a keep-alive
   // client would otherwise hold the server open, since http.close() waits for every connection.
-  http.addHook("onSend", async (_request, reply) => {
+  http.addHook("onSend", (_request, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
+    done(null, payload);
   });
-  http.addHook("onResponse", async (request, reply) => {
+  http.addHook("onResponse", (request, reply, done) => {
     metrics.httpRequest(request.routeOptions.url ?? "unmatched", request.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
   http.setErrorHandler((err: FastifyError | AppError, request, reply) => {
     if (err instanceof AppError) {

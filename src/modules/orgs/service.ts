@@ -127,14 +127,20 @@ export class OrgService {
     return toKey(rows[0]);
   }
 
+  /** The cached answer of `authenticate` (undefined: not cached or expired); no IO, no promise. */
+  cachedOrganization(apiKey: string): number | null | undefined {
+    const cached = this.authCache.get(apiKey);
+    return cached !== undefined && cached.until > this.clock.now() ? cached.orgId : undefined;
+  }
+
   /**
    * The organization a bearer key belongs to, or null. Cached (positive and negative) for a few
    * seconds, keyed by the key itself so a cache hit costs no hashing.
    */
   async authenticate(apiKey: string): Promise<number | null> {
+    const cached = this.cachedOrganization(apiKey);
+    if (cached !== undefined) return cached;
     const now = this.clock.now();
-    const cached = this.authCache.get(apiKey);
-    if (cached && cached.until > now) return cached.orgId;
     const hash = hashApiKey(apiKey);
     const { rows } = await this.db.query<{ org_id: number }>(
       "SELECT org_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
