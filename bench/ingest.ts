@@ -14,7 +14,8 @@ import { from as copyFrom } from "pg-copy-streams";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { openPglite } from "../src/db/pglite.ts";
-import { startServer } from "./server.ts";
+import { spawn } from "node:child_process";
+import { freePort, startServer } from "./server.ts";
 
 const run = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -113,6 +114,27 @@ async function copyCeilingPglite(dataDir: string, seconds: number): Promise<{ ro
   return { rows_per_s: Math.round(rows / elapsed), connections: 1 };
 }
 
+/** Plain fastify with the same workers and load: what this machine's HTTP stack allows at best. */
+async function httpCeiling(workers: number, seconds: number, connections: number): Promise<Workload> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(HERE, "trivial-server.mjs"), String(port), String(workers)], { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${url}/health`)).ok) break;
+      } catch {
+        if (i > 100) throw new Error("trivial server did not start");
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await wrk(url, "none", { size: 0, seconds: 2, connections, prefix: "warm" });
+    return await wrk(url, "none", { size: 0, seconds, connections, prefix: "ceiling" });
+  } finally {
+    child.kill("SIGTERM");
+  }
+}
+
 export async function runIngestBench(opts: { seconds: number }): Promise<void> {
   const seconds = Math.max(3, Math.min(120, opts.seconds || 15));
   const databaseUrl = process.env.DATABASE_URL || undefined;
@@ -132,7 +154,7 @@ export async function runIngestBench(opts: { seconds: number }): Promise<void> {
     log("warm-up (3 s)");
     await wrk(server.url, apiKey, { size: 0, seconds: 3, connections: 64, prefix: `${runId}-warm` });
     for (const [name, size, connections] of [
-      ["single", 0, 128],
+      ["single", 0, 256],
       ["batch100", 100, 16],
       ["batch1000", 1000, 8],
     ] as const) {
@@ -147,12 +169,16 @@ export async function runIngestBench(opts: { seconds: number }): Promise<void> {
   server = await startServer({ ...base, WORKERS: String(workers), INGEST_MODE: "naive" }, log);
   try {
     await wrk(server.url, apiKey, { size: 0, seconds: 2, connections: 64, prefix: `${runId}-naivewarm` });
-    log(`naive: ${seconds}s, 128 connections`);
-    results.naive = await wrk(server.url, apiKey, { size: 0, seconds, connections: 128, prefix: `${runId}-naive` });
+    log(`naive: ${seconds}s, 256 connections`);
+    results.naive = await wrk(server.url, apiKey, { size: 0, seconds, connections: 256, prefix: `${runId}-naive` });
     log(`naive: ${JSON.stringify(results.naive)}`);
   } finally {
     await server.stop();
   }
+
+  log(`http_ceiling: plain fastify, ${workers} worker(s), same single-event load`);
+  results.http_ceiling = await httpCeiling(workers, seconds, 256);
+  log(`http_ceiling: ${JSON.stringify(results.http_ceiling)}`);
 
   log("copy_ceiling: COPY into events (same table and indexes)");
   results.copy_ceiling = databaseUrl ? await copyCeilingPostgres(databaseUrl, seconds, workers) : await copyCeilingPglite(dataDir!, seconds);
@@ -166,6 +192,7 @@ export async function runIngestBench(opts: { seconds: number }): Promise<void> {
     ...results,
     ratios: {
       single_vs_naive: Number((single.events_per_s / Math.max(1, naive.events_per_s)).toFixed(2)),
+      single_vs_http_ceiling: Number((single.events_per_s / Math.max(1, (results.http_ceiling as Workload).events_per_s)).toFixed(2)),
       batch1000_vs_copy_ceiling: Number((batch1000.events_per_s / Math.max(1, copy.rows_per_s)).toFixed(2)),
     },
     machine: { cpus: cores, cpu_model: os.cpus()[0]?.model ?? "unknown", memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
