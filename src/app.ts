@@ -9,6 +9,7 @@ import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.t
 import { CustomerService, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes } from "./modules/ingest/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
+import { SubscriptionService, registerSubscriptionRoutes } from "./modules/subscriptions/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { systemClock, type Clock } from "./shared/clock.ts";
 import type { Config } from "./shared/config.ts";
@@ -29,6 +30,7 @@ export interface App {
   ingest: IngestService;
   customers: CustomerService;
   catalog: CatalogService;
+  subscriptions: SubscriptionService;
   /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
   testClock: ClockService;
   /** Opens the database, migrates, bootstraps; /health answers 200 once it resolves. */
@@ -67,6 +69,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const ingest = new IngestService(db, writer, partitions, clock, config, metrics);
   const customers = new CustomerService(db, clock);
   const catalog = new CatalogService(db, clock);
+  const subscriptions = new SubscriptionService(db, clock, catalog, customers);
+  customers.onDelete((tx, customer) => subscriptions.endCustomerSubscriptions(tx, customer));
+  customers.lockCurrencyWhen((tx, customer) => subscriptions.customerHasLiveSubscriptions(tx, customer));
+  // Future starts, ending_at and scheduled downgrades that a clock move makes due, before PUT /test_clock answers.
+  testClock.onAdvance((orgId, _from, to) => subscriptions.settleOrganization(orgId, to));
   let ready = false;
   let closing = false;
 
@@ -136,6 +143,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerEventRoutes(http, ingest, config.ingest.batchRequestMax);
   registerCustomerRoutes(http, customers);
   registerCatalogRoutes(http, catalog);
+  registerSubscriptionRoutes(http, subscriptions);
   registerTestClockRoutes(http, testClock);
 
   return {
@@ -146,6 +154,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     ingest,
     customers,
     catalog,
+    subscriptions,
     testClock,
     get ready() {
       return ready;

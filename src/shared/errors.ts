@@ -5,6 +5,7 @@ export type ErrorCategory =
   | "unauthorized"
   | "forbidden"
   | "not_found"
+  | "not_allowed"
   | "validation"
   | "payload_too_large"
   | "too_many_requests"
@@ -41,17 +42,19 @@ export const STATUS: Record<ErrorCategory, { status: number; error: string }> = 
   unauthorized: { status: 401, error: "Unauthorized" },
   forbidden: { status: 403, error: "Forbidden" },
   not_found: { status: 404, error: "Not Found" },
+  // Lago's `not_allowed_failure!`: the resource exists but the action does not apply to its state.
+  not_allowed: { status: 405, error: "Method Not Allowed" },
   validation: { status: 422, error: "Unprocessable Entity" },
   payload_too_large: { status: 413, error: "Payload Too Large" },
   too_many_requests: { status: 429, error: "Too Many Requests" },
   unavailable: { status: 503, error: "Service Unavailable" },
 };
 
-/** Lago's error bodies: 401 `{status,error}`, 404 `{status,error,code}`, 422 adds `error_details`. */
+/** Lago's error bodies: 401 `{status,error}`, 404 and 405 `{status,error,code}`, 422 adds `error_details`. */
 export function errorBody(err: AppError): Record<string, unknown> {
   const { status, error } = STATUS[err.category];
   if (err.category === "unauthorized") return { status, error };
-  if (err.category === "not_found") return { status, error, code: err.code };
+  if (err.category === "not_found" || err.category === "not_allowed") return { status, error, code: err.code };
   if (err.category === "validation") return { status, error, code: err.code, error_details: err.details ?? {} };
   return { status, error, code: err.code, message: err.message, ...(err.details ? { error_details: err.details } : {}) };
 }

@@ -1,7 +1,13 @@
 // The catalog: billable metrics and plans with their charges, charge filters and prices (Lago's
 // /billable_metrics and /plans), and the cached lookups metering, subscriptions and rating use on
 // their hot paths (`getMetricByCode`, `getMetricsForCode`, `getPlanByCode`, `getPlanById`).
-export { CatalogService, type CatalogOptions, type MetricView, type Page, type Paged } from "./service.ts";
+export {
+  CatalogService,
+  type CatalogOptions,
+  type MetricView,
+  type Page,
+  type Paged,
+} from "./service.ts";
 export { registerCatalogRoutes, chargeJson, metricJson, planJson } from "./http.ts";
 export {
   AGGREGATION_TYPES,
@@ -16,4 +22,16 @@ export {
   type Plan,
   type PlanInterval,
   type RoundingFunction,
+} from "./core/index.ts";
+// The field readers and charge-property rules, for other modules that accept charge prices
+// (subscriptions' plan_overrides) and must validate them exactly as plans do.
+export {
+  ErrorSink,
+  Fields,
+  chargeRuleErrors,
+  isBlankProperties,
+  readChargeFilters,
+  readProperties,
+  type Checked,
+  type FilterDraft,
 } from "./core/index.ts";

@@ -30,4 +30,4 @@ export {
   usedDays,
   usedFee,
 } from "./proration.ts";
-export { type Instant, isTimezone } from "./zoned.ts";
+export { DAY_MS, type Instant, dayOf, dayStart, isTimezone, isoDay } from "./zoned.ts";
