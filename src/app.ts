@@ -8,6 +8,7 @@ import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts"
 import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
 import { CustomerService, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes } from "./modules/ingest/index.ts";
+import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
 import { SubscriptionService, registerSubscriptionRoutes } from "./modules/subscriptions/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
@@ -31,6 +32,7 @@ export interface App {
   customers: CustomerService;
   catalog: CatalogService;
   subscriptions: SubscriptionService;
+  metering: MeteringService;
   /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
   testClock: ClockService;
   /** Opens the database, migrates, bootstraps; /health answers 200 once it resolves. */
@@ -74,6 +76,10 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   customers.lockCurrencyWhen((tx, customer) => subscriptions.customerHasLiveSubscriptions(tx, customer));
   // Future starts, ending_at and scheduled downgrades that a clock move makes due, before PUT /test_clock answers.
   testClock.onAdvance((orgId, _from, to) => subscriptions.settleOrganization(orgId, to));
+  const metering = new MeteringService(db, clock, customers, subscriptions);
+  // A metric's rollups are rebuilt in the transaction that creates, changes or deletes it.
+  catalog.onMetricChange(metering.onMetricChange);
+  registerUnmatchedGauge(metrics.registry, metering);
   let ready = false;
   let closing = false;
 
@@ -144,6 +150,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerCustomerRoutes(http, customers);
   registerCatalogRoutes(http, catalog);
   registerSubscriptionRoutes(http, subscriptions);
+  registerMeteringRoutes(http, metering);
   registerTestClockRoutes(http, testClock);
 
   return {
@@ -155,6 +162,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     customers,
     catalog,
     subscriptions,
+    metering,
     testClock,
     get ready() {
       return ready;

@@ -4,6 +4,8 @@
 export {
   CatalogService,
   type CatalogOptions,
+  type MetricChange,
+  type MetricChangeListener,
   type MetricView,
   type Page,
   type Paged,

@@ -37,6 +37,15 @@ export interface Paged<T> {
   readonly total: number;
 }
 
+/** A metric as it was and as it is after a write in the catalog: created (before null), changed, deleted (after null). */
+export interface MetricChange {
+  readonly before: BillableMetric | null;
+  readonly after: BillableMetric | null;
+}
+
+/** Runs inside the transaction that writes the metric, after the write (metering rebuilds its rollups there). */
+export type MetricChangeListener = (tx: Queryable, change: MetricChange) => Promise<void>;
+
 export interface CatalogOptions {
   /** How long a cached object is trusted before a background refresh (writes in other processes show within it). */
   cacheTtlMs?: number;
@@ -99,6 +108,7 @@ export class CatalogService {
   private readonly newId: () => string;
   /** One list per cached metric object, so the per-event lookup allocates nothing. */
   private readonly metricLists = new WeakMap<BillableMetric, readonly BillableMetric[]>();
+  private readonly metricListeners: MetricChangeListener[] = [];
 
   constructor(
     private readonly db: Db,
@@ -114,6 +124,15 @@ export class CatalogService {
 
   private now(orgId: number): Date {
     return new Date(this.clock.now(orgId));
+  }
+
+  /** Work another module does in the same transaction as every metric create, update and delete. */
+  onMetricChange(listener: MetricChangeListener): void {
+    this.metricListeners.push(listener);
+  }
+
+  private async metricChanged(tx: Queryable, change: MetricChange): Promise<void> {
+    for (const listener of this.metricListeners) await listener(tx, change);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -167,7 +186,9 @@ export class CatalogService {
         this.db.transaction(async (tx) => {
           const taken = code !== undefined && (await store.metricCodeTaken(tx, orgId, code));
           const draft = collect(checked, taken, message);
-          return store.insertMetric(tx, orgId, this.newId(), draft, this.now(orgId));
+          const metric = await store.insertMetric(tx, orgId, this.newId(), draft, this.now(orgId));
+          await this.metricChanged(tx, { before: null, after: metric });
+          return metric;
         }),
       "billable_metric",
       message,
@@ -204,6 +225,7 @@ export class CatalogService {
           const now = this.now(orgId);
           const metric = await store.updateMetric(tx, orgId, current.id, draft, now);
           if (JSON.stringify(metric.filters) !== JSON.stringify(current.filters)) await this.narrowChargeFilters(tx, metric, now);
+          await this.metricChanged(tx, { before: current, after: metric });
           return { metric, plansCount, oldCode: current.code };
         }),
       "billable_metric",
@@ -233,6 +255,7 @@ export class CatalogService {
       if (metric === null) throw notFound("billable_metric", code);
       const [view] = await this.views(tx, orgId, [metric]);
       await store.deleteMetric(tx, orgId, metric.id, this.now(orgId));
+      await this.metricChanged(tx, { before: metric, after: null });
       return view!;
     });
     this.cache.invalidateMetric(orgId, [code]);

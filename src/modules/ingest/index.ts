@@ -3,4 +3,9 @@
 export { IngestService } from "./service.ts";
 export { EventWriter, QueueFullError, type Outcome } from "./writer.ts";
 export { Partitions } from "./store.ts";
+// The SQL pieces metering shares with the ingest statement, so both derive identities, rollup
+// values and code locks identically.
+export { CODE_LOCK_KEY, KEY_DIGEST, METRIC_DIMS, METRIC_VALUE, ROLLED_UP_AGGREGATIONS } from "./store.ts";
+export type { EventJson } from "./service.ts";
+export { isoFromMicros } from "./core/event.ts";
 export { registerEventRoutes } from "./http.ts";

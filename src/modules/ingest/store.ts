@@ -11,10 +11,33 @@ export const TX_HASH = (tx: string) => `('x' || left(md5(${tx}), 16))::bit(64)::
 export const KEY_DIGEST = (sub: string, tx: string) => `md5(length(${sub})::text || ':' || ${sub} || ${tx})::uuid`;
 
 /**
+ * The metrics with hourly rollups (the others are computed from raw events). Rollups hold the
+ * event's value for the metric (METRIC_VALUE, through `metering_value` of the 0005 migration) and
+ * its dims (METRIC_DIMS); ingest, the backfill and usage reads all use these two expressions.
+ */
+export const ROLLED_UP_AGGREGATIONS = "('count_agg', 'sum_agg', 'max_agg')";
+export const METRIC_VALUE = (props: string, metric: string) =>
+  `CASE WHEN ${metric}.aggregation_type = 'count_agg' THEN NULL ELSE metering_value(${props}, ${metric}.field_name) END`;
+
+/**
+ * The event's values for the metric's filter keys as canonical JSON text (jsonb prints an object's
+ * keys in one fixed order), keeping only values the metric declares: charge filters can name no
+ * others, so anything else could match no filter (and would only multiply rollup rows). '' when
+ * none is left. Inline SQL rather than a function: PostgreSQL cannot inline a function holding a
+ * subquery, and the call costs three times the expression on the ingest path.
+ */
+export const METRIC_DIMS = (props: string, metric: string) =>
+  `CASE WHEN ${metric}.filters = '[]'::jsonb THEN '' ELSE coalesce(
+     (SELECT jsonb_object_agg(fl ->> 'key', ${props} ->> (fl ->> 'key'))::text FROM jsonb_array_elements(${metric}.filters) AS fl
+       WHERE (fl -> 'values') ? (${props} ->> (fl ->> 'key'))), '') END`;
+
+/**
  * One statement per batch: identities first (ON CONFLICT DO NOTHING decides, for the life of the
- * data, which events are new), then only the new events go to `events` and into the hourly
- * rollups. Atomic as one statement; returns the ordinals (1-based) and lago ids of the new rows.
- * Callers sort rows by identity so concurrent batches lock index entries in one order.
+ * data, which events are new), then only the new events go to `events`, into the hourly counts
+ * per code and into the hourly rollups of the live count/sum/max metrics their code feeds. Atomic
+ * as one statement; returns the ordinals (1-based) and lago ids of the new rows. Callers sort rows
+ * by identity so concurrent batches lock index entries in one order, and run it after
+ * `lockCodesShared` in the same transaction (see there).
  */
 const INSERT_BATCH = `
 WITH input AS (
@@ -38,8 +61,50 @@ WITH input AS (
   INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
   SELECT org_id, sub, code, date_trunc('hour', ts), $10::smallint, count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
   ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + excluded.events_count
+), metric_roll AS (
+  INSERT INTO metric_rollups_hourly AS r (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
+  SELECT f.org_id, m.id, f.sub, ${METRIC_DIMS("f.props", "m")}, date_trunc('hour', f.ts), $10::smallint, count(*), sum(v.value), max(v.value)
+    FROM fresh f
+    JOIN billable_metrics m ON m.org_id = f.org_id AND m.code = f.code AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
+    CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("f.props", "m")} AS value) v
+   WHERE m.aggregation_type = 'count_agg' OR v.value IS NOT NULL
+   GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (org_id, metric_id, external_subscription_id, dims, hour, slot) DO UPDATE
+     SET events_count = r.events_count + excluded.events_count,
+         value_sum = r.value_sum + excluded.value_sum,
+         value_max = greatest(r.value_max, excluded.value_max)
 )
 SELECT n::int AS n, key_digest::text AS lago_id FROM fresh`;
+
+/**
+ * Writers take a shared advisory lock per (organization, code) of their batch, in a statement of
+ * their own before INSERT_BATCH, so INSERT_BATCH's snapshot is taken once the lock is held. A
+ * metric's backfill takes the same lock exclusively (metering's `rebuildMetricRollups`): a batch
+ * either committed before the backfill reads `events` (the backfill counts its events) or starts
+ * after the backfill committed (it sees the metric and adds its own rollups) — never both, never
+ * neither. Keys are taken in one order (no deadlock between writers and a backfill locking two
+ * codes). The key is one bigint, org_id in the high half and hashtext(code) in the low half: the
+ * two-int space holds other modules' (namespace, id) locks, and small bigint keys (no org 0) the
+ * migration's and partitions'.
+ */
+export const CODE_LOCK_KEY = (org: string, code: string) => `((${org})::int8 << 32) | (hashtext(${code})::int8 & 4294967295)`;
+const LOCK_CODES_SHARED = `
+SELECT count(pg_advisory_xact_lock_shared(k.key))::int AS n
+  FROM (SELECT DISTINCT ${CODE_LOCK_KEY("t.org_id", "t.code")} AS key FROM unnest($1::int[], $2::text[]) AS t(org_id, code) ORDER BY 1) k`;
+
+export async function lockCodesShared(q: Queryable, events: readonly PreparedEvent[]): Promise<void> {
+  const seen = new Set<string>();
+  const orgs: number[] = [];
+  const codes: string[] = [];
+  for (const e of events) {
+    const key = e.orgId + "\u0000" + e.code;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    orgs.push(e.orgId);
+    codes.push(e.code);
+  }
+  await q.query(LOCK_CODES_SHARED, [orgs, codes], { prepare: "ingest_lock_codes" });
+}
 
 /** Rollup slots: each concurrent writer adds to its own rollup rows (see the migration). */
 export const ROLLUP_SLOTS = 64;
@@ -102,6 +167,7 @@ export async function findIdentities(q: Queryable, keys: readonly PreparedEvent[
  */
 export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number): Promise<string | null> {
   return db.transaction(async (tx) => {
+    await lockCodesShared(tx, [e]);
     const ts = new Date(Math.floor(e.tsMicros / 1000)).toISOString().replace("Z", String(e.tsMicros % 1000).padStart(3, "0") + "Z");
     const inserted = await tx.query<{ lago_id: string }>(
       `INSERT INTO event_identities (org_id, tx_hash, key_digest, payload_hash, ts, code)
@@ -120,6 +186,17 @@ export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number)
        VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz), 0, 1)
        ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + 1`,
       [e.orgId, e.subscriptionId, e.code, ts],
+    );
+    await tx.query(
+      `INSERT INTO metric_rollups_hourly AS r (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
+       SELECT m.org_id, m.id, $2, ${METRIC_DIMS("$4::jsonb", "m")}, date_trunc('hour', $5::timestamptz), 0, 1, v.value, v.value
+         FROM billable_metrics m CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("$4::jsonb", "m")} AS value) v
+        WHERE m.org_id = $1 AND m.code = $3 AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
+          AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+       ON CONFLICT (org_id, metric_id, external_subscription_id, dims, hour, slot) DO UPDATE
+          SET events_count = r.events_count + 1, value_sum = r.value_sum + excluded.value_sum,
+              value_max = greatest(r.value_max, excluded.value_max)`,
+      [e.orgId, e.subscriptionId, e.code, e.propertiesJson, ts],
     );
     return inserted.rows[0]!.lago_id;
   });

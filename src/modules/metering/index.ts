@@ -1,0 +1,26 @@
+// Metering: exact hourly rollups per billable metric (kept by the ingest statement, rebuilt from
+// raw events when a metric is created or changes meaning), the aggregation engine behind usage and
+// invoices, live and past usage (Lago's current_usage / past_usage), and the unmatched events.
+export {
+  MeteringService,
+  NO_SUBSCRIPTIONS,
+  type PastUsageQuery,
+  type SubscriptionLookup,
+  type UsageSubscription,
+} from "./service.ts";
+export { registerMeteringRoutes, registerUnmatchedGauge } from "./http.ts";
+export { UNMATCHED_REASONS, type UnmatchedEvent, type UnmatchedQuery, type UnmatchedReason } from "./store.ts";
+export {
+  type Aggregate,
+  type BucketAggregate,
+  type ChargeUsage,
+  type FeeUsage,
+  type Span,
+  type SubscriptionUsage,
+  type UsageWindow,
+  chargeUsageJson,
+  previousWindows,
+  splitByHours,
+  usageJson,
+  usageWindowAt,
+} from "./core/index.ts";

@@ -1,0 +1,236 @@
+import type { Db, Queryable } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { AppError } from "../../shared/errors.ts";
+import { type Decimal, ZERO } from "../../shared/money.ts";
+import type { Charge, MetricChangeListener, Plan } from "../catalog/index.ts";
+import type { CustomerService } from "../customers/index.ts";
+import {
+  type BucketAggregate,
+  Bucketer,
+  type ChargeUsage,
+  type Span,
+  type SubscriptionTimes,
+  type SubscriptionUsage,
+  type UsageWindow,
+  chargeOrder,
+  combinePartials,
+  isRolledUp,
+  latestValue,
+  priceCharge,
+  resolveFilter,
+  splitByHours,
+  subscriptionUsage,
+  uniqueCount,
+  usageWindowAt,
+  weightedSum,
+} from "./core/index.ts";
+import * as store from "./store.ts";
+
+/**
+ * What usage needs of a subscription: structurally a subset of the subscriptions module's
+ * `Subscription` (its service is the lookup in production).
+ */
+export interface UsageSubscription extends SubscriptionTimes {
+  readonly lagoId: string;
+  readonly externalId: string;
+  readonly customerId: number;
+  /** The effective plan (plan_overrides applied). */
+  readonly plan: Plan;
+}
+
+export interface SubscriptionLookup {
+  /** The subscription with this external id active at `at` (started by then, not terminated), or null. */
+  getByExternalId(orgId: number, externalId: string, at?: Date): Promise<UsageSubscription | null>;
+}
+
+/** Until a subscription store is wired, no subscription exists. */
+export const NO_SUBSCRIPTIONS: SubscriptionLookup = { getByExternalId: async () => null };
+
+export interface PastUsageQuery {
+  readonly page: number;
+  readonly perPage: number;
+  /** At most this many past periods (newest first). */
+  readonly periodsCount?: number;
+  readonly billableMetricCode?: string;
+}
+
+// Past periods are walked back one by one from the current one; this bounds the walk for a
+// subscription that has run for decades on a weekly plan.
+const MAX_PAST_PERIODS = 520;
+
+const noActiveSubscription = () =>
+  new AppError("not_allowed", "no_active_subscription", "the customer has no active subscription with this external_subscription_id");
+
+/**
+ * Metering: keeps each metric's hourly rollups exact (rebuilt in the catalog's transaction when a
+ * metric is created or changes meaning), aggregates a charge's usage over a window (rollup hours
+ * plus raw edge hours for count/sum/max, raw events for the rest), prices it, and lists the events
+ * that match no metric or no subscription.
+ */
+export class MeteringService {
+  private subscriptions: SubscriptionLookup;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly customers: CustomerService,
+    subscriptions: SubscriptionLookup = NO_SUBSCRIPTIONS,
+  ) {
+    this.subscriptions = subscriptions;
+  }
+
+  /** Wires the subscription store (the composition root builds it after this service). */
+  useSubscriptions(lookup: SubscriptionLookup): void {
+    this.subscriptions = lookup;
+  }
+
+  /** For CatalogService.onMetricChange: rollups follow the metric in the same transaction. */
+  readonly onMetricChange: MetricChangeListener = (tx, change) => store.rebuildMetricRollups(tx, change.before, change.after);
+
+  // ---------------------------------------------------------------------------------------------
+  // The engine
+
+  /**
+   * The aggregate of each bucket of `charge` (its filters in order, then the default bucket) for
+   * the subscription's events in `window`. Recurring metrics read all earlier history too.
+   */
+  async aggregateCharge(
+    orgId: number,
+    externalSubscriptionId: string,
+    charge: Charge,
+    window: UsageWindow,
+    q: Queryable = this.db,
+  ): Promise<BucketAggregate[]> {
+    const metric = charge.metric;
+    const scope: store.MetricScope = { orgId, metricId: metric.id, externalSubscriptionId };
+    const bucketer = new Bucketer(charge.filters.map((f) => resolveFilter(f.values, metric.filters)));
+    const defaultBucket = charge.filters.length;
+    const slot = (dims: string) => {
+      const b = bucketer.bucket(dims);
+      return b === -1 ? defaultBucket : b;
+    };
+    const byBucket = <T extends { dims: string }>(rows: readonly T[]): T[][] => {
+      const out: T[][] = Array.from({ length: defaultBucket + 1 }, () => []);
+      for (const r of rows) out[slot(r.dims)]!.push(r);
+      return out;
+    };
+    const windowSpan: Span = { from: window.from, to: window.to };
+    const span: Span = metric.recurring ? { from: null, to: window.to } : windowSpan;
+    const agg = metric.aggregationType;
+
+    if (isRolledUp(agg)) {
+      const parts = byBucket(await store.readPartials(q, scope, splitByHours(span)));
+      const aggregates: BucketAggregate[] = parts.map((p) => combinePartials(agg, p));
+      if (!usesEventAmounts(charge)) return aggregates;
+      // Percentage charges rate each transaction (free events, per-transaction min/max, fixed fees).
+      const events = byBucket(await store.readValuedEvents(q, scope, span));
+      return aggregates.map((a, i) => ({ ...a, eventAmounts: events[i]!.map((e) => e.value) }));
+    }
+    switch (agg) {
+      case "unique_count_agg":
+        return byBucket(await store.readUniqueLasts(q, scope, span)).map(uniqueCount);
+      case "latest_agg":
+        return byBucket(await store.readLatest(q, scope, span)).map(latestValue);
+      case "weighted_sum_agg": {
+        const events = byBucket(await store.readValuedEvents(q, scope, windowSpan));
+        const initial: Decimal[] = Array.from({ length: defaultBucket + 1 }, () => ZERO);
+        if (metric.recurring) {
+          for (const s of await store.readSumsBefore(q, scope, window.from)) initial[slot(s.dims)] = initial[slot(s.dims)]!.plus(s.sum);
+        }
+        return events.map((list, i) =>
+          weightedSum({
+            events: list,
+            initial: initial[i]!,
+            fromUs: window.from.getTime() * 1000,
+            toUs: window.to.getTime() * 1000,
+            periodSeconds: window.period.days * 86_400,
+            recurring: metric.recurring,
+          }),
+        );
+      }
+      default:
+        return assertNever(agg);
+    }
+  }
+
+  /** One charge's usage in the window, priced in `currency`. */
+  async chargeUsage(orgId: number, sub: UsageSubscription, charge: Charge, window: UsageWindow, currency: string): Promise<ChargeUsage> {
+    return priceCharge(charge, await this.aggregateCharge(orgId, sub.externalId, charge, window), currency);
+  }
+
+  /** Every charge of the subscription's plan (or those of one metric) over the window, in Lago's order. */
+  async usage(orgId: number, sub: UsageSubscription, window: UsageWindow, billableMetricCode?: string): Promise<SubscriptionUsage> {
+    const plan = sub.plan;
+    const charges = plan.charges
+      .filter((c) => billableMetricCode === undefined || c.metric.code === billableMetricCode)
+      .sort(chargeOrder);
+    const priced = await Promise.all(charges.map((c) => this.chargeUsage(orgId, sub, c, window, plan.amountCurrency)));
+    return subscriptionUsage(window, plan.amountCurrency, priced);
+  }
+
+  /** GET /customers/:id/current_usage: the open period at the organization's now. */
+  async currentUsage(orgId: number, externalCustomerId: string, externalSubscriptionId: string): Promise<SubscriptionUsage> {
+    const customer = await this.customers.getByExternalId(orgId, externalCustomerId);
+    const now = new Date(this.clock.now(orgId));
+    const sub = await this.subscriptions.getByExternalId(orgId, externalSubscriptionId, now);
+    if (sub === null || sub.customerId !== customer.id) throw noActiveSubscription();
+    const window = usageWindowAt(sub, sub.plan, now);
+    if (window === null) throw noActiveSubscription();
+    return this.usage(orgId, sub, window);
+  }
+
+  /**
+   * GET /customers/:id/past_usage: the periods before the open one, newest first, as long as a
+   * subscription with this external id was active (plan changes included: each period is priced on
+   * the plan it ran on). Lago answers from issued invoices; until invoicing exists these are the
+   * usage its invoices would carry.
+   */
+  async pastUsage(
+    orgId: number,
+    externalCustomerId: string,
+    externalSubscriptionId: string,
+    query: PastUsageQuery,
+  ): Promise<{ items: SubscriptionUsage[]; total: number }> {
+    const customer = await this.customers.getByExternalId(orgId, externalCustomerId);
+    const now = new Date(this.clock.now(orgId));
+    const current = await this.subscriptions.getByExternalId(orgId, externalSubscriptionId, now);
+    if (current === null || current.customerId !== customer.id) throw noActiveSubscription();
+    const open = usageWindowAt(current, current.plan, now);
+    const limit = Math.min(query.periodsCount ?? MAX_PAST_PERIODS, MAX_PAST_PERIODS);
+    const past: { sub: UsageSubscription; window: UsageWindow }[] = [];
+    let before = (open?.from ?? now).getTime();
+    while (past.length < limit) {
+      const at = new Date(before - 1);
+      const sub = await this.subscriptions.getByExternalId(orgId, externalSubscriptionId, at);
+      if (sub === null || sub.customerId !== customer.id) break;
+      const window = usageWindowAt(sub, sub.plan, at);
+      if (window === null || window.from.getTime() >= before) break;
+      past.push({ sub, window });
+      before = window.from.getTime();
+    }
+    const page = past.slice((query.page - 1) * query.perPage, query.page * query.perPage);
+    const items = await Promise.all(page.map((p) => this.usage(orgId, p.sub, p.window, query.billableMetricCode)));
+    return { items, total: past.length };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Unmatched events
+
+  listUnmatched(orgId: number, query: store.UnmatchedQuery): Promise<{ events: store.UnmatchedEvent[]; total: number }> {
+    return store.listUnmatched(this.db, orgId, query);
+  }
+
+  unmatchedTotals(): Promise<Record<store.UnmatchedReason, number>> {
+    return store.unmatchedTotals(this.db);
+  }
+}
+
+/** Percentage charges need each transaction's amount (on sum or count metrics; others rate the aggregate). */
+function usesEventAmounts(charge: Charge): boolean {
+  if (charge.chargeModel === "percentage") return true;
+  return charge.filters.some((f) => f.price.model === "percentage");
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unhandled aggregation ${String(value)}`);
+}

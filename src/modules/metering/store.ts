@@ -1,0 +1,298 @@
+// SQL of metering: rebuilding a metric's hourly rollups from raw events, the reads usage is made of
+// (rollup hours plus raw edges for count/sum/max, raw events for the other aggregations) and the
+// events nothing matches. Every statement is scoped by org_id; the metric's definition is read in
+// the same statement as its rollups, so a read never mixes two versions of a metric.
+import type { Queryable } from "../../db/db.ts";
+import { Decimal } from "../../shared/money.ts";
+import type { BillableMetric } from "../catalog/index.ts";
+import { CODE_LOCK_KEY, KEY_DIGEST, METRIC_DIMS, METRIC_VALUE, ROLLED_UP_AGGREGATIONS, type EventJson, isoFromMicros } from "../ingest/index.ts";
+import {
+  type HourSplit,
+  type LatestOfDims,
+  type Partial,
+  type Span,
+  type UniqueLast,
+  type WeightedEvent,
+  isRolledUp,
+  rollupsAffected,
+} from "./core/index.ts";
+
+const dec = (v: string | null): Decimal | null => (v === null ? null : new Decimal(v));
+const iso = (d: Date | null) => (d === null ? null : d.toISOString());
+
+// ---- rollup maintenance -------------------------------------------------------------------------
+
+const LOCK_CODES_EXCLUSIVE = `
+SELECT count(pg_advisory_xact_lock(k.key))::int AS n
+  FROM (SELECT DISTINCT ${CODE_LOCK_KEY("$1::int", "c")} AS key FROM unnest($2::text[]) AS c ORDER BY 1) k`;
+
+const REBUILD = `
+INSERT INTO metric_rollups_hourly (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
+SELECT e.org_id, m.id, e.external_subscription_id, ${METRIC_DIMS("e.properties", "m")}, date_trunc('hour', e.ts), 0,
+       count(*), sum(v.value), max(v.value)
+  FROM billable_metrics m
+  JOIN events e ON e.org_id = m.org_id AND e.code = m.code
+  CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
+ WHERE m.org_id = $1 AND m.id = $2 AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
+   AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+ GROUP BY 1, 2, 3, 4, 5`;
+
+/**
+ * Makes a metric's rollups match its definition after a catalog write, in the catalog's
+ * transaction: under an exclusive lock on the metric's code(s) (writers hold it shared while they
+ * insert, see ingest's lockCodesShared), drops its rollups and aggregates them again from `events`.
+ * Events that arrived before the metric existed, or before it changed, count from then on.
+ */
+export async function rebuildMetricRollups(tx: Queryable, before: BillableMetric | null, after: BillableMetric | null): Promise<void> {
+  if (!rollupsAffected(before, after)) return;
+  const metric = (after ?? before)!;
+  const codes = [...new Set([before?.code, after?.code].filter((c): c is string => c !== undefined))];
+  await tx.query(LOCK_CODES_EXCLUSIVE, [metric.orgId, codes]);
+  await tx.query("DELETE FROM metric_rollups_hourly WHERE org_id = $1 AND metric_id = $2", [metric.orgId, metric.id]);
+  if (after !== null && isRolledUp(after.aggregationType)) await tx.query(REBUILD, [after.orgId, after.id]);
+}
+
+// ---- usage reads ----------------------------------------------------------------------------------
+
+export interface MetricScope {
+  readonly orgId: number;
+  readonly metricId: number;
+  readonly externalSubscriptionId: string;
+}
+
+// The events of the metric (code) and subscription; `m` is the metric row, `e` the event.
+const METRIC_EVENTS = `
+  FROM billable_metrics m
+  JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
+ WHERE m.org_id = $1 AND m.id = $2`;
+
+const ORDER_COLUMNS = `(extract(epoch FROM e.ts) * 1000000)::int8::text AS ts_us,
+       (extract(epoch FROM e.created_at) * 1000000)::int8::text AS created_us, e.transaction_id AS tx`;
+
+const PARTIALS = `
+SELECT x.dims, sum(x.n)::text AS n, sum(x.s)::text AS s, max(x.mx)::text AS mx FROM (
+  SELECT r.dims, r.events_count AS n, r.value_sum AS s, r.value_max AS mx
+    FROM metric_rollups_hourly r
+   WHERE r.org_id = $1 AND r.metric_id = $2 AND r.external_subscription_id = $3
+     AND $4::boolean AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz
+  UNION ALL
+  SELECT ${METRIC_DIMS("e.properties", "m")}, 1, v.value, v.value
+    FROM billable_metrics m
+    JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
+    CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
+   WHERE m.org_id = $1 AND m.id = $2
+     AND e.ts >= coalesce($7::timestamptz, '-infinity') AND e.ts < $10::timestamptz
+     AND ((e.ts >= coalesce($7::timestamptz, '-infinity') AND e.ts < $8::timestamptz) OR (e.ts >= $9::timestamptz AND e.ts < $10::timestamptz))
+     AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+) x GROUP BY x.dims`;
+
+const EPOCH = new Date(0);
+
+/**
+ * count/sum/max partials per dims over a window already split by hours: whole hours from the
+ * metric's rollups, the partial hours at the edges from raw events, in one statement (one snapshot).
+ */
+export async function readPartials(q: Queryable, scope: MetricScope, split: HourSplit): Promise<Partial[]> {
+  const r = split.rollups;
+  const [first, second] = split.raw;
+  const { rows } = await q.query<{ dims: string; n: string; s: string | null; mx: string | null }>(PARTIALS, [
+    scope.orgId,
+    scope.metricId,
+    scope.externalSubscriptionId,
+    r !== null,
+    iso(r?.from ?? null),
+    iso(r?.to ?? EPOCH),
+    // Raw spans: the first may be unbounded below (recurring); a missing one matches nothing.
+    first === undefined ? iso(EPOCH) : iso(first.from),
+    iso(first?.to ?? EPOCH),
+    iso(second?.from ?? null),
+    iso(second?.to ?? first?.to ?? EPOCH),
+  ]);
+  return rows.map((row) => ({ dims: row.dims, eventsCount: Number(row.n), valueSum: dec(row.s), valueMax: dec(row.mx) }));
+}
+
+const timeBounds = (span: Span) => [iso(span.from), iso(span.to)];
+
+/** Per dims and property value, the last event (unique count); events without the property are left out. */
+export async function readUniqueLasts(q: Queryable, scope: MetricScope, span: Span): Promise<UniqueLast[]> {
+  const { rows } = await q.query<{ dims: string; value: string; removes: boolean; ts_us: string; created_us: string; tx: string }>(
+    `SELECT DISTINCT ON (x.dims, x.value) x.dims, x.value, x.removes, x.ts_us, x.created_us, x.tx FROM (
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, e.properties ->> m.field_name AS value,
+              coalesce(e.properties ->> 'operation_type', 'add') <> 'add' AS removes, ${ORDER_COLUMNS},
+              e.ts, e.created_at
+       ${METRIC_EVENTS}
+          AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
+          AND e.properties ->> m.field_name IS NOT NULL
+     ) x ORDER BY x.dims, x.value, x.ts DESC, x.created_at DESC, x.tx DESC`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span)],
+  );
+  return rows.map((r) => ({
+    dims: r.dims,
+    value: r.value,
+    removes: r.removes,
+    tsUs: Number(r.ts_us),
+    createdUs: Number(r.created_us),
+    transactionId: r.tx,
+  }));
+}
+
+/** Per dims, the last event with a numeric value and how many such events there are (latest). */
+export async function readLatest(q: Queryable, scope: MetricScope, span: Span): Promise<LatestOfDims[]> {
+  const { rows } = await q.query<{ dims: string; value: string; n: string; ts_us: string; created_us: string; tx: string }>(
+    `SELECT DISTINCT ON (x.dims) x.dims, x.value::text AS value, x.n::text AS n, x.ts_us, x.created_us, x.tx FROM (
+       SELECT y.*, count(*) OVER (PARTITION BY y.dims) AS n FROM (
+         SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, metering_value(e.properties, m.field_name) AS value,
+                ${ORDER_COLUMNS}, e.ts, e.created_at
+         ${METRIC_EVENTS}
+            AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
+            AND metering_value(e.properties, m.field_name) IS NOT NULL
+       ) y
+     ) x ORDER BY x.dims, x.ts DESC, x.created_at DESC, x.tx DESC`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span)],
+  );
+  return rows.map((r) => ({
+    dims: r.dims,
+    value: new Decimal(r.value),
+    eventsCount: Number(r.n),
+    tsUs: Number(r.ts_us),
+    createdUs: Number(r.created_us),
+    transactionId: r.tx,
+  }));
+}
+
+export interface ValuedEvent extends WeightedEvent {
+  readonly dims: string;
+}
+
+/**
+ * The events of a window in stream order with the value the metric aggregates: the numeric field,
+ * or 1 per event for count_agg (percentage charges rate each transaction; weighted sums hold each value).
+ */
+export async function readValuedEvents(q: Queryable, scope: MetricScope, span: Span): Promise<ValuedEvent[]> {
+  const { rows } = await q.query<{ dims: string; value: string; ts_us: string; created_us: string; tx: string }>(
+    `SELECT x.dims, x.value::text AS value, x.ts_us, x.created_us, x.tx FROM (
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims,
+              CASE WHEN m.aggregation_type = 'count_agg' THEN 1 ELSE metering_value(e.properties, m.field_name) END AS value,
+              ${ORDER_COLUMNS}, e.ts, e.created_at
+       ${METRIC_EVENTS}
+          AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
+     ) x WHERE x.value IS NOT NULL ORDER BY x.ts, x.created_at, x.tx`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span)],
+  );
+  return rows.map((r) => ({
+    dims: r.dims,
+    value: new Decimal(r.value),
+    tsUs: Number(r.ts_us),
+    createdUs: Number(r.created_us),
+    transactionId: r.tx,
+  }));
+}
+
+/** Per dims, the sum of numeric values before `before` (a recurring weighted sum's value when the window opens). */
+export async function readSumsBefore(q: Queryable, scope: MetricScope, before: Date): Promise<{ dims: string; sum: Decimal }[]> {
+  const { rows } = await q.query<{ dims: string; s: string }>(
+    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, sum(metering_value(e.properties, m.field_name))::text AS s
+     ${METRIC_EVENTS} AND e.ts < $4::timestamptz AND metering_value(e.properties, m.field_name) IS NOT NULL
+     GROUP BY 1`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, before.toISOString()],
+  );
+  return rows.map((r) => ({ dims: r.dims, sum: new Decimal(r.s) }));
+}
+
+// ---- unmatched events -----------------------------------------------------------------------------
+
+export const UNMATCHED_REASONS = ["billable_metric_not_found", "subscription_not_found"] as const;
+export type UnmatchedReason = (typeof UNMATCHED_REASONS)[number];
+
+export interface UnmatchedQuery {
+  readonly limit: number;
+  readonly offset: number;
+  readonly externalSubscriptionId?: string;
+  readonly code?: string;
+  readonly reason?: UnmatchedReason;
+}
+
+export interface UnmatchedEvent extends EventJson {
+  readonly unmatched_reasons: UnmatchedReason[];
+}
+
+const noMetric = (t: string) =>
+  `NOT EXISTS (SELECT 1 FROM billable_metrics m WHERE m.org_id = ${t}.org_id AND m.code = ${t}.code AND m.deleted_at IS NULL)`;
+const noSubscription = (t: string) =>
+  `NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.org_id = ${t}.org_id AND s.external_id = ${t}.external_subscription_id)`;
+const NO_METRIC = noMetric("e");
+const NO_SUBSCRIPTION = noSubscription("e");
+
+/** Stored events of the organization whose code names no live metric or whose subscription id names no subscription. */
+export async function listUnmatched(q: Queryable, orgId: number, f: UnmatchedQuery): Promise<{ events: UnmatchedEvent[]; total: number }> {
+  const where = ["e.org_id = $1"];
+  const params: unknown[] = [orgId];
+  if (f.externalSubscriptionId !== undefined) where.push(`e.external_subscription_id = $${params.push(f.externalSubscriptionId)}`);
+  if (f.code !== undefined) where.push(`e.code = $${params.push(f.code)}`);
+  where.push(f.reason === "billable_metric_not_found" ? NO_METRIC : f.reason === "subscription_not_found" ? NO_SUBSCRIPTION : `(${NO_METRIC} OR ${NO_SUBSCRIPTION})`);
+  const cond = where.join(" AND ");
+  const [page, count] = await Promise.all([
+    q.query<{
+      lago_id: string;
+      transaction_id: string;
+      external_subscription_id: string;
+      code: string;
+      ts_us: string;
+      properties: Record<string, unknown> | null;
+      amount: string | null;
+      created_at: Date;
+      no_metric: boolean;
+      no_subscription: boolean;
+    }>(
+      `SELECT ${KEY_DIGEST("e.external_subscription_id", "e.transaction_id")}::text AS lago_id, e.transaction_id, e.external_subscription_id,
+              e.code, (extract(epoch FROM e.ts) * 1000000)::int8::text AS ts_us, e.properties,
+              e.precise_total_amount_cents::text AS amount, e.created_at, ${NO_METRIC} AS no_metric, ${NO_SUBSCRIPTION} AS no_subscription
+         FROM events e WHERE ${cond}
+        ORDER BY e.ts DESC, e.transaction_id, e.external_subscription_id LIMIT ${f.limit} OFFSET ${f.offset}`,
+      params,
+    ),
+    q.query<{ n: string }>(`SELECT count(*)::text AS n FROM events e WHERE ${cond}`, params),
+  ]);
+  const events = page.rows.map((r) => {
+    const reasons: UnmatchedReason[] = [];
+    if (r.no_metric) reasons.push("billable_metric_not_found");
+    if (r.no_subscription) reasons.push("subscription_not_found");
+    return {
+      lago_id: r.lago_id,
+      transaction_id: r.transaction_id,
+      lago_customer_id: null,
+      code: r.code,
+      timestamp: isoFromMicros(Number(r.ts_us)),
+      precise_total_amount_cents: r.amount,
+      properties: r.properties ?? {},
+      lago_subscription_id: null,
+      external_subscription_id: r.external_subscription_id,
+      created_at: new Date(r.created_at).toISOString(),
+      unmatched_reasons: reasons,
+    } satisfies UnmatchedEvent;
+  });
+  return { events, total: Number(count.rows[0]?.n ?? 0) };
+}
+
+/**
+ * Unmatched events over all organizations, from the hourly counts per code (far fewer rows than
+ * events). Each event counts under one reason: no metric first, else no subscription.
+ */
+export async function unmatchedTotals(q: Queryable): Promise<Record<UnmatchedReason, number>> {
+  const { rows } = await q.query<{ no_metric: string | null; no_subscription: string | null }>(
+    `WITH g AS (
+       SELECT org_id, external_subscription_id, code, sum(events_count) AS n FROM event_rollups_hourly GROUP BY 1, 2, 3
+     ), r AS (
+       SELECT g.n, ${noMetric("g")} AS no_metric, ${noSubscription("g")} AS no_subscription
+         FROM g
+     )
+     SELECT sum(n) FILTER (WHERE no_metric)::text AS no_metric,
+            sum(n) FILTER (WHERE NOT no_metric AND no_subscription)::text AS no_subscription
+       FROM r`,
+  );
+  const row = rows[0];
+  return {
+    billable_metric_not_found: Number(row?.no_metric ?? 0),
+    subscription_not_found: Number(row?.no_subscription ?? 0),
+  };
+}
