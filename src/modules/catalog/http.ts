@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { AppError, validationFailed, type FieldErrors } from "../../shared/errors.ts";
 import type { BillableMetric, Charge, ChargeFilter, Plan } from "./core/index.ts";
 import type { CatalogService, MetricView, Page } from "./service.ts";
+import { paginationMeta, positiveIntParam } from "../../shared/pagination.ts";
 
 // Lago renders times with `iso8601`: seconds, UTC, "Z".
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -102,30 +103,13 @@ const MAX_PER_PAGE = 1000;
 
 function parsePage(q: Record<string, unknown>): Page {
   const errors: FieldErrors = {};
-  const int = (name: string, fallback: number, max: number): number => {
-    const v = q[name];
-    if (v === undefined || v === "") return fallback;
-    if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > max) {
-      errors[name] = [`must_be_an_integer_between_1_and_${max}`];
-      return fallback;
-    }
-    return Number(v);
-  };
+  const int = (name: string, fallback: number, max: number): number => positiveIntParam(q[name], name, fallback, max, errors);
   const page = { page: int("page", 1, 1_000_000), perPage: int("per_page", PER_PAGE, MAX_PER_PAGE) };
   if (Object.keys(errors).length > 0) throw validationFailed(errors, "invalid query parameters");
   return page;
 }
 
-function meta(page: Page, total: number) {
-  const totalPages = Math.ceil(total / page.perPage);
-  return {
-    current_page: page.page,
-    next_page: page.page < totalPages ? page.page + 1 : null,
-    prev_page: page.page > 1 ? page.page - 1 : null,
-    total_pages: totalPages,
-    total_count: total,
-  };
-}
+const meta = (page: Page, total: number) => paginationMeta(page.page, page.perPage, total);
 
 type ByCode = { Params: { code: string } };
 

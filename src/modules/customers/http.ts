@@ -3,6 +3,7 @@ import { AppError, validationFailed } from "../../shared/errors.ts";
 import { customerJson } from "./core/json.ts";
 import { parseCustomerListQuery } from "./core/list_query.ts";
 import type { CustomerService } from "./service.ts";
+import { paginationMeta } from "../../shared/pagination.ts";
 
 export function registerCustomerRoutes(app: FastifyInstance, customers: CustomerService): void {
   app.post("/api/v1/customers", async (request) => {
@@ -20,17 +21,7 @@ export function registerCustomerRoutes(app: FastifyInstance, customers: Customer
     if (!parsed.ok) throw validationFailed(parsed.errors, "invalid query parameters");
     const { page, perPage } = parsed.query;
     const { customers: rows, total } = await customers.list(request.orgId, parsed.query);
-    const totalPages = Math.ceil(total / perPage);
-    return {
-      customers: rows.map(customerJson),
-      meta: {
-        current_page: page,
-        next_page: page < totalPages ? page + 1 : null,
-        prev_page: page > 1 ? page - 1 : null,
-        total_pages: totalPages,
-        total_count: total,
-      },
-    };
+    return { customers: rows.map(customerJson), meta: paginationMeta(page, perPage, total) };
   });
 
   app.get<{ Params: { external_id: string } }>("/api/v1/customers/:external_id", async (request) => ({

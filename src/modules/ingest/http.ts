@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { AppError, validationFailed, type FieldErrors } from "../../shared/errors.ts";
 import type { EventFilters, IngestService } from "./service.ts";
+import { paginationMeta, positiveIntParam } from "../../shared/pagination.ts";
 
 export const SINGLE_BODY_LIMIT = 1 << 20;
 export const BATCH_BODY_LIMIT = 64 << 20;
@@ -13,15 +14,7 @@ function missing(field: string): AppError {
 
 function parseListQuery(q: Record<string, unknown>): EventFilters {
   const errors: FieldErrors = {};
-  const int = (name: string, fallback: number, max: number): number => {
-    const v = q[name];
-    if (v === undefined || v === "") return fallback;
-    if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > max) {
-      errors[name] = [`must_be_an_integer_between_1_and_${max}`];
-      return fallback;
-    }
-    return Number(v);
-  };
+  const int = (name: string, fallback: number, max: number): number => positiveIntParam(q[name], name, fallback, max, errors);
   const date = (name: string): Date | undefined => {
     const v = q[name];
     if (v === undefined || v === "") return undefined;
@@ -92,17 +85,7 @@ export function registerEventRoutes(app: FastifyInstance, ingest: IngestService,
   app.get("/api/v1/events", async (request) => {
     const filters = parseListQuery(request.query as Record<string, unknown>);
     const { events, total } = await ingest.list(request.orgId, filters);
-    const totalPages = Math.ceil(total / filters.perPage);
-    return {
-      events,
-      meta: {
-        current_page: filters.page,
-        next_page: filters.page < totalPages ? filters.page + 1 : null,
-        prev_page: filters.page > 1 ? filters.page - 1 : null,
-        total_pages: totalPages,
-        total_count: total,
-      },
-    };
+    return { events, meta: paginationMeta(filters.page, filters.perPage, total) };
   });
 
   app.get<{ Params: { transaction_id: string }; Querystring: { external_subscription_id?: string } }>(

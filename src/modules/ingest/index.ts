@@ -6,6 +6,6 @@ export { Partitions } from "./store.ts";
 // The SQL pieces metering shares with the ingest statement, so both derive identities, rollup
 // values and code locks identically.
 export { CODE_LOCK_KEY, KEY_DIGEST, METRIC_DIMS, METRIC_VALUE, ROLLED_UP_AGGREGATIONS } from "./store.ts";
-export type { EventJson } from "./service.ts";
+export { eventColumns, renderEventRow, type EventJson, type EventRow } from "./service.ts";
 export { isoFromMicros } from "./core/event.ts";
 export { registerEventRoutes } from "./http.ts";

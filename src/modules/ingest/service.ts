@@ -139,7 +139,7 @@ export class IngestService {
       ),
       this.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM events WHERE ${cond}`, params),
     ]);
-    return { events: rows.rows.map(renderRow), total: Number(count.rows[0]?.n ?? 0) };
+    return { events: rows.rows.map(renderEventRow), total: Number(count.rows[0]?.n ?? 0) };
   }
 
   /** The first event (earliest) with this transaction_id, optionally for one subscription. */
@@ -158,7 +158,7 @@ export class IngestService {
       let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2::timestamptz AND code = $3 AND transaction_id = $4`;
       if (externalSubscriptionId !== undefined) q += ` AND external_subscription_id = $${p.push(externalSubscriptionId)}`;
       const row = (await this.db.query<EventRow>(q + " LIMIT 1", p)).rows[0];
-      if (row) return renderRow(row);
+      if (row) return renderEventRow(row);
     }
     throw notFound("event", transactionId);
   }
@@ -179,10 +179,17 @@ function renderPrepared(e: PreparedEvent, o: Outcome & { lagoId: string }, nowMs
   };
 }
 
-const EVENT_COLUMNS = `${KEY_DIGEST("external_subscription_id", "transaction_id")}::text AS lago_id, transaction_id, external_subscription_id, code, (extract(epoch FROM ts) * 1000000)::int8::text AS ts_us,
-  properties, precise_total_amount_cents::text AS amount, created_at`;
+/** The columns `renderEventRow` reads, from the events table aliased `e` (or unaliased with ""). */
+export function eventColumns(alias = ""): string {
+  const c = (name: string) => (alias ? `${alias}.${name}` : name);
+  return `${KEY_DIGEST(c("external_subscription_id"), c("transaction_id"))}::text AS lago_id, ${c("transaction_id")} AS transaction_id,
+  ${c("external_subscription_id")} AS external_subscription_id, ${c("code")} AS code,
+  (extract(epoch FROM ${c("ts")}) * 1000000)::int8::text AS ts_us, ${c("properties")} AS properties,
+  ${c("precise_total_amount_cents")}::text AS amount, ${c("created_at")} AS created_at`;
+}
+const EVENT_COLUMNS = eventColumns();
 
-interface EventRow {
+export interface EventRow {
   lago_id: string;
   transaction_id: string;
   external_subscription_id: string;
@@ -193,7 +200,8 @@ interface EventRow {
   created_at: Date;
 }
 
-function renderRow(r: EventRow): EventJson {
+/** Lago's EventObject for a stored event. */
+export function renderEventRow(r: EventRow): EventJson {
   return {
     lago_id: r.lago_id,
     transaction_id: r.transaction_id,
@@ -204,7 +212,7 @@ function renderRow(r: EventRow): EventJson {
     properties: r.properties ?? {},
     lago_subscription_id: null,
     external_subscription_id: r.external_subscription_id,
-    created_at: r.created_at.toISOString(),
+    created_at: new Date(r.created_at).toISOString(),
   };
 }
 

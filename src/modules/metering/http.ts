@@ -4,6 +4,7 @@ import { type FieldErrors, validationFailed } from "../../shared/errors.ts";
 import { usageJson } from "./core/index.ts";
 import type { MeteringService } from "./service.ts";
 import { UNMATCHED_REASONS, type UnmatchedReason } from "./store.ts";
+import { paginationMeta, positiveIntParam } from "../../shared/pagination.ts";
 
 type Query = Record<string, unknown>;
 
@@ -16,12 +17,8 @@ class QueryReader {
   int(name: string, fallback: undefined, max: number): number | undefined;
   int(name: string, fallback: number | undefined, max: number): number | undefined {
     const v = this.q[name];
-    if (v === undefined || v === "") return fallback;
-    if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > max) {
-      this.errors[name] = [`must_be_an_integer_between_1_and_${max}`];
-      return fallback;
-    }
-    return Number(v);
+    if (fallback === undefined && (v === undefined || v === "")) return undefined;
+    return positiveIntParam(v, name, fallback ?? 1, max, this.errors);
   }
 
   text(name: string, required = false): string | undefined {
@@ -42,16 +39,7 @@ class QueryReader {
   }
 }
 
-const meta = (page: number, perPage: number, total: number) => {
-  const totalPages = Math.ceil(total / perPage);
-  return {
-    current_page: page,
-    next_page: page < totalPages ? page + 1 : null,
-    prev_page: page > 1 ? page - 1 : null,
-    total_pages: totalPages,
-    total_count: total,
-  };
-};
+const meta = paginationMeta;
 
 export function registerMeteringRoutes(app: FastifyInstance, metering: MeteringService): void {
   app.get<{ Params: { external_id: string } }>("/api/v1/customers/:external_id/current_usage", async (request) => {

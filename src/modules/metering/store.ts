@@ -5,7 +5,16 @@
 import type { Queryable } from "../../db/db.ts";
 import { Decimal } from "../../shared/money.ts";
 import type { BillableMetric } from "../catalog/index.ts";
-import { CODE_LOCK_KEY, KEY_DIGEST, METRIC_DIMS, METRIC_VALUE, ROLLED_UP_AGGREGATIONS, type EventJson, isoFromMicros } from "../ingest/index.ts";
+import {
+  CODE_LOCK_KEY,
+  METRIC_DIMS,
+  METRIC_VALUE,
+  ROLLED_UP_AGGREGATIONS,
+  eventColumns,
+  renderEventRow,
+  type EventJson,
+  type EventRow,
+} from "../ingest/index.ts";
 import {
   type HourSplit,
   type LatestOfDims,
@@ -232,21 +241,8 @@ export async function listUnmatched(q: Queryable, orgId: number, f: UnmatchedQue
   where.push(f.reason === "billable_metric_not_found" ? NO_METRIC : f.reason === "subscription_not_found" ? NO_SUBSCRIPTION : `(${NO_METRIC} OR ${NO_SUBSCRIPTION})`);
   const cond = where.join(" AND ");
   const [page, count] = await Promise.all([
-    q.query<{
-      lago_id: string;
-      transaction_id: string;
-      external_subscription_id: string;
-      code: string;
-      ts_us: string;
-      properties: Record<string, unknown> | null;
-      amount: string | null;
-      created_at: Date;
-      no_metric: boolean;
-      no_subscription: boolean;
-    }>(
-      `SELECT ${KEY_DIGEST("e.external_subscription_id", "e.transaction_id")}::text AS lago_id, e.transaction_id, e.external_subscription_id,
-              e.code, (extract(epoch FROM e.ts) * 1000000)::int8::text AS ts_us, e.properties,
-              e.precise_total_amount_cents::text AS amount, e.created_at, ${NO_METRIC} AS no_metric, ${NO_SUBSCRIPTION} AS no_subscription
+    q.query<EventRow & { no_metric: boolean; no_subscription: boolean }>(
+      `SELECT ${eventColumns("e")}, ${NO_METRIC} AS no_metric, ${NO_SUBSCRIPTION} AS no_subscription
          FROM events e WHERE ${cond}
         ORDER BY e.ts DESC, e.transaction_id, e.external_subscription_id LIMIT ${f.limit} OFFSET ${f.offset}`,
       params,
@@ -257,19 +253,7 @@ export async function listUnmatched(q: Queryable, orgId: number, f: UnmatchedQue
     const reasons: UnmatchedReason[] = [];
     if (r.no_metric) reasons.push("billable_metric_not_found");
     if (r.no_subscription) reasons.push("subscription_not_found");
-    return {
-      lago_id: r.lago_id,
-      transaction_id: r.transaction_id,
-      lago_customer_id: null,
-      code: r.code,
-      timestamp: isoFromMicros(Number(r.ts_us)),
-      precise_total_amount_cents: r.amount,
-      properties: r.properties ?? {},
-      lago_subscription_id: null,
-      external_subscription_id: r.external_subscription_id,
-      created_at: new Date(r.created_at).toISOString(),
-      unmatched_reasons: reasons,
-    } satisfies UnmatchedEvent;
+    return { ...renderEventRow(r), unmatched_reasons: reasons } satisfies UnmatchedEvent;
   });
   return { events, total: Number(count.rows[0]?.n ?? 0) };
 }

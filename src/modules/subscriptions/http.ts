@@ -3,6 +3,7 @@ import { AppError, validationFailed } from "../../shared/errors.ts";
 import { planJson } from "../catalog/index.ts";
 import { type SubscriptionListQuery, readListQuery, readStatusParam } from "./core/index.ts";
 import type { SubscriptionService, SubscriptionView } from "./service.ts";
+import { paginationMeta } from "../../shared/pagination.ts";
 
 // Lago renders times with `iso8601`: seconds, UTC, "Z"; `started_at` alone with milliseconds (`iso8601(3)`).
 const iso = (d: Date | null) => (d === null ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z"));
@@ -68,17 +69,7 @@ function listQuery(q: unknown): SubscriptionListQuery {
 }
 
 function page(query: SubscriptionListQuery, { items, total }: { items: SubscriptionView[]; total: number }) {
-  const totalPages = Math.ceil(total / query.perPage);
-  return {
-    subscriptions: items.map((v) => subscriptionJson(v)),
-    meta: {
-      current_page: query.page,
-      next_page: query.page < totalPages ? query.page + 1 : null,
-      prev_page: query.page > 1 ? query.page - 1 : null,
-      total_pages: totalPages,
-      total_count: total,
-    },
-  };
+  return { subscriptions: items.map((v) => subscriptionJson(v)), meta: paginationMeta(query.page, query.perPage, total) };
 }
 
 type ByExternalId = { Params: { external_id: string }; Querystring: { status?: unknown } };

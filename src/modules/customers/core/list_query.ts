@@ -5,6 +5,7 @@ import type { FieldErrors } from "../../../shared/errors.ts";
 import { isCurrency } from "../../../shared/money.ts";
 import { isCountry } from "./countries.ts";
 import { ACCOUNT_TYPES, CUSTOMER_TYPES, type AccountType, type CustomerType } from "./customer.ts";
+import { positiveIntParam } from "../../../shared/pagination.ts";
 
 /** Lago's default page size. */
 export const DEFAULT_PER_PAGE = 100;
@@ -46,15 +47,7 @@ export function parseCustomerListQuery(q: Record<string, unknown>): ParsedListQu
     }
     return v;
   };
-  const int = (name: string, fallback: number, max: number): number => {
-    const v = single(name);
-    if (v === undefined) return fallback;
-    if (!/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > max) {
-      errors[name] = [`must_be_an_integer_between_1_and_${max}`];
-      return fallback;
-    }
-    return Number(v);
-  };
+  const int = (name: string, fallback: number, max: number): number => positiveIntParam(single(name), name, fallback, max, errors);
   const bool = (name: string): boolean | undefined => {
     const v = single(name);
     if (v === undefined) return undefined;

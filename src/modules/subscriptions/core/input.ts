@@ -6,6 +6,7 @@ import { BILLING_TIMES, type BillingTime } from "../../billing/core/index.ts";
 import { type Checked, ErrorSink } from "../../catalog/index.ts";
 import { parseFrozenTime } from "../../clock/index.ts";
 import { SUBSCRIPTION_STATUSES, type SubscriptionStatus, isSubscriptionStatus } from "./types.ts";
+import { positiveIntParam } from "../../../shared/pagination.ts";
 
 const MANDATORY = "value_is_mandatory";
 const INVALID = "value_is_invalid";
@@ -198,15 +199,7 @@ export function readListQuery(q: Record<string, unknown>): Checked<SubscriptionL
     }
     return v;
   };
-  const int = (name: string, fallback: number, max: number): number => {
-    const v = q[name];
-    if (v === undefined || v === "") return fallback;
-    if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > max) {
-      errors[name] = [`must_be_an_integer_between_1_and_${max}`];
-      return fallback;
-    }
-    return Number(v);
-  };
+  const int = (name: string, fallback: number, max: number): number => positiveIntParam(q[name], name, fallback, max, errors);
   const page = int("page", 1, 1_000_000);
   const perPage = int("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE);
   const rawStatuses = [q["status[]"], q["status"]].flatMap((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v])).filter((v) => v !== "");
