@@ -675,11 +675,8 @@ describe(`usage through lago-javascript-client under a test clock, real server o
     expect(pastAfter.data.usage_periods[0]!.total_amount_cents).toBe(26_630);
   });
 
-  // SERVER BUG (reported, src/modules/metering/service.ts, MeteringService.pastUsage): an unknown
-  // `billable_metric_code` answers 200 with every period and empty `charges_usage`. Lago's
-  // PastUsageQuery#validate_filters answers `not_found_failure!(resource: "billable_metric")`, a 404
-  // `billable_metric_not_found` (and lago-javascript-client types the 404 for this call).
-  it.fails("past usage with an unknown billable_metric_code is a 404 billable_metric_not_found, as in Lago", async () => {
+  // Lago's PastUsageQuery#validate_filters answers a 404 `billable_metric_not_found` here.
+  it("past usage with an unknown billable_metric_code is a 404 billable_metric_not_found, as in Lago", async () => {
     const r = await lagoError<{ code?: string }>(
       lago.customers.findAllCustomerPastUsage(customerId, { external_subscription_id: subscriptionId, billable_metric_code: `no-such-metric-${run}` }),
     );
@@ -696,12 +693,9 @@ describe(`usage through lago-javascript-client under a test clock, real server o
     expect(r.body.code).toBe("no_active_subscription");
   });
 
-  // SERVER BUG (reported, src/modules/metering/service.ts, MeteringService.pastUsage): past usage
-  // needs a subscription active *now* (`current === null` → 405 no_active_subscription), so once a
-  // subscription is terminated its closed periods can no longer be read. Lago's PastUsageQuery
-  // selects the invoice periods by customer and subscription external_id with no status condition
-  // (and its controller checks no active subscription), so a Lago user still reads March here.
-  it.fails("past usage of a terminated subscription still lists its closed periods, as in Lago", async () => {
+  // Lago's PastUsageQuery selects periods by customer and subscription external_id whatever the
+  // subscription's status, so a terminated subscription's closed periods stay readable.
+  it("past usage of a terminated subscription still lists its closed periods, as in Lago", async () => {
     const past = await lago.customers.findAllCustomerPastUsage(customerId, { external_subscription_id: subscriptionId }).catch((e: HttpResponse<unknown, unknown>) => {
       throw new Error(`past_usage answered ${e.status}: ${JSON.stringify(e.error)}`);
     });

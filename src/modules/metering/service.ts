@@ -1,6 +1,6 @@
 import type { Db, Queryable } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
-import { AppError } from "../../shared/errors.ts";
+import { AppError, notFound } from "../../shared/errors.ts";
 import { type Decimal, ZERO } from "../../shared/money.ts";
 import type { Charge, MetricChangeListener, Plan } from "../catalog/index.ts";
 import type { CustomerService } from "../customers/index.ts";
@@ -41,10 +41,12 @@ export interface UsageSubscription extends SubscriptionTimes {
 export interface SubscriptionLookup {
   /** The subscription with this external id active at `at` (started by then, not terminated), or null. */
   getByExternalId(orgId: number, externalId: string, at?: Date): Promise<UsageSubscription | null>;
+  /** When the latest subscription with this external id was terminated, or null if none was. */
+  terminatedAt(orgId: number, externalId: string): Promise<Date | null>;
 }
 
 /** Until a subscription store is wired, no subscription exists. */
-export const NO_SUBSCRIPTIONS: SubscriptionLookup = { getByExternalId: async () => null };
+export const NO_SUBSCRIPTIONS: SubscriptionLookup = { getByExternalId: async () => null, terminatedAt: async () => null };
 
 export interface PastUsageQuery {
   readonly page: number;
@@ -192,13 +194,23 @@ export class MeteringService {
     query: PastUsageQuery,
   ): Promise<{ items: SubscriptionUsage[]; total: number }> {
     const customer = await this.customers.getByExternalId(orgId, externalCustomerId);
+    if (query.billableMetricCode !== undefined && !(await store.metricExists(this.db, orgId, query.billableMetricCode))) {
+      throw notFound("billable_metric", query.billableMetricCode);
+    }
     const now = new Date(this.clock.now(orgId));
     const current = await this.subscriptions.getByExternalId(orgId, externalSubscriptionId, now);
-    if (current === null || current.customerId !== customer.id) throw noActiveSubscription();
-    const open = usageWindowAt(current, current.plan, now);
+    // Periods before `before` are past: the open period's start, or, for a terminated subscription
+    // (Lago lists its periods too), its termination, so the period the termination closed is included.
+    let before: number;
+    if (current !== null && current.customerId === customer.id) {
+      before = (usageWindowAt(current, current.plan, now)?.from ?? now).getTime();
+    } else {
+      const ended = await this.subscriptions.terminatedAt(orgId, externalSubscriptionId);
+      if (ended === null || ended.getTime() > now.getTime()) throw noActiveSubscription();
+      before = ended.getTime();
+    }
     const limit = Math.min(query.periodsCount ?? MAX_PAST_PERIODS, MAX_PAST_PERIODS);
     const past: { sub: UsageSubscription; window: UsageWindow }[] = [];
-    let before = (open?.from ?? now).getTime();
     while (past.length < limit) {
       const at = new Date(before - 1);
       const sub = await this.subscriptions.getByExternalId(orgId, externalSubscriptionId, at);

@@ -280,3 +280,8 @@ export async function unmatchedTotals(q: Queryable): Promise<Record<UnmatchedRea
     subscription_not_found: Number(row?.no_subscription ?? 0),
   };
 }
+
+export async function metricExists(q: Queryable, orgId: number, code: string): Promise<boolean> {
+  const { rows } = await q.query("SELECT 1 FROM billable_metrics WHERE org_id = $1 AND code = $2 AND deleted_at IS NULL", [orgId, code]);
+  return rows.length > 0;
+}

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
 import { sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
-import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
+import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import type { CatalogService, Plan } from "../catalog/index.ts";
 import { type Customer, type CustomerService, applicableTimezone } from "../customers/index.ts";
 import {
@@ -237,6 +237,16 @@ export class SubscriptionService {
   }
 
   /** GET /subscriptions/:external_id: the `status` one (default active); for ended ones, the latest. */
+  /** When the latest subscription with this external id was terminated (null: never, or not found). */
+  async terminatedAt(orgId: number, externalId: string): Promise<Date | null> {
+    try {
+      return (await this.get(orgId, externalId, "terminated")).subscription.terminatedAt;
+    } catch (err) {
+      if (err instanceof AppError && err.category === "not_found") return null;
+      throw err;
+    }
+  }
+
   async get(orgId: number, externalId: string, status: SubscriptionStatus = "active"): Promise<SubscriptionView> {
     const now = this.now(orgId);
     const rows = isExternalId(externalId) ? await this.settledGroup(orgId, externalId, now) : [];
