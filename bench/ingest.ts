@@ -33,10 +33,15 @@ export interface Workload {
   connections: number;
 }
 
-async function wrk(url: string, apiKey: string, opts: { size: number; seconds: number; connections: number; prefix: string }): Promise<Workload> {
+/** Runs wrk with `script` (default ingest.lua; args: prefix, events per request, API key, then `args`). */
+export async function wrk(
+  url: string,
+  apiKey: string,
+  opts: { size: number; seconds: number; connections: number; prefix: string; script?: string; args?: string[] },
+): Promise<Workload> {
   const { stdout } = await run(
     "wrk",
-    ["-t", "1", "-c", String(opts.connections), "-d", `${opts.seconds}s`, "--timeout", "5s", "-s", path.join(HERE, "ingest.lua"), url, "--", opts.prefix, String(opts.size), apiKey],
+    ["-t", "1", "-c", String(opts.connections), "-d", `${opts.seconds}s`, "--timeout", "5s", "-s", opts.script ?? path.join(HERE, "ingest.lua"), url, "--", opts.prefix, String(opts.size), apiKey, ...(opts.args ?? [])],
     { maxBuffer: 1 << 24 },
   );
   const line = stdout.split("\n").find((l) => l.startsWith("WRK_RESULT "));

@@ -6,11 +6,13 @@ import { migrate } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
 import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
 import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
-import { CustomerService, registerCustomerRoutes } from "./modules/customers/index.ts";
+import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes } from "./modules/ingest/index.ts";
+import { BillingScheduler, InvoicingService, registerInvoiceRoutes } from "./modules/invoicing/index.ts";
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
-import { SubscriptionService, registerSubscriptionRoutes } from "./modules/subscriptions/index.ts";
+import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
+import { createWebhooks, registerWebhookRoutes, type Webhooks } from "./modules/webhooks/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { systemClock, type Clock } from "./shared/clock.ts";
 import type { Config } from "./shared/config.ts";
@@ -33,6 +35,10 @@ export interface App {
   catalog: CatalogService;
   subscriptions: SubscriptionService;
   metering: MeteringService;
+  /** Invoices and the billing job (`invoicing.runBillingJob()`; every minute with BILLING_SCHEDULER=on). */
+  invoicing: InvoicingService;
+  /** The webhook outbox (`webhooks.service.enqueue` in a module's transaction) and its delivery worker. */
+  webhooks: Webhooks;
   /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
   testClock: ClockService;
   /** Opens the database, migrates, bootstraps; /health answers 200 once it resolves. */
@@ -80,6 +86,29 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // A metric's rollups are rebuilt in the transaction that creates, changes or deletes it.
   catalog.onMetricChange(metering.onMetricChange);
   registerUnmatchedGauge(metrics.registry, metering);
+  // Webhooks are written to the outbox in the transaction of the change they report; retries follow the wall clock.
+  const webhooks = createWebhooks(db, wallClock, config.webhooks, metrics.registry, (err) => http.log.warn({ err }, "webhook delivery failed"));
+  customers.onUpsert((tx, c, created) => webhooks.service.enqueue(tx, c.orgId, created ? "customer.created" : "customer.updated", "customer", customerJson(c)));
+  subscriptions.onTransition(async (tx, transition, view) => {
+    const s = view.subscription;
+    // Lago's subscription webhooks carry the plan and the customer.
+    const customer = await customers.findById(s.orgId, s.customerId, tx);
+    const object = { ...subscriptionJson(view, true), customer: customer && customerJson(customer) };
+    return webhooks.service.enqueue(tx, s.orgId, `subscription.${transition}`, "subscription", object);
+  });
+  // A subscription's final invoice is issued in the transaction that ends it; clock moves and the
+  // scheduler bill what falls due (after the subscription transitions settled above).
+  const invoicing = new InvoicingService(db, clock, { customers, subscriptions, metering }, {
+    onError: (err, context) => http.log.error({ err, ...context }, "billing failed; retried by the next run"),
+  });
+  subscriptions.onTransition(invoicing.onSubscriptionTransition);
+  testClock.onAdvance(async (orgId) => {
+    await invoicing.runBillingJob({ orgId });
+  });
+  const billingScheduler = new BillingScheduler(() => invoicing.runBillingJob(), {
+    now: () => wallClock.now(),
+    onError: (err) => http.log.error({ err }, "billing job failed"),
+  });
   let ready = false;
   let closing = false;
 
@@ -152,6 +181,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerSubscriptionRoutes(http, subscriptions);
   registerMeteringRoutes(http, metering);
   registerTestClockRoutes(http, testClock);
+  registerWebhookRoutes(http, webhooks.service);
+  registerInvoiceRoutes(http, invoicing);
 
   return {
     http,
@@ -163,6 +194,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     catalog,
     subscriptions,
     metering,
+    invoicing,
+    webhooks,
     testClock,
     get ready() {
       return ready;
@@ -173,12 +206,16 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       if (config.apiKey) await orgs.ensureOrganizationForKey(config.apiKey);
       await partitions.ensureAround(clock.now());
       await testClock.start();
+      webhooks.start();
+      if (config.billingScheduler) billingScheduler.start();
       ready = true;
     },
     async close() {
       closing = true;
       testClock.stop();
       await http.close();
+      await billingScheduler.stop();
+      await webhooks.stop();
       await writer.drain();
       if (db.isSet) await db.close();
     },

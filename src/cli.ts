@@ -1,4 +1,4 @@
-// `valueverse serve | migrate | org create | bench ingest`
+// `valueverse serve | migrate | bill | org create | bench ingest | bench usage | bench catalog-ingest`
 import { Command } from "commander";
 import { migrate } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
@@ -43,6 +43,36 @@ program
     }
   });
 
+program
+  .command("bill")
+  .description("run the billing job once: issue the invoices of every due billing period, finalize drafts past their grace period")
+  .option("--org <id>", "only this organization (its public id)")
+  .action(async (opts: { org?: string }) => {
+    const { buildApp } = await import("./app.ts");
+    // The scheduler stays off: this process runs the job once, then exits.
+    const app = buildApp(config({ BILLING_SCHEDULER: "off", LOG_LEVEL: process.env.LOG_LEVEL || "warn" }));
+    await app.start();
+    try {
+      let orgId: number | undefined;
+      if (opts.org !== undefined) {
+        const found = (await app.orgs.listOrganizations()).find((o) => o.publicId === opts.org);
+        if (found === undefined) return program.error(`no organization ${opts.org}`);
+        orgId = found.id;
+      }
+      const summary = await app.invoicing.runBillingJob(orgId === undefined ? {} : { orgId });
+      console.log(JSON.stringify({
+        organizations: summary.organizations,
+        subscriptions: summary.subscriptions,
+        invoices_issued: summary.invoicesIssued,
+        invoices_finalized: summary.invoicesFinalized,
+        failures: summary.failures,
+      }));
+      if (summary.failures > 0) process.exitCode = 1;
+    } finally {
+      await app.close();
+    }
+  });
+
 const org = program.command("org").description("manage organizations");
 org
   .command("create")
@@ -67,6 +97,43 @@ bench
   .action(async (opts: { seconds: string }) => {
     const { runIngestBench } = await import("../bench/ingest.ts");
     await runIngestBench({ seconds: Number(opts.seconds) });
+  });
+bench
+  .command("usage")
+  .description("current_usage of a subscription with N events: rollups vs a raw scan (needs DATABASE_URL, an empty database)")
+  .option("--events <n>", "events in the subscription's open period", "10000000")
+  .option("--load <how>", "auto (API, or SQL writing the same rows when the API would take over ~6 min) | api | sql", "auto")
+  .option("--requests <n>", "sequential current_usage requests measured", "200")
+  .option("--wrk-seconds <n>", "seconds of wrk on current_usage (0: skip)", "10")
+  .option("--raw-runs <n>", "timed raw-scan runs (after one warm-up)", "3")
+  .option("--unique-runs <n>", "timed current_usage runs with the unique_count charge (after one warm-up)", "2")
+  .action(async (opts: { events: string; load: string; requests: string; wrkSeconds: string; rawRuns: string; uniqueRuns: string }) => {
+    if (!["auto", "api", "sql"].includes(opts.load)) program.error("--load must be auto, api or sql");
+    const { runUsageBench } = await import("../bench/usage.ts");
+    await runUsageBench({
+      events: Number(opts.events),
+      load: opts.load as "auto" | "api" | "sql",
+      requests: Math.max(1, Number(opts.requests) || 200),
+      wrkSeconds: Math.max(0, Math.min(120, Number(opts.wrkSeconds) || 0)),
+      rawRuns: Math.max(1, Math.min(50, Number(opts.rawRuns) || 3)),
+      uniqueRuns: Math.max(1, Math.min(50, Number(opts.uniqueRuns) || 2)),
+    });
+  });
+bench
+  .command("catalog-ingest")
+  .description("ingest throughput with an empty catalog vs 1,000 metrics, 100 plans, 100,000 subscriptions (needs DATABASE_URL, an empty database)")
+  .option("--seconds <n>", "seconds per workload", "15")
+  .option("--metrics <n>", "billable metrics", "1000")
+  .option("--plans <n>", "plans", "100")
+  .option("--subscriptions <n>", "subscriptions (one customer each)", "100000")
+  .action(async (opts: { seconds: string; metrics: string; plans: string; subscriptions: string }) => {
+    const { runCatalogIngestBench } = await import("../bench/catalog-ingest.ts");
+    await runCatalogIngestBench({
+      seconds: Number(opts.seconds),
+      metrics: Number(opts.metrics),
+      plans: Number(opts.plans),
+      subscriptions: Number(opts.subscriptions),
+    });
   });
 
 await program.parseAsync(process.argv);

@@ -17,6 +17,8 @@ export interface Config {
   retentionDays: number;
   /** VALUEVERSE_TEST_CLOCK=on: each organization may freeze its own clock (PUT /api/v1/test_clock). */
   testClock: boolean;
+  /** BILLING_SCHEDULER=on (default): the server runs the billing job every minute; `valueverse bill` runs it on demand. */
+  billingScheduler: boolean;
   ingest: {
     mode: IngestMode;
     batchMax: number;
@@ -24,6 +26,23 @@ export interface Config {
     writers: number;
     batchRequestMax: number;
   };
+  webhooks: WebhookConfig;
+}
+
+/** Webhook delivery (src/modules/webhooks). */
+export interface WebhookConfig {
+  /** WEBHOOK_RETRY_BASE_MS: the wait after a first failed attempt; each next wait is 4 times longer (at most 6 h). */
+  retryBaseMs: number;
+  /** WEBHOOK_MAX_ATTEMPTS: attempts per delivery, the first included; then it is marked failed. */
+  maxAttempts: number;
+  /** WEBHOOK_TIMEOUT_MS: an attempt not answered by then has failed. */
+  timeoutMs: number;
+  /** WEBHOOK_POLL_MS: how often the delivery worker looks for due deliveries. */
+  pollMs: number;
+  /** WEBHOOK_WORKER=off: this process sends nothing (another process, or tests calling deliverDue, do). */
+  worker: boolean;
+  /** WEBHOOK_JWT_ISSUER: the `iss` claim of `jwt` signatures (Lago: its API URL). */
+  jwtIssuer: string;
 }
 
 export class ConfigError extends Error {
@@ -99,12 +118,21 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     retentionDays: int("RETENTION_DAYS", 365, 0, 36_500),
     // Never on by default: a frozen clock changes what "now" means for billing.
     testClock: oneOf("VALUEVERSE_TEST_CLOCK", "off", ["on", "off"]) === "on",
+    billingScheduler: oneOf("BILLING_SCHEDULER", "on", ["on", "off"]) === "on",
     ingest: {
       mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive"]),
       batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),
       queueMax: int("INGEST_QUEUE_MAX", 100_000, 1, 10_000_000),
       writers: int("INGEST_WRITERS", databaseUrl ? 2 : 1, 1, 64),
       batchRequestMax: int("INGEST_BATCH_REQUEST_MAX", 10_000, 1, 100_000),
+    },
+    webhooks: {
+      retryBaseMs: int("WEBHOOK_RETRY_BASE_MS", 5_000, 1, 86_400_000),
+      maxAttempts: int("WEBHOOK_MAX_ATTEMPTS", 10, 1, 100),
+      timeoutMs: int("WEBHOOK_TIMEOUT_MS", 10_000, 10, 300_000),
+      pollMs: int("WEBHOOK_POLL_MS", 1_000, 10, 3_600_000),
+      worker: oneOf("WEBHOOK_WORKER", "on", ["on", "off"]) === "on",
+      jwtIssuer: env.WEBHOOK_JWT_ISSUER || "valueverse-billing",
     },
     ...overrides,
   };

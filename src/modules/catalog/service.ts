@@ -165,12 +165,15 @@ export class CatalogService {
     });
   }
 
-  /** A plan by internal id, deleted ones included (`deletedAt` set): subscriptions keep theirs. */
-  getPlanById(orgId: number, id: number): Promise<Plan | null> {
+  /**
+   * A plan by internal id, deleted ones included (`deletedAt` set): subscriptions keep theirs. A
+   * miss is read through `q` (inside a transaction, pass it: the embedded database has one connection).
+   */
+  getPlanById(orgId: number, id: number, q: Queryable = this.db): Promise<Plan | null> {
     if (!Number.isSafeInteger(id) || id < 1) return Promise.resolve(null);
     return this.cache.read(orgId, "planId", String(id), async () => {
-      const row = await store.planRowById(this.db, orgId, id);
-      return row === null ? null : ((await store.loadPlans(this.db, orgId, [row]))[0] ?? null);
+      const row = await store.planRowById(q, orgId, id);
+      return row === null ? null : ((await store.loadPlans(q, orgId, [row]))[0] ?? null);
     });
   }
 

@@ -1,7 +1,7 @@
 // Customers: Lago's upsert by external_id, with currency, timezone, billing details, metadata and
 // tax codes (placeholder); reads, filtered list, soft deletion. Subscriptions and usage find their
 // customer through `CustomerService.getByExternalId`.
-export { CustomerService, type CurrencyLock, type CustomerDeleteListener } from "./service.ts";
+export { CustomerService, type CurrencyLock, type CustomerDeleteListener, type CustomerUpsertListener } from "./service.ts";
 export { registerCustomerRoutes } from "./http.ts";
 export { customerJson, type CustomerJson } from "./core/json.ts";
 export {

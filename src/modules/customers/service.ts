@@ -10,6 +10,8 @@ import * as store from "./store.ts";
 export type CustomerDeleteListener = (tx: Queryable, customer: Customer) => Promise<void>;
 /** True when the customer's currency may no longer change (Lago: subscriptions, invoices, wallets...). */
 export type CurrencyLock = (tx: Queryable, customer: Customer) => Promise<boolean>;
+/** Runs inside the upserting transaction, after the customer is written (webhooks, ...). */
+export type CustomerUpsertListener = (tx: Queryable, customer: Customer, created: boolean) => Promise<unknown>;
 
 const currencyMismatch = () => validationFailed({ currency: ["currencies_does_not_match"] }, "the customer's currency can no longer change");
 
@@ -17,6 +19,7 @@ const currencyMismatch = () => validationFailed({ currency: ["currencies_does_no
 export class CustomerService {
   private readonly deleteListeners: CustomerDeleteListener[] = [];
   private readonly currencyLocks: CurrencyLock[] = [];
+  private readonly upsertListeners: CustomerUpsertListener[] = [];
 
   constructor(
     private readonly db: Db,
@@ -32,6 +35,11 @@ export class CustomerService {
   /** Another module's rule for when a customer's currency is fixed (Lago's `editable?`). */
   lockCurrencyWhen(lock: CurrencyLock): void {
     this.currencyLocks.push(lock);
+  }
+
+  /** Work another module does when a customer is created or updated, in the same transaction. */
+  onUpsert(listener: CustomerUpsertListener): void {
+    this.upsertListeners.push(listener);
   }
 
   /**
@@ -58,13 +66,16 @@ export class CustomerService {
           attributes,
           now,
         });
+        for (const listener of this.upsertListeners) await listener(tx, customer, true);
         return { customer, created: true };
       }
       // Lago: a currency may change only while nothing has been billed in it.
       if (existing.attributes.currency !== null && attributes.currency !== existing.attributes.currency) {
         for (const locked of this.currencyLocks) if (await locked(tx, existing)) throw currencyMismatch();
       }
-      return { customer: await store.updateCustomer(tx, existing, attributes, now), created: false };
+      const customer = await store.updateCustomer(tx, existing, attributes, now);
+      for (const listener of this.upsertListeners) await listener(tx, customer, false);
+      return { customer, created: false };
     });
   }
 

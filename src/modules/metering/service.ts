@@ -156,17 +156,33 @@ export class MeteringService {
   }
 
   /** One charge's usage in the window, priced in `currency`. */
-  async chargeUsage(orgId: number, sub: UsageSubscription, charge: Charge, window: UsageWindow, currency: string): Promise<ChargeUsage> {
-    return priceCharge(charge, await this.aggregateCharge(orgId, sub.externalId, charge, window), currency);
+  async chargeUsage(
+    orgId: number,
+    sub: UsageSubscription,
+    charge: Charge,
+    window: UsageWindow,
+    currency: string,
+    q: Queryable = this.db,
+  ): Promise<ChargeUsage> {
+    return priceCharge(charge, await this.aggregateCharge(orgId, sub.externalId, charge, window, q), currency);
   }
 
-  /** Every charge of the subscription's plan (or those of one metric) over the window, in Lago's order. */
-  async usage(orgId: number, sub: UsageSubscription, window: UsageWindow, billableMetricCode?: string): Promise<SubscriptionUsage> {
+  /**
+   * Every charge of the subscription's plan (or those of one metric) over the window, in Lago's
+   * order. `q`: a transaction to read in (invoicing bills inside the transaction that ends a subscription).
+   */
+  async usage(
+    orgId: number,
+    sub: UsageSubscription,
+    window: UsageWindow,
+    billableMetricCode?: string,
+    q: Queryable = this.db,
+  ): Promise<SubscriptionUsage> {
     const plan = sub.plan;
     const charges = plan.charges
       .filter((c) => billableMetricCode === undefined || c.metric.code === billableMetricCode)
       .sort(chargeOrder);
-    const priced = await Promise.all(charges.map((c) => this.chargeUsage(orgId, sub, c, window, plan.amountCurrency)));
+    const priced = await Promise.all(charges.map((c) => this.chargeUsage(orgId, sub, c, window, plan.amountCurrency, q)));
     return subscriptionUsage(window, plan.amountCurrency, priced);
   }
 

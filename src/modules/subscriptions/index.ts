@@ -1,7 +1,13 @@
 // Subscriptions: customers on plans (Lago's /subscriptions) — create, plan changes (upgrade now,
 // downgrade at period end), per-subscription plan overrides, update, terminate — and the lookup that
 // attaches events to the subscription active when they happened (`getByExternalId`).
-export { SubscriptionService, type Subscription, type SubscriptionServiceOptions, type SubscriptionView } from "./service.ts";
+export {
+  SubscriptionService,
+  type Subscription,
+  type SubscriptionServiceOptions,
+  type SubscriptionTransitionListener,
+  type SubscriptionView,
+} from "./service.ts";
 export { registerSubscriptionRoutes, subscriptionJson } from "./http.ts";
 export {
   SUBSCRIPTION_STATUSES,

@@ -54,6 +54,13 @@ export interface SubscriptionServiceOptions {
   cacheMaxEntries?: number;
 }
 
+/**
+ * Runs inside the transaction in which a subscription started (created active, an upgrade, a future
+ * start or a downgrade falling due) or was terminated (DELETE, an upgrade, `ending_at`, a downgrade,
+ * its customer's deletion): another module's share of the change (webhooks, ...).
+ */
+export type SubscriptionTransitionListener = (tx: Queryable, transition: "started" | "terminated", subscription: SubscriptionView) => Promise<unknown>;
+
 const TAKEN = "value_already_exist";
 const MESSAGE = "the subscription is invalid";
 const isLive = (s: { status: SubscriptionStatus }) => s.status === "active" || s.status === "pending";
@@ -88,6 +95,7 @@ export class SubscriptionService {
   private readonly groups = new Map<string, { rows: readonly StoredSubscription[]; until: number }>();
   /** The Subscription (effective plan applied) built for a cached row, while its plan object is current. */
   private readonly withPlans = new WeakMap<StoredSubscription, Subscription>();
+  private readonly transitionListeners: SubscriptionTransitionListener[] = [];
 
   constructor(
     private readonly db: Db,
@@ -134,6 +142,12 @@ export class SubscriptionService {
     return row === null ? null : this.withPlan(row);
   }
 
+  /** A subscription by internal id as the API shows it (an invoice lists the subscriptions it bills). */
+  async getViewById(orgId: number, subscriptionId: number): Promise<SubscriptionView | null> {
+    const row = await store.byId(this.db, orgId, subscriptionId);
+    return row === null ? null : this.view(row, this.now(orgId));
+  }
+
   // ---------------------------------------------------------------------------------------------
   // API
 
@@ -172,7 +186,7 @@ export class SubscriptionService {
 
         if (current === undefined) {
           const status = initialStatus(d.subscriptionAt, now, applicableTimezone(fresh));
-          return store.insert(tx, {
+          const id = await store.insert(tx, {
             orgId,
             lagoId: this.newId(),
             externalId: d.externalId,
@@ -189,6 +203,8 @@ export class SubscriptionService {
             overrides,
             now,
           });
+          if (status === "active") await this.announce(tx, orgId, [[id, "started"]], now);
+          return id;
         }
 
         const currentPlan = await this.effectivePlanOf(current);
@@ -224,7 +240,9 @@ export class SubscriptionService {
         };
         if (change === "upgrade") {
           await store.saveState(tx, orgId, { ...current, status: "terminated", terminatedAt: now }, now);
-          return store.insert(tx, { ...successor, status: "active", startedAt: now, downgradeAt: null });
+          const id = await store.insert(tx, { ...successor, status: "active", startedAt: now, downgradeAt: null });
+          await this.announce(tx, orgId, [[current.id, "terminated"], [id, "started"]], now);
+          return id;
         }
         const at = downgradeAt(scheduleOf(current, currentPlan.interval, current.timezone), now);
         await store.insert(tx, { ...successor, status: "pending", startedAt: null, downgradeAt: at });
@@ -333,6 +351,11 @@ export class SubscriptionService {
   // ---------------------------------------------------------------------------------------------
   // Hooks (wired in app.ts)
 
+  /** Work another module does, in the same transaction, when a subscription starts or is terminated. */
+  onTransition(listener: SubscriptionTransitionListener): void {
+    this.transitionListeners.push(listener);
+  }
+
   /** customers.onDelete: a deleted customer's subscriptions are terminated, pending ones canceled (Lago). */
   async endCustomerSubscriptions(tx: Queryable, customer: Customer): Promise<void> {
     const orgId = customer.orgId;
@@ -389,6 +412,19 @@ export class SubscriptionService {
     await store.saveState(tx, s.orgId, { ...s, status: "terminated", terminatedAt: now }, now);
     const scheduled = rows.find((r) => r.status === "pending" && r.previousId === s.id);
     if (scheduled !== undefined) await store.saveState(tx, s.orgId, { ...scheduled, status: "canceled", canceledAt: now }, now);
+    await this.announce(tx, s.orgId, [[s.id, "terminated"]], now);
+  }
+
+  /** Tells the transition listeners, inside `tx`, which subscriptions started or were terminated. */
+  private async announce(tx: Queryable, orgId: number, changes: readonly (readonly [number, "started" | "terminated"])[], now: Date): Promise<void> {
+    if (this.transitionListeners.length === 0) return;
+    for (const [id, transition] of changes) {
+      const row = (await store.byId(tx, orgId, id))!;
+      // Plans read through the transaction (the embedded database has one connection); `view` then finds them cached.
+      for (const planId of [row.planId, row.previousPlanId, row.next?.planId ?? null]) if (planId !== null) await this.catalog.getPlanById(orgId, planId, tx);
+      const view = await this.view(row, now);
+      for (const listener of this.transitionListeners) await listener(tx, transition, view);
+    }
   }
 
   /** Applies the transitions due by `now` to the (locked) external_id; answers its rows as they then are. */
@@ -399,6 +435,9 @@ export class SubscriptionService {
     const changed = settle(live, now, live[0]!.timezone);
     if (changed.length === 0) return rows;
     for (const s of changed) await store.saveState(tx, orgId, s, now);
+    // A switch terminates one subscription and starts the next: the termination is told first.
+    const ended = changed.filter((s) => s.status === "terminated").map((s) => [s.id, "terminated"] as const);
+    await this.announce(tx, orgId, [...ended, ...changed.filter((s) => s.status === "active").map((s) => [s.id, "started"] as const)], now);
     return store.byExternalId(tx, orgId, externalId);
   }
 

@@ -1,0 +1,34 @@
+// Invoicing: the billing job that closes due billing periods (calendar/anniversary, all intervals,
+// bill_charges_monthly, advance and arrears, trials, terminations, upgrades) into invoices with
+// fees, exactly once per subscription and instant; Lago's /invoices and /fees, and fee → events.
+export {
+  InvoicingService,
+  termsOf,
+  type BillingRunSummary,
+  type InvoiceDetails,
+  type InvoicingDeps,
+  type InvoicingOptions,
+} from "./service.ts";
+export { BillingScheduler, type BillingSchedulerOptions } from "./scheduler.ts";
+export { invoiceDetailsJson, registerInvoiceRoutes } from "./http.ts";
+export {
+  FEE_TYPES,
+  INVOICE_STATUSES,
+  INVOICE_TYPES,
+  INVOICING_REASONS,
+  PAYMENT_STATUSES,
+  describeInstant,
+  dueInstants,
+  feeJson,
+  invoiceJson,
+  invoiceTotals,
+  type BillingInstant,
+  type BillingTerms,
+  type FeeRecord,
+  type FeeType,
+  type InvoiceRecord,
+  type InvoiceStatus,
+  type InvoiceType,
+  type InvoicingReason,
+  type PaymentStatus,
+} from "./core/index.ts";

@@ -1,0 +1,623 @@
+// SQL for invoicing. Every statement is scoped by org_id: an invoice or a fee is only ever found
+// through its own organization.
+import type { Queryable } from "../../db/db.ts";
+import { Decimal } from "../../shared/money.ts";
+import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
+import type {
+  BillingPeriodRecord,
+  FeeBucket,
+  FeeDraft,
+  FeeRecord,
+  FeeType,
+  InvoiceListQuery,
+  InvoiceRecord,
+  InvoiceStatus,
+  InvoiceType,
+  InvoicingReason,
+  PaymentStatus,
+} from "./core/index.ts";
+
+const date = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
+const big = (v: string | number | null): bigint => (v === null ? 0n : BigInt(v));
+
+// ---- invoices -----------------------------------------------------------------------------------
+
+interface InvoiceRow {
+  id: string;
+  org_id: number;
+  lago_id: string;
+  customer_id: string;
+  invoice_type: InvoiceType;
+  status: InvoiceStatus;
+  payment_status: PaymentStatus;
+  number: string;
+  organization_sequential_id: string | null;
+  sequential_id: string | null;
+  issuing_date: string;
+  payment_due_date: string;
+  net_payment_term: number;
+  currency: string;
+  fees_amount_cents: string;
+  coupons_amount_cents: string;
+  credit_notes_amount_cents: string;
+  prepaid_credit_amount_cents: string;
+  taxes_amount_cents: string;
+  sub_total_excluding_taxes_amount_cents: string;
+  sub_total_including_taxes_amount_cents: string;
+  total_amount_cents: string;
+  grace_until: Date | null;
+  finalized_at: Date | null;
+  voided_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+// Dates as text: node-postgres would read a `date` as local midnight.
+const INVOICE_COLUMNS = `i.id, i.org_id, i.lago_id::text AS lago_id, i.customer_id, i.invoice_type, i.status, i.payment_status, i.number,
+  i.organization_sequential_id, i.sequential_id, i.issuing_date::text AS issuing_date, i.payment_due_date::text AS payment_due_date,
+  i.net_payment_term, i.currency, i.fees_amount_cents, i.coupons_amount_cents, i.credit_notes_amount_cents, i.prepaid_credit_amount_cents,
+  i.taxes_amount_cents, i.sub_total_excluding_taxes_amount_cents, i.sub_total_including_taxes_amount_cents, i.total_amount_cents,
+  i.grace_until, i.finalized_at, i.voided_at, i.created_at, i.updated_at`;
+
+function toInvoice(r: InvoiceRow): InvoiceRecord {
+  return {
+    id: Number(r.id),
+    orgId: Number(r.org_id),
+    lagoId: r.lago_id,
+    customerId: Number(r.customer_id),
+    invoiceType: r.invoice_type,
+    status: r.status,
+    paymentStatus: r.payment_status,
+    number: r.number,
+    organizationSequentialId: r.organization_sequential_id === null ? null : Number(r.organization_sequential_id),
+    sequentialId: r.sequential_id === null ? null : Number(r.sequential_id),
+    issuingDate: r.issuing_date,
+    paymentDueDate: r.payment_due_date,
+    netPaymentTerm: Number(r.net_payment_term),
+    currency: r.currency,
+    feesAmountCents: big(r.fees_amount_cents),
+    couponsAmountCents: big(r.coupons_amount_cents),
+    creditNotesAmountCents: big(r.credit_notes_amount_cents),
+    prepaidCreditAmountCents: big(r.prepaid_credit_amount_cents),
+    taxesAmountCents: big(r.taxes_amount_cents),
+    subTotalExcludingTaxesAmountCents: big(r.sub_total_excluding_taxes_amount_cents),
+    subTotalIncludingTaxesAmountCents: big(r.sub_total_including_taxes_amount_cents),
+    totalAmountCents: big(r.total_amount_cents),
+    graceUntil: date(r.grace_until),
+    finalizedAt: date(r.finalized_at),
+    voidedAt: date(r.voided_at),
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+  };
+}
+
+export interface NewInvoice {
+  readonly orgId: number;
+  readonly lagoId: string;
+  readonly customerId: number;
+  readonly invoiceType: InvoiceType;
+  readonly number: string;
+  readonly issuingDate: string;
+  readonly paymentDueDate: string;
+  readonly netPaymentTerm: number;
+  readonly currency: string;
+  readonly graceUntil: Date | null;
+  readonly now: Date;
+}
+
+/** A draft with no fees yet; totals are written with the fees (`saveTotals`). */
+export async function insertInvoice(tx: Queryable, i: NewInvoice): Promise<number> {
+  const { rows } = await tx.query<{ id: string }>(
+    `INSERT INTO invoices (org_id, lago_id, customer_id, invoice_type, status, payment_status, number, issuing_date, payment_due_date,
+                           net_payment_term, currency, fees_amount_cents, sub_total_excluding_taxes_amount_cents,
+                           sub_total_including_taxes_amount_cents, total_amount_cents, grace_until, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, 'draft', 'pending', $5, $6::date, $7::date, $8, $9, 0, 0, 0, 0, $10, $11, $11) RETURNING id`,
+    [i.orgId, i.lagoId, i.customerId, i.invoiceType, i.number, i.issuingDate, i.paymentDueDate, i.netPaymentTerm, i.currency, i.graceUntil, i.now],
+  );
+  return Number(rows[0]!.id);
+}
+
+export interface Totals {
+  readonly feesAmountCents: bigint;
+  readonly couponsAmountCents: bigint;
+  readonly creditNotesAmountCents: bigint;
+  readonly prepaidCreditAmountCents: bigint;
+  readonly taxesAmountCents: bigint;
+  readonly subTotalExcludingTaxesAmountCents: bigint;
+  readonly subTotalIncludingTaxesAmountCents: bigint;
+  readonly totalAmountCents: bigint;
+}
+
+export async function saveTotals(tx: Queryable, orgId: number, invoiceId: number, t: Totals, paymentStatus: PaymentStatus, now: Date): Promise<void> {
+  await tx.query(
+    `UPDATE invoices SET fees_amount_cents = $3, coupons_amount_cents = $4, credit_notes_amount_cents = $5, prepaid_credit_amount_cents = $6,
+            taxes_amount_cents = $7, sub_total_excluding_taxes_amount_cents = $8, sub_total_including_taxes_amount_cents = $9,
+            total_amount_cents = $10, payment_status = $11, updated_at = $12
+      WHERE org_id = $1 AND id = $2`,
+    [
+      orgId,
+      invoiceId,
+      t.feesAmountCents.toString(),
+      t.couponsAmountCents.toString(),
+      t.creditNotesAmountCents.toString(),
+      t.prepaidCreditAmountCents.toString(),
+      t.taxesAmountCents.toString(),
+      t.subTotalExcludingTaxesAmountCents.toString(),
+      t.subTotalIncludingTaxesAmountCents.toString(),
+      t.totalAmountCents.toString(),
+      paymentStatus,
+      now,
+    ],
+  );
+}
+
+/** The next value of a gapless sequence; the row lock serializes finalizations of one organization. */
+export async function nextSequence(tx: Queryable, orgId: number, customerId: number): Promise<number> {
+  const { rows } = await tx.query<{ v: string }>(
+    `INSERT INTO invoice_sequences AS s (org_id, customer_id, last_value) VALUES ($1, $2, 1)
+     ON CONFLICT (org_id, customer_id) DO UPDATE SET last_value = s.last_value + 1
+     RETURNING s.last_value AS v`,
+    [orgId, customerId],
+  );
+  return Number(rows[0]!.v);
+}
+
+export async function markFinalized(
+  tx: Queryable,
+  orgId: number,
+  invoiceId: number,
+  f: { number: string; organizationSequentialId: number; sequentialId: number; issuingDate: string; paymentDueDate: string; now: Date },
+): Promise<void> {
+  await tx.query(
+    `UPDATE invoices SET status = 'finalized', number = $3, organization_sequential_id = $4, sequential_id = $5,
+            issuing_date = $6::date, payment_due_date = $7::date, grace_until = NULL, finalized_at = $8, updated_at = $8
+      WHERE org_id = $1 AND id = $2 AND status = 'draft'`,
+    [orgId, invoiceId, f.number, f.organizationSequentialId, f.sequentialId, f.issuingDate, f.paymentDueDate, f.now],
+  );
+}
+
+export async function markVoided(tx: Queryable, orgId: number, invoiceId: number, now: Date): Promise<void> {
+  await tx.query("UPDATE invoices SET status = 'voided', voided_at = $3, updated_at = $3 WHERE org_id = $1 AND id = $2", [orgId, invoiceId, now]);
+}
+
+export async function invoiceByLagoId(q: Queryable, orgId: number, lagoId: string, forUpdate = false): Promise<InvoiceRecord | null> {
+  const { rows } = await q.query<InvoiceRow>(
+    `SELECT ${INVOICE_COLUMNS} FROM invoices i WHERE i.org_id = $1 AND i.lago_id = $2::uuid${forUpdate ? " FOR UPDATE" : ""}`,
+    [orgId, lagoId],
+  );
+  return rows[0] === undefined ? null : toInvoice(rows[0]);
+}
+
+export async function listInvoices(q: Queryable, orgId: number, query: InvoiceListQuery): Promise<{ items: InvoiceRecord[]; total: number }> {
+  const where = ["i.org_id = $1"];
+  const params: unknown[] = [orgId];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(sql(`$${params.length}`));
+  };
+  if (query.externalCustomerId !== undefined) {
+    add((p) => `EXISTS (SELECT 1 FROM customers c WHERE c.org_id = i.org_id AND c.id = i.customer_id AND c.external_id = ${p})`, query.externalCustomerId);
+  }
+  if (query.statuses !== undefined) add((p) => `i.status = ANY(${p}::text[])`, [...query.statuses]);
+  if (query.paymentStatuses !== undefined) add((p) => `i.payment_status = ANY(${p}::text[])`, [...query.paymentStatuses]);
+  if (query.invoiceType !== undefined) add((p) => `i.invoice_type = ${p}`, query.invoiceType);
+  if (query.currency !== undefined) add((p) => `i.currency = ${p}`, query.currency);
+  if (query.issuingDateFrom !== undefined) add((p) => `i.issuing_date >= ${p}::date`, query.issuingDateFrom);
+  if (query.issuingDateTo !== undefined) add((p) => `i.issuing_date <= ${p}::date`, query.issuingDateTo);
+  const filter = where.join(" AND ");
+  const page = await q.query<InvoiceRow>(
+    `SELECT ${INVOICE_COLUMNS} FROM invoices i WHERE ${filter}
+      ORDER BY i.issuing_date DESC, i.created_at DESC, i.id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, query.perPage, (query.page - 1) * query.perPage],
+  );
+  const count = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM invoices i WHERE ${filter}`, params);
+  return { items: page.rows.map(toInvoice), total: Number(count.rows[0]?.n ?? 0) };
+}
+
+/** Drafts whose grace period has ended by `now`. */
+export async function draftsDue(q: Queryable, orgId: number, now: Date): Promise<string[]> {
+  const { rows } = await q.query<{ lago_id: string }>(
+    "SELECT lago_id::text AS lago_id FROM invoices WHERE org_id = $1 AND status = 'draft' AND grace_until <= $2 ORDER BY grace_until, id",
+    [orgId, now],
+  );
+  return rows.map((r) => r.lago_id);
+}
+
+// ---- billing instants -----------------------------------------------------------------------------
+
+export interface NewBillingPeriod {
+  readonly orgId: number;
+  readonly invoiceId: number;
+  readonly subscriptionId: number;
+  readonly reason: InvoicingReason;
+  readonly billedAt: Date;
+  readonly feeFrom: Date | null;
+  readonly feeTo: Date | null;
+  readonly chargesFrom: Date | null;
+  readonly chargesTo: Date | null;
+  readonly unusedAdvanceCreditCents: bigint;
+  readonly now: Date;
+}
+
+/**
+ * Records that the invoice closes this billing instant. The unique constraint decides between
+ * concurrent runs: the second waits for the first to commit, then fails with 23505 (its whole
+ * transaction rolls back) — or, when the first rolled back, goes ahead.
+ */
+export async function insertBillingPeriod(tx: Queryable, p: NewBillingPeriod): Promise<void> {
+  await tx.query(
+    `INSERT INTO invoice_subscriptions (org_id, invoice_id, subscription_id, invoicing_reason, billed_at, fee_from, fee_to,
+                                        charges_from, charges_to, unused_advance_credit_cents, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    [p.orgId, p.invoiceId, p.subscriptionId, p.reason, p.billedAt, p.feeFrom, p.feeTo, p.chargesFrom, p.chargesTo, p.unusedAdvanceCreditCents.toString(), p.now],
+  );
+}
+
+export async function isBilled(q: Queryable, orgId: number, subscriptionId: number, at: Date): Promise<boolean> {
+  const { rows } = await q.query("SELECT 1 FROM invoice_subscriptions WHERE org_id = $1 AND subscription_id = $2 AND billed_at = $3", [orgId, subscriptionId, at]);
+  return rows.length > 0;
+}
+
+export async function lastBilledAt(q: Queryable, orgId: number, subscriptionId: number): Promise<Date | null> {
+  const { rows } = await q.query<{ at: Date | null }>(
+    "SELECT max(billed_at) AS at FROM invoice_subscriptions WHERE org_id = $1 AND subscription_id = $2",
+    [orgId, subscriptionId],
+  );
+  return date(rows[0]?.at ?? null);
+}
+
+/**
+ * Subscriptions that may have something to bill: every started, active one, and terminated ones
+ * whose termination has not been billed yet. Those terminated at their very start bill nothing.
+ */
+export async function billingCandidates(q: Queryable, orgId: number): Promise<{ id: number; lastBilledAt: Date | null }[]> {
+  const { rows } = await q.query<{ id: string; last_billed_at: Date | null }>(
+    `SELECT s.id, (SELECT max(b.billed_at) FROM invoice_subscriptions b WHERE b.org_id = s.org_id AND b.subscription_id = s.id) AS last_billed_at
+       FROM subscriptions s
+      WHERE s.org_id = $1 AND s.started_at IS NOT NULL
+        AND (s.status = 'active'
+             OR (s.status = 'terminated' AND s.terminated_at > s.started_at
+                 AND NOT EXISTS (SELECT 1 FROM invoice_subscriptions b
+                                  WHERE b.org_id = s.org_id AND b.subscription_id = s.id AND b.billed_at >= s.terminated_at)))
+      ORDER BY s.id`,
+    [orgId],
+  );
+  return rows.map((r) => ({ id: Number(r.id), lastBilledAt: date(r.last_billed_at) }));
+}
+
+export async function organizations(q: Queryable): Promise<number[]> {
+  const { rows } = await q.query<{ id: number }>("SELECT id FROM organizations ORDER BY id");
+  return rows.map((r) => Number(r.id));
+}
+
+export async function organizationBilling(q: Queryable, orgId: number): Promise<{ name: string; publicId: string; graceDays: number }> {
+  const { rows } = await q.query<{ name: string; public_id: string; invoice_grace_period: number }>(
+    "SELECT name, public_id::text AS public_id, invoice_grace_period FROM organizations WHERE id = $1",
+    [orgId],
+  );
+  const r = rows[0];
+  if (r === undefined) throw new Error(`organization ${orgId} does not exist`);
+  return { name: r.name, publicId: r.public_id, graceDays: Number(r.invoice_grace_period) };
+}
+
+interface BillingPeriodRow {
+  invoice_id: string;
+  subscription_id: string;
+  subscription_lago_id: string;
+  external_subscription_id: string;
+  plan_lago_id: string;
+  invoicing_reason: InvoicingReason;
+  billed_at: Date;
+  fee_from: Date | null;
+  fee_to: Date | null;
+  charges_from: Date | null;
+  charges_to: Date | null;
+  unused_advance_credit_cents: string;
+}
+
+export async function billingPeriodsOf(q: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<BillingPeriodRecord[]> {
+  if (invoiceIds.length === 0) return [];
+  const { rows } = await q.query<BillingPeriodRow>(
+    `SELECT b.invoice_id, b.subscription_id, s.lago_id::text AS subscription_lago_id, s.external_id AS external_subscription_id,
+            p.lago_id::text AS plan_lago_id, b.invoicing_reason, b.billed_at, b.fee_from, b.fee_to, b.charges_from, b.charges_to,
+            b.unused_advance_credit_cents
+       FROM invoice_subscriptions b
+       JOIN subscriptions s ON s.org_id = b.org_id AND s.id = b.subscription_id
+       JOIN plans p ON p.org_id = s.org_id AND p.id = s.plan_id
+      WHERE b.org_id = $1 AND b.invoice_id = ANY($2::bigint[])
+      ORDER BY b.invoice_id, b.id`,
+    [orgId, invoiceIds.map(String)],
+  );
+  return rows.map((r) => ({
+    invoiceId: Number(r.invoice_id),
+    subscriptionId: Number(r.subscription_id),
+    subscriptionLagoId: r.subscription_lago_id,
+    externalSubscriptionId: r.external_subscription_id,
+    planLagoId: r.plan_lago_id,
+    reason: r.invoicing_reason,
+    billedAt: new Date(r.billed_at),
+    feeFrom: date(r.fee_from),
+    feeTo: date(r.fee_to),
+    chargesFrom: date(r.charges_from),
+    chargesTo: date(r.charges_to),
+    unusedAdvanceCreditCents: big(r.unused_advance_credit_cents),
+  }));
+}
+
+/**
+ * The subscription fee an advance-paid plan was billed for the period starting at `periodStart`
+ * (on an invoice that was not voided), with the plan amount it was computed from.
+ */
+export async function paidAdvanceFee(
+  q: Queryable,
+  orgId: number,
+  subscriptionId: number,
+  periodStart: Date,
+  periodEnd: Date,
+): Promise<{ amountCents: bigint; planAmountCents: bigint | null } | null> {
+  const { rows } = await q.query<{ amount_cents: string; plan_amount_cents: string | null }>(
+    `SELECT f.amount_cents, f.amount_details ->> 'plan_amount_cents' AS plan_amount_cents
+       FROM fees f JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
+      WHERE f.org_id = $1 AND f.subscription_id = $2 AND f.fee_type = 'subscription' AND f.pay_in_advance
+        AND f.from_datetime >= $3 AND f.from_datetime < $4 AND i.status <> 'voided'
+      ORDER BY f.id DESC LIMIT 1`,
+    [orgId, subscriptionId, periodStart, periodEnd],
+  );
+  const r = rows[0];
+  if (r === undefined) return null;
+  return { amountCents: big(r.amount_cents), planAmountCents: r.plan_amount_cents === null ? null : BigInt(r.plan_amount_cents) };
+}
+
+// ---- fees -------------------------------------------------------------------------------------------
+
+/** Writes an invoice's fees in one statement, in invoice order. */
+export async function insertFees(
+  tx: Queryable,
+  orgId: number,
+  invoiceId: number,
+  subscriptionId: number,
+  currency: string,
+  fees: readonly { lagoId: string; draft: FeeDraft }[],
+  firstPosition: number,
+  now: Date,
+): Promise<void> {
+  if (fees.length === 0) return;
+  const rows = fees.map(({ lagoId, draft: f }, i) => ({
+    lago_id: lagoId,
+    charge_id: f.charge?.id ?? null,
+    charge_lago_id: f.charge?.lagoId ?? null,
+    charge_filter_id: f.chargeFilterId,
+    billable_metric_id: f.usage?.bucket.metricId ?? null,
+    fee_type: f.feeType,
+    position: firstPosition + i,
+    from_datetime: f.from.toISOString(),
+    to_datetime: f.to.toISOString(),
+    usage_from: f.usage?.from.toISOString() ?? null,
+    usage_to: f.usage?.to.toISOString() ?? null,
+    bucket_filters: f.usage?.bucket.filters ?? null,
+    bucket_index: f.usage?.bucket.index ?? null,
+    units: f.units.toString(),
+    total_aggregated_units: f.totalAggregatedUnits.toString(),
+    events_count: f.eventsCount,
+    precise_amount: f.preciseAmount.toString(),
+    amount_cents: f.amountCents.toString(),
+    precise_unit_amount: f.preciseUnitAmount.toString(),
+    unit_amount_cents: f.unitAmountCents.toString(),
+    pay_in_advance: f.payInAdvance,
+    invoiceable: f.invoiceable,
+    item_code: f.item.code,
+    item_name: f.item.name,
+    item_description: f.item.description,
+    invoice_display_name: f.item.invoiceDisplayName,
+    filter_invoice_display_name: f.item.filterInvoiceDisplayName,
+    filter_values: f.item.filters,
+    lago_item_id: f.item.lagoItemId,
+    item_type: f.item.itemType,
+    amount_details: f.amountDetails,
+  }));
+  await tx.query(
+    `INSERT INTO fees (org_id, invoice_id, subscription_id, currency, created_at, updated_at, lago_id, charge_id, charge_lago_id, charge_filter_id,
+                       billable_metric_id, fee_type, position, from_datetime, to_datetime, usage_from, usage_to, bucket_filters, bucket_index,
+                       units, total_aggregated_units, events_count, precise_amount, amount_cents, precise_unit_amount, unit_amount_cents,
+                       pay_in_advance, invoiceable, item_code, item_name, item_description, invoice_display_name, filter_invoice_display_name,
+                       filter_values, lago_item_id, item_type, amount_details)
+     SELECT $1, $2, $3, $4, $5, $5, r.lago_id, r.charge_id, r.charge_lago_id, r.charge_filter_id, r.billable_metric_id, r.fee_type, r.position,
+            r.from_datetime, r.to_datetime, r.usage_from, r.usage_to, r.bucket_filters, r.bucket_index, r.units, r.total_aggregated_units,
+            r.events_count, r.precise_amount, r.amount_cents, r.precise_unit_amount, r.unit_amount_cents, r.pay_in_advance, r.invoiceable,
+            r.item_code, r.item_name, r.item_description, r.invoice_display_name, r.filter_invoice_display_name, r.filter_values,
+            r.lago_item_id, r.item_type, coalesce(r.amount_details, '{}'::jsonb)
+       FROM jsonb_to_recordset($6::jsonb) AS r(
+              lago_id uuid, charge_id bigint, charge_lago_id uuid, charge_filter_id bigint, billable_metric_id bigint, fee_type text,
+              position int, from_datetime timestamptz, to_datetime timestamptz, usage_from timestamptz, usage_to timestamptz,
+              bucket_filters jsonb, bucket_index int, units numeric, total_aggregated_units numeric, events_count bigint,
+              precise_amount numeric, amount_cents bigint, precise_unit_amount numeric, unit_amount_cents bigint, pay_in_advance boolean,
+              invoiceable boolean, item_code text, item_name text, item_description text, invoice_display_name text,
+              filter_invoice_display_name text, filter_values jsonb, lago_item_id uuid, item_type text, amount_details jsonb)`,
+    [orgId, invoiceId, subscriptionId, currency, now, JSON.stringify(rows)],
+  );
+}
+
+export async function deleteFees(tx: Queryable, orgId: number, invoiceId: number): Promise<void> {
+  await tx.query("DELETE FROM fees WHERE org_id = $1 AND invoice_id = $2", [orgId, invoiceId]);
+}
+
+interface FeeRow {
+  id: string;
+  org_id: number;
+  lago_id: string;
+  invoice_id: string;
+  invoice_lago_id: string;
+  invoice_status: InvoiceStatus;
+  payment_status: PaymentStatus;
+  subscription_id: string | null;
+  subscription_lago_id: string | null;
+  external_subscription_id: string | null;
+  customer_lago_id: string;
+  external_customer_id: string;
+  fee_type: FeeType;
+  charge_lago_id: string | null;
+  charge_filter_id: string | null;
+  billable_metric_id: string | null;
+  from_datetime: Date | null;
+  to_datetime: Date | null;
+  usage_from: Date | null;
+  usage_to: Date | null;
+  bucket_filters: FeeBucket["filters"] | string | null;
+  bucket_index: number | null;
+  units: string;
+  total_aggregated_units: string;
+  events_count: string;
+  currency: string;
+  precise_amount: string;
+  amount_cents: string;
+  precise_unit_amount: string;
+  unit_amount_cents: string;
+  taxes_amount_cents: string;
+  pay_in_advance: boolean;
+  invoiceable: boolean;
+  item_code: string;
+  item_name: string;
+  item_description: string | null;
+  invoice_display_name: string;
+  filter_invoice_display_name: string | null;
+  filter_values: Record<string, string[]> | string | null;
+  lago_item_id: string;
+  item_type: "Subscription" | "BillableMetric" | "AddOn";
+  amount_details: Record<string, unknown> | string;
+  created_at: Date;
+}
+
+const json = <T>(v: T | string | null): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : v);
+
+function toFee(r: FeeRow): FeeRecord {
+  const filters = json<FeeBucket["filters"]>(r.bucket_filters);
+  return {
+    id: Number(r.id),
+    orgId: Number(r.org_id),
+    lagoId: r.lago_id,
+    invoiceId: Number(r.invoice_id),
+    invoiceLagoId: r.invoice_lago_id,
+    invoiceStatus: r.invoice_status,
+    paymentStatus: r.payment_status,
+    subscriptionId: r.subscription_id === null ? null : Number(r.subscription_id),
+    subscriptionLagoId: r.subscription_lago_id,
+    externalSubscriptionId: r.external_subscription_id,
+    customerLagoId: r.customer_lago_id,
+    externalCustomerId: r.external_customer_id,
+    feeType: r.fee_type,
+    chargeLagoId: r.charge_lago_id,
+    chargeFilterId: r.charge_filter_id === null ? null : Number(r.charge_filter_id),
+    from: date(r.from_datetime),
+    to: date(r.to_datetime),
+    usageFrom: date(r.usage_from),
+    usageTo: date(r.usage_to),
+    bucket:
+      r.billable_metric_id === null || filters === null || r.bucket_index === null
+        ? null
+        : { metricId: Number(r.billable_metric_id), filters, index: Number(r.bucket_index) },
+    units: new Decimal(r.units),
+    totalAggregatedUnits: new Decimal(r.total_aggregated_units),
+    eventsCount: Number(r.events_count),
+    currency: r.currency,
+    preciseAmount: new Decimal(r.precise_amount),
+    amountCents: big(r.amount_cents),
+    preciseUnitAmount: new Decimal(r.precise_unit_amount),
+    unitAmountCents: big(r.unit_amount_cents),
+    taxesAmountCents: big(r.taxes_amount_cents),
+    payInAdvance: r.pay_in_advance,
+    invoiceable: r.invoiceable,
+    item: {
+      type: r.fee_type,
+      code: r.item_code,
+      name: r.item_name,
+      description: r.item_description,
+      invoiceDisplayName: r.invoice_display_name,
+      filterInvoiceDisplayName: r.filter_invoice_display_name,
+      filters: json<Record<string, string[]>>(r.filter_values),
+      lagoItemId: r.lago_item_id,
+      itemType: r.item_type,
+    },
+    amountDetails: json<Record<string, unknown>>(r.amount_details) ?? {},
+    createdAt: new Date(r.created_at),
+  };
+}
+
+const FEE_SELECT = `
+SELECT f.id, f.org_id, f.lago_id::text AS lago_id, f.invoice_id, i.lago_id::text AS invoice_lago_id, i.status AS invoice_status,
+       i.payment_status, f.subscription_id, s.lago_id::text AS subscription_lago_id, s.external_id AS external_subscription_id,
+       c.lago_id::text AS customer_lago_id, c.external_id AS external_customer_id, f.fee_type, f.charge_lago_id::text AS charge_lago_id,
+       f.charge_filter_id, f.billable_metric_id, f.from_datetime, f.to_datetime, f.usage_from, f.usage_to, f.bucket_filters, f.bucket_index,
+       f.units::text AS units, f.total_aggregated_units::text AS total_aggregated_units, f.events_count, f.currency,
+       f.precise_amount::text AS precise_amount, f.amount_cents, f.precise_unit_amount::text AS precise_unit_amount, f.unit_amount_cents,
+       f.taxes_amount_cents, f.pay_in_advance, f.invoiceable, f.item_code, f.item_name, f.item_description, f.invoice_display_name,
+       f.filter_invoice_display_name, f.filter_values, f.lago_item_id::text AS lago_item_id, f.item_type, f.amount_details, f.created_at
+  FROM fees f
+  JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
+  JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id
+  LEFT JOIN subscriptions s ON s.org_id = f.org_id AND s.id = f.subscription_id`;
+
+export async function feesOf(q: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<FeeRecord[]> {
+  if (invoiceIds.length === 0) return [];
+  const { rows } = await q.query<FeeRow>(`${FEE_SELECT} WHERE f.org_id = $1 AND f.invoice_id = ANY($2::bigint[]) ORDER BY f.invoice_id, f.position, f.id`, [
+    orgId,
+    invoiceIds.map(String),
+  ]);
+  return rows.map(toFee);
+}
+
+export async function feeByLagoId(q: Queryable, orgId: number, lagoId: string): Promise<FeeRecord | null> {
+  const { rows } = await q.query<FeeRow>(`${FEE_SELECT} WHERE f.org_id = $1 AND f.lago_id = $2::uuid`, [orgId, lagoId]);
+  return rows[0] === undefined ? null : toFee(rows[0]);
+}
+
+// ---- the events behind a usage fee ----------------------------------------------------------------
+
+export interface FeeEventScope {
+  readonly orgId: number;
+  readonly metricId: number;
+  readonly externalSubscriptionId: string;
+  readonly from: Date;
+  readonly to: Date;
+}
+
+// The metric's events of the subscription in the window that its aggregation counts (for sum, max,
+// latest and weighted sum: a numeric value; unique count: a value), read with the metric as it is
+// now. A recurring metric carries all earlier history.
+const FEE_EVENTS = `
+  FROM billable_metrics m
+  JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
+ WHERE m.org_id = $1 AND m.id = $2
+   AND e.ts >= CASE WHEN m.recurring THEN '-infinity'::timestamptz ELSE $4::timestamptz END AND e.ts < $5::timestamptz
+   AND (m.aggregation_type = 'count_agg'
+        OR (m.aggregation_type = 'unique_count_agg' AND e.properties ->> m.field_name IS NOT NULL)
+        OR metering_value(e.properties, m.field_name) IS NOT NULL)`;
+
+const scopeParams = (s: FeeEventScope) => [s.orgId, s.metricId, s.externalSubscriptionId, s.from.toISOString(), s.to.toISOString()];
+
+/** The distinct filter dims (METRIC_DIMS text) among the fee's events. */
+export async function feeEventDims(q: Queryable, s: FeeEventScope): Promise<string[]> {
+  const { rows } = await q.query<{ dims: string }>(`SELECT DISTINCT ${METRIC_DIMS("e.properties", "m")} AS dims ${FEE_EVENTS}`, scopeParams(s));
+  return rows.map((r) => r.dims);
+}
+
+/** A page of the fee's events (only those whose dims are in `dims`, when given), oldest first. */
+export async function feeEvents(
+  q: Queryable,
+  s: FeeEventScope,
+  dims: readonly string[] | null,
+  page: number,
+  perPage: number,
+): Promise<{ rows: EventRow[]; total: number }> {
+  const params: unknown[] = scopeParams(s);
+  let where = "";
+  if (dims !== null) {
+    params.push([...dims]);
+    where = ` AND ${METRIC_DIMS("e.properties", "m")} = ANY($${params.length}::text[])`;
+  }
+  const list = await q.query<EventRow>(
+    `SELECT ${eventColumns("e")} ${FEE_EVENTS}${where} ORDER BY e.ts, e.transaction_id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, perPage, (page - 1) * perPage],
+  );
+  const count = await q.query<{ n: string }>(`SELECT count(*)::text AS n ${FEE_EVENTS}${where}`, params);
+  return { rows: list.rows, total: Number(count.rows[0]?.n ?? 0) };
+}

@@ -1,0 +1,216 @@
+import crypto from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Db } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { afterAttempt, jitterOf } from "./core/backoff.ts";
+import { hmacSignature, jwtSignature } from "./core/signature.ts";
+import type { WebhookMetrics } from "./metrics.ts";
+import type { WebhookService } from "./service.ts";
+import * as store from "./store.ts";
+
+export interface DeliveryWorkerOptions {
+  /** WEBHOOK_TIMEOUT_MS: an attempt that has not been answered (body included) by then failed. */
+  timeoutMs: number;
+  /** WEBHOOK_POLL_MS: how often the background loop looks for due deliveries. */
+  pollMs: number;
+  /** WEBHOOK_RETRY_BASE_MS: the wait after a first failed attempt (see core/backoff.ts). */
+  retryBaseMs: number;
+  /** WEBHOOK_JWT_ISSUER: the `iss` claim of `jwt` signatures. */
+  jwtIssuer: string;
+  /** Deliveries claimed and sent at once. */
+  batchSize?: number;
+  onError?: (err: unknown) => void;
+}
+
+/** What one `deliverDue` did. */
+export interface DeliveryRun {
+  attempted: number;
+  succeeded: number;
+  retrying: number;
+  failed: number;
+}
+
+const USER_AGENT = "ValueVerse-Webhooks/1.0";
+/** How much of a receiver's answer is kept on the delivery record. */
+const RESPONSE_KEPT = 2000;
+/** A claim outlives the attempt's timeout by this much before another worker may take the row. */
+const LEASE_MARGIN_MS = 60_000;
+/** Claims per run at most, so one run ends even when retries fall due as fast as they are made. */
+const MAX_ROUNDS = 100;
+
+/**
+ * Sends the outbox. Each run claims due deliveries (`FOR UPDATE SKIP LOCKED`, so several processes
+ * share the work), POSTs each body with Lago's signature headers, and records the attempt: a 2xx
+ * is delivered; anything else (status, timeout, refused connection) is retried with backoff until
+ * the delivery's attempts run out, then it is `failed`. Whether a delivery is due is judged by the
+ * injected clock (tests move a ManualClock and call `deliverDue`); the background loop only
+ * decides how often to look. A process that dies mid-attempt leaves a claim that expires, and the
+ * delivery is sent again: at least once, deduplicated by receivers on `X-Lago-Unique-Key`.
+ */
+export class DeliveryWorker {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private kickTimer: ReturnType<typeof setTimeout> | null = null;
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued: Promise<DeliveryRun> | null = null;
+  private readonly shutdown = new AbortController();
+  private readonly batchSize: number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly webhooks: WebhookService,
+    private readonly metrics: WebhookMetrics,
+    private readonly options: DeliveryWorkerOptions,
+  ) {
+    this.batchSize = options.batchSize ?? 16;
+  }
+
+  /** Starts the background loop. */
+  start(): void {
+    if (this.timer !== null || this.shutdown.signal.aborted) return;
+    this.timer = setInterval(() => this.background(), this.options.pollMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Looks for due deliveries shortly (after an enqueue: by then the caller has usually committed). */
+  kick(): void {
+    if (this.timer === null || this.kickTimer !== null) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = null;
+      this.background();
+    }, 20);
+    this.kickTimer.unref();
+  }
+
+  private background(): void {
+    this.deliverDue().catch((err) => this.options.onError?.(err));
+  }
+
+  /**
+   * Attempts every delivery due now, once each, and resolves when their attempts are recorded.
+   * Runs in this process never overlap: a call during a run is served by the next one.
+   */
+  deliverDue(): Promise<DeliveryRun> {
+    if (this.queued !== null) return this.queued;
+    const run = this.tail.then(() => {
+      this.queued = null;
+      return this.runOnce();
+    });
+    this.queued = run;
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stops looking, abandons attempts in flight (their deliveries are due again at once) and waits for the run to end. */
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.kickTimer !== null) clearTimeout(this.kickTimer);
+    this.timer = this.kickTimer = null;
+    this.shutdown.abort();
+    await this.tail;
+  }
+
+  private async runOnce(): Promise<DeliveryRun> {
+    const run: DeliveryRun = { attempted: 0, succeeded: 0, retrying: 0, failed: 0 };
+    for (let round = 0; round < MAX_ROUNDS && !this.shutdown.signal.aborted; round++) {
+      const now = this.clock.now();
+      const leaseId = crypto.randomUUID();
+      const claimed = await store.claimDue(this.db, new Date(now), leaseId, new Date(now + this.options.timeoutMs + LEASE_MARGIN_MS), this.batchSize);
+      if (claimed.length === 0) break;
+      await Promise.all(claimed.map((d) => this.attempt(d, leaseId, run)));
+      if (claimed.length < this.batchSize) break;
+    }
+    return run;
+  }
+
+  private async attempt(d: store.ClaimedDelivery, leaseId: string, run: DeliveryRun): Promise<void> {
+    try {
+      const keys = await this.webhooks.signingKeys(d.orgId, d.signatureAlgo === "jwt");
+      const signature =
+        d.signatureAlgo === "jwt" ? jwtSignature(keys.jwtPrivateKey!, d.payload, this.options.jwtIssuer) : hmacSignature(keys.hmacKey, d.payload);
+      const startedAt = new Date(this.clock.now());
+      const t0 = performance.now();
+      const answer = await this.post(d, signature);
+      const seconds = (performance.now() - t0) / 1000;
+      if (answer === "abandoned") {
+        await store.releaseClaim(this.db, d.id, leaseId, new Date(this.clock.now()));
+        return;
+      }
+      const attempt = d.attempts + 1;
+      const now = this.clock.now();
+      const verdict = afterAttempt(attempt, d.maxAttempts, answer.error === null, now, this.options.retryBaseMs, jitterOf(d.lagoId));
+      const recorded = await this.db.transaction((tx) =>
+        store.recordAttempt(tx, {
+          id: d.id,
+          leaseId,
+          attempt,
+          status: verdict.status,
+          nextAttemptAt: verdict.status === "retrying" ? new Date(verdict.nextAttemptAt) : null,
+          endpoint: d.webhookUrl,
+          httpStatus: answer.httpStatus,
+          response: answer.response,
+          error: answer.error,
+          durationMs: Math.round(seconds * 1000),
+          startedAt,
+          now: new Date(now),
+        }),
+      );
+      if (!recorded) return;
+      run.attempted++;
+      run[verdict.status]++;
+      this.metrics.attempt(verdict.status, seconds);
+    } catch (err) {
+      // The database failed us: the claim expires and the delivery is attempted again then.
+      this.options.onError?.(err);
+    }
+  }
+
+  private async post(d: store.ClaimedDelivery, signature: string): Promise<{ httpStatus: number | null; response: string | null; error: string | null } | "abandoned"> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.shutdown.signal]);
+    try {
+      const res = await fetch(d.webhookUrl, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": USER_AGENT,
+          "x-lago-signature": signature,
+          "x-lago-signature-algorithm": d.signatureAlgo,
+          "x-lago-unique-key": d.lagoId,
+        },
+        body: d.payload,
+        // A redirect is not a delivery: the receiver's URL should be the final one.
+        redirect: "manual",
+        signal,
+      });
+      const response = await readSome(res, RESPONSE_KEPT);
+      const ok = res.status >= 200 && res.status < 300;
+      return { httpStatus: res.status, response, error: ok ? null : `HTTP ${res.status}` };
+    } catch (err) {
+      if (this.shutdown.signal.aborted) return "abandoned";
+      return { httpStatus: null, response: null, error: describeFailure(err, this.options.timeoutMs) };
+    }
+  }
+}
+
+/** The first `limit` characters of the answer's body; the rest is not read. */
+async function readSome(res: Response, limit: number): Promise<string | null> {
+  if (res.body === null) return null;
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (text.length < limit) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  if (text.length >= limit) await reader.cancel().catch(() => undefined);
+  return text === "" ? null : text.slice(0, limit);
+}
+
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === "TimeoutError") return `timeout: no answer within ${timeoutMs} ms`;
+  const cause = e?.cause?.code ?? e?.cause?.message;
+  return (cause ? `connection failed: ${cause}` : (e?.message ?? String(err))).slice(0, 500);
+}
