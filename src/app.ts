@@ -7,7 +7,7 @@ import { openDatabase } from "./db/open.ts";
 import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
 import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
 import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
-import { EventWriter, IngestService, Partitions, registerEventRoutes } from "./modules/ingest/index.ts";
+import { EventWriter, IngestService, Partitions, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
 import { BillingScheduler, InvoicingService, registerInvoiceRoutes } from "./modules/invoicing/index.ts";
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
@@ -111,6 +111,20 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   });
   let ready = false;
   let closing = false;
+  // Data lifecycle (RETENTION_DAYS): partitions ahead, expired ones dropped, old ones slimmed; at start, then hourly.
+  let lifecycleTimer: ReturnType<typeof setInterval> | null = null;
+  let lifecycleRun: Promise<void> = Promise.resolve();
+  const lifecycle = () =>
+    (lifecycleRun = lifecycleRun.then(async () => {
+      try {
+        const r = await runLifecycle(db, wallClock, config.retentionDays, partitions);
+        if (r.dropped.length > 0 || r.slimmed.length > 0) {
+          http.log.info({ dropped: r.dropped, identities_deleted: r.identitiesDeleted, slimmed: r.slimmed }, "data lifecycle");
+        }
+      } catch (err) {
+        http.log.error({ err }, "data lifecycle failed; retried within the hour");
+      }
+    }));
 
   const http = Fastify({
     logger: { level: config.logLevel },
@@ -206,6 +220,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       if (config.apiKey) await orgs.ensureOrganizationForKey(config.apiKey);
       await partitions.ensureAround(clock.now());
       await testClock.start();
+      await lifecycle();
+      lifecycleTimer = setInterval(() => void lifecycle(), 3_600_000);
+      lifecycleTimer.unref();
       webhooks.start();
       if (config.billingScheduler) billingScheduler.start();
       ready = true;
@@ -213,10 +230,12 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     async close() {
       closing = true;
       testClock.stop();
+      if (lifecycleTimer !== null) clearInterval(lifecycleTimer);
       await http.close();
       await billingScheduler.stop();
       await webhooks.stop();
       await writer.drain();
+      await lifecycleRun;
       if (db.isSet) await db.close();
     },
   };

@@ -1,4 +1,4 @@
-// `valueverse serve | migrate | bill | org create | bench ingest | bench usage | bench catalog-ingest`
+// `valueverse serve | migrate | bill | verify-rollups | org create | bench ingest | bench usage | bench catalog-ingest`
 import { Command } from "commander";
 import { migrate } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
@@ -70,6 +70,40 @@ program
       if (summary.failures > 0) process.exitCode = 1;
     } finally {
       await app.close();
+    }
+  });
+
+program
+  .command("verify-rollups")
+  .description("recompute the hourly rollups from raw events over a range; print each difference (JSON lines) and a summary; exit 1 on any")
+  .option("--org <id>", "only this organization (its public id)")
+  .option("--from <iso>", "from this hour (default: the oldest partition kept)")
+  .option("--to <iso>", "before this time (default: no limit)")
+  .action(async (opts: { org?: string; from?: string; to?: string }) => {
+    const parse = (name: string, v: string | undefined) => {
+      if (v === undefined) return undefined;
+      const d = new Date(v);
+      if (Number.isNaN(d.getTime())) return program.error(`--${name}: not an ISO 8601 time: ${v}`);
+      return d;
+    };
+    const from = parse("from", opts.from);
+    const to = parse("to", opts.to);
+    const db = await openDatabase(config());
+    try {
+      await migrate(db);
+      let orgId: number | undefined;
+      if (opts.org !== undefined) {
+        const { rows } = await db.query<{ id: number }>("SELECT id FROM organizations WHERE public_id::text = $1", [opts.org]);
+        if (rows[0] === undefined) return program.error(`no organization ${opts.org}`);
+        orgId = Number(rows[0].id);
+      }
+      const { verifyRollups } = await import("./modules/ingest/index.ts");
+      const { differences, summary } = await verifyRollups(db, { orgId, from, to });
+      for (const d of differences) console.log(JSON.stringify({ difference: d }));
+      console.log(JSON.stringify({ summary }));
+      if (differences.length > 0) process.exitCode = 1;
+    } finally {
+      await db.close();
     }
   });
 

@@ -426,8 +426,13 @@ describe(`webhooks on ${DB_KIND}`, () => {
 
     const options = { timeoutMs: 2_000, pollMs: 1_000, retryBaseMs: BASE_MS, jwtIssuer: ISSUER, batchSize: 4 };
     const workers = [0, 1, 2].map(() => new DeliveryWorker(t.db, t.clock, t.app.webhooks.service, { attempt() {} }, options));
-    const runs = await Promise.all([...workers.map((w) => w.deliverDue()), t.app.webhooks.worker.deliverDue()]);
-    expect(runs.reduce((n, r) => n + r.succeeded, 0)).toBeGreaterThanOrEqual(40);
+    // The app's own worker answers timeouts on its short test timeout (a slow answer is a failed
+    // attempt there, correctly retried later), so the three workers with a 2 s timeout share the work.
+    const runs = await Promise.all(workers.map((w) => w.deliverDue()));
+    // A pass may end while rows are claimed by another worker; one more pass picks up any leftovers.
+    // What matters: every delivery sent, none twice.
+    const rest = await workers[0]!.deliverDue();
+    expect(runs.reduce((n, r) => n + r.succeeded, 0) + rest.succeeded).toBe(40);
     const keys = receiver.at(path).map((r) => r.key);
     expect(keys).toHaveLength(40);
     expect(new Set(keys).size).toBe(40);

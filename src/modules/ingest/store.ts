@@ -248,6 +248,11 @@ export class Partitions {
     await this.ensure(new Set(months));
   }
 
+  /** Forgets a dropped partition (data lifecycle), so an event for its month creates it again. */
+  forget(month: string): void {
+    this.known.delete(month);
+  }
+
   private async create(month: string): Promise<void> {
     const { name, from, to } = partitionBounds(month);
     // Serialised by an advisory lock: two processes creating the same partition would otherwise race.
