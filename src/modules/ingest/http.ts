@@ -44,6 +44,14 @@ function parseListQuery(q: Record<string, unknown>): EventFilters {
   if (code !== undefined) f.code = code;
   if (from !== undefined) f.timestampFrom = from;
   if (to !== undefined) f.timestampTo = to;
+  const fromStartedAt = q.timestamp_from_started_at;
+  if (fromStartedAt !== undefined && fromStartedAt !== "") {
+    if (fromStartedAt !== "true" && fromStartedAt !== "false") errors.timestamp_from_started_at = ["must_be_true_or_false"];
+    else if (fromStartedAt === "true") {
+      if (sub === undefined) errors.external_subscription_id = ["value_is_mandatory (with timestamp_from_started_at)"];
+      f.fromStartedAt = true;
+    }
+  }
   if (Object.keys(errors).length > 0) throw validationFailed(errors, "invalid query parameters");
   return f;
 }

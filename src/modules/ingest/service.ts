@@ -33,6 +33,8 @@ export interface EventFilters {
   code?: string;
   timestampFrom?: Date;
   timestampTo?: Date;
+  /** Only events at or after the subscription's start (Lago's `timestamp_from_started_at`; needs externalSubscriptionId). */
+  fromStartedAt?: boolean;
 }
 
 const conflictDetails = { transaction_id: ["value_already_exist"] };
@@ -126,10 +128,20 @@ export class IngestService {
   async list(orgId: number, f: EventFilters): Promise<{ events: EventJson[]; total: number }> {
     const where = ["org_id = $1"];
     const params: unknown[] = [orgId];
-    if (f.externalSubscriptionId !== undefined) where.push(`external_subscription_id = $${params.push(f.externalSubscriptionId)}`);
+    let subParam = "";
+    if (f.externalSubscriptionId !== undefined) {
+      subParam = `$${params.push(f.externalSubscriptionId)}`;
+      where.push(`external_subscription_id = ${subParam}`);
+    }
     if (f.code !== undefined) where.push(`code = $${params.push(f.code)}`);
     if (f.timestampFrom !== undefined) where.push(`ts >= $${params.push(f.timestampFrom.toISOString())}`);
     if (f.timestampTo !== undefined) where.push(`ts <= $${params.push(f.timestampTo.toISOString())}`);
+    if (f.fromStartedAt && f.externalSubscriptionId !== undefined) {
+      // The live subscription's start (else the latest started one); no subscription: no bound, as in Lago.
+      where.push(`ts >= COALESCE((SELECT s.started_at FROM subscriptions s
+        WHERE s.org_id = $1 AND s.external_id = ${subParam} AND s.started_at IS NOT NULL
+        ORDER BY s.status = 'active' DESC, s.started_at DESC LIMIT 1), '-infinity'::timestamptz)`);
+    }
     const cond = where.join(" AND ");
     const [rows, count] = await Promise.all([
       this.db.query<EventRow>(
