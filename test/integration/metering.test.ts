@@ -140,15 +140,18 @@ describe(`metric rollups on ${DB_KIND}`, () => {
       });
     }
     await send(events);
-    const before = ok(await call("GET", `/api/v1/events/unmatched?code=${code}&per_page=5`));
+    const before = ok(await call("GET", `/api/v1/unmatched_events?code=${code}&per_page=5`));
     expect(before.meta.total_count).toBe(120);
     expect(before.events[0].unmatched_reasons).toEqual(["billable_metric_not_found", "subscription_not_found"]);
+    // The listing has its own path: every transaction_id, "unmatched" included, stays fetchable.
+    ok(await call("POST", "/api/v1/events", { event: { transaction_id: "unmatched", external_subscription_id: sub, code, timestamp: T("2026-03-10T00:00:00Z") } }));
+    expect(ok(await call("GET", `/api/v1/events/unmatched?external_subscription_id=${sub}`)).event.transaction_id).toBe("unmatched");
 
     const def: MetricDef = { code, aggregation_type: "sum_agg", field_name: "gb", filters: [{ key: "region", values: ["eu", "us"] }] };
     await createMetric({ ...def });
     expect(await expectRollupsEqualRaw(def)).toBeGreaterThan(10);
     // The metric exists now: its events are no longer "billable_metric_not_found".
-    expect(ok(await call("GET", `/api/v1/events/unmatched?code=${code}&reason=billable_metric_not_found`)).meta.total_count).toBe(0);
+    expect(ok(await call("GET", `/api/v1/unmatched_events?code=${code}&reason=billable_metric_not_found`)).meta.total_count).toBe(0);
 
     // New events keep the rollups exact through the ingest statement; a non-numeric value fails nothing.
     await send([
@@ -472,7 +475,7 @@ describe(`unmatched events and tenancy on ${DB_KIND}`, () => {
     });
     const future = uid("future-sub");
     await send([{ external_subscription_id: future, code, timestamp: T("2026-03-03T00:00:00Z") }]);
-    const listed = ok(await call("GET", `/api/v1/events/unmatched?external_subscription_id=${future}`));
+    const listed = ok(await call("GET", `/api/v1/unmatched_events?external_subscription_id=${future}`));
     expect(listed.events.map((e: any) => [e.code, e.external_subscription_id, e.unmatched_reasons])).toEqual([[code, future, ["subscription_not_found"]]]);
     const metrics = parseMetrics((await t.app.http.inject({ method: "GET", url: "/metrics" })).body);
     expect(metrics.get('billing_unmatched_events{reason="subscription_not_found"}')).toBeGreaterThanOrEqual(1);
@@ -483,7 +486,7 @@ describe(`unmatched events and tenancy on ${DB_KIND}`, () => {
         subscription: { external_customer_id: s.customer, plan_code: s.plan.code, external_id: future, billing_time: "calendar", subscription_at: "2026-03-01T00:00:00Z" },
       }),
     );
-    expect(ok(await call("GET", `/api/v1/events/unmatched?external_subscription_id=${future}`)).meta.total_count).toBe(0);
+    expect(ok(await call("GET", `/api/v1/unmatched_events?external_subscription_id=${future}`)).meta.total_count).toBe(0);
     expect(ok(await currentUsage(s.customer, future)).customer_usage.charges_usage[0]).toMatchObject({ units: "1", amount_cents: 100 });
   });
 
@@ -496,7 +499,7 @@ describe(`unmatched events and tenancy on ${DB_KIND}`, () => {
     await send([{ external_subscription_id: s.sub, code, timestamp: T("2026-03-03T00:00:00Z") }, { external_subscription_id: uid("lost"), code: uid("nometric"), timestamp: T("2026-03-03T00:00:00Z") }]);
     const other = await newOrg();
     expect(json(await currentUsage(s.customer, s.sub, other))).toEqual({ status: 404, error: "Not Found", code: "customer_not_found" });
-    expect(ok(await call("GET", `/api/v1/events/unmatched`, undefined, other)).meta.total_count).toBe(0);
+    expect(ok(await call("GET", `/api/v1/unmatched_events`, undefined, other)).meta.total_count).toBe(0);
     // Same customer external id in the other organization: still not the first one's subscription.
     ok(await call("POST", "/api/v1/customers", { customer: { external_id: s.customer } }, other));
     expect(json(await currentUsage(s.customer, s.sub, other)).code).toBe("no_active_subscription");

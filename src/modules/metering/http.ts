@@ -70,7 +70,7 @@ export function registerMeteringRoutes(app: FastifyInstance, metering: MeteringS
   // Ours, beyond Lago: events kept but counted nowhere yet (no live metric has their code, or no
   // subscription has their external_subscription_id). They count as soon as one is created, if
   // they fall in its periods. Answers before GET /events/:transaction_id (static routes win).
-  app.get("/api/v1/events/unmatched", async (request) => {
+  app.get("/api/v1/unmatched_events", async (request) => {
     const r = new QueryReader(request.query as Query);
     const page = r.int("page", 1, 1_000_000);
     const perPage = r.int("per_page", 20, 1000);
