@@ -8,6 +8,7 @@ import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts"
 import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
 import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
+import { buildGraphqlSchema, registerGraphqlRoutes } from "./modules/graphql/index.ts";
 import { BillingScheduler, InvoicingService, registerInvoiceRoutes } from "./modules/invoicing/index.ts";
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
@@ -197,6 +198,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerTestClockRoutes(http, testClock);
   registerWebhookRoutes(http, webhooks.service);
   registerInvoiceRoutes(http, invoicing);
+  // Read-only GraphQL over the same services, keyed and organization-scoped like /api/v1.
+  registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing }));
 
   return {
     http,

@@ -5,6 +5,7 @@ import { customerJson } from "../customers/index.ts";
 import { renderEventRow } from "../ingest/index.ts";
 import { subscriptionJson } from "../subscriptions/index.ts";
 import { PER_PAGE_DEFAULT, PER_PAGE_MAX, feeJson, invoiceJson, readInvoiceListQuery, type InvoiceListQuery } from "./core/index.ts";
+import { renderInvoicePdf } from "./pdf.ts";
 import type { InvoiceDetails, InvoicingService } from "./service.ts";
 
 /** Lago's `{ invoice: InvoiceObjectExtended }`. */
@@ -43,6 +44,23 @@ export function registerInvoiceRoutes(app: FastifyInstance, invoicing: Invoicing
   app.get<ByLagoId>("/api/v1/invoices/:lago_id", async (request) => ({
     invoice: invoiceDetailsJson(await invoicing.get(request.orgId, request.params.lago_id)),
   }));
+
+  // Lago's download answers the invoice with `file_url`; ours points at the PDF rendered on demand
+  // (drafts too, watermarked), relative to this server.
+  app.post<ByLagoId>("/api/v1/invoices/:lago_id/download", async (request) => {
+    const details = await invoicing.get(request.orgId, request.params.lago_id);
+    const json = invoiceDetailsJson(details);
+    return { invoice: { ...json, file_url: `/api/v1/invoices/${encodeURIComponent(details.invoice.lagoId)}/pdf` } };
+  });
+
+  app.get<ByLagoId>("/api/v1/invoices/:lago_id/pdf", async (request, reply) => {
+    const doc = await invoicing.document(request.orgId, request.params.lago_id);
+    const pdf = await renderInvoicePdf(doc);
+    return reply
+      .type("application/pdf")
+      .header("content-disposition", `inline; filename="invoice-${doc.details.invoice.number.replace(/[^A-Za-z0-9_-]/g, "_")}.pdf"`)
+      .send(pdf);
+  });
 
   app.put<ByLagoId>("/api/v1/invoices/:lago_id/finalize", async (request) => ({
     invoice: invoiceDetailsJson(await invoicing.finalize(request.orgId, request.params.lago_id)),

@@ -327,6 +327,13 @@ export class InvoicingService {
     return this.details(orgId, await this.find(orgId, lagoId));
   }
 
+  /** The invoice with its seller's name, for the PDF document (drafts included). */
+  async document(orgId: number, lagoId: string): Promise<{ details: InvoiceDetails; sellerName: string }> {
+    const details = await this.get(orgId, lagoId);
+    const org = await store.organizationBilling(this.db, orgId);
+    return { details, sellerName: org.name };
+  }
+
   /**
    * PUT /invoices/:lago_id/finalize: a draft is refreshed (late events in its grace period count)
    * and finalized now, numbered, its issuing date moved to today. Lago answers 404 for an invoice

@@ -34,12 +34,16 @@ function routePath(request: FastifyRequest): string {
   return request.routeOptions.url ?? request.url;
 }
 
-/** Every route under /api/v1 needs `Authorization: Bearer <api key>`; 401 with Lago's body otherwise. */
+/** Routes outside /api/v1 that need the API key too (exact matched route paths). */
+const KEYED_ROUTES: ReadonlySet<string> = new Set(["/graphql"]);
+
+/** Every route under /api/v1 (and /graphql) needs `Authorization: Bearer <api key>`; 401 with Lago's body otherwise. */
 export function registerApiAuth(app: FastifyInstance, orgs: OrgService): void {
   app.decorateRequest("orgId", 0);
   // Callback style: on the ingest path a cache hit answers without allocating a promise.
   app.addHook("onRequest", (request, _reply, done) => {
-    if (!routePath(request).startsWith("/api/v1/")) return done();
+    const path = routePath(request);
+    if (!path.startsWith("/api/v1/") && !KEYED_ROUTES.has(path)) return done();
     const key = bearer(request);
     if (key === null || key.length > 512) return done(unauthorized());
     const cached = orgs.cachedOrganization(key);
