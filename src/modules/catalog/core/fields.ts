@@ -63,6 +63,16 @@ export class Fields {
     return this.obj[key] !== undefined;
   }
 
+  /**
+   * Reads `key` with `read`, or keeps `current` when `updating` and the field was not sent; a
+   * field that reads as nothing also yields `current` (on create: the default).
+   */
+  take<T>(updating: boolean, key: string, read: () => T | undefined, current: T): T {
+    if (updating && !this.has(key)) return current;
+    const value = read();
+    return value === undefined ? current : value;
+  }
+
   /** A non-blank string (trimmed of nothing: codes are matched exactly, as in Lago). */
   requiredText(key: string, max = MAX_TEXT): string | undefined {
     const v = this.obj[key];

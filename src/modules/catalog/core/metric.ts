@@ -58,11 +58,7 @@ export function checkMetricUpdate(raw: unknown, current: MetricDraft, usedByPlan
 function readMetric(raw: unknown, base: MetricDraft | null, locked: boolean): Checked<MetricDraft> {
   const sink = new ErrorSink();
   const f = new Fields(raw, sink);
-  const take = <T>(key: string, read: () => T | undefined, fallback: T): T => {
-    if (base !== null && !f.has(key)) return fallback;
-    const value = read();
-    return value === undefined ? fallback : value;
-  };
+  const take = <T>(key: string, read: () => T | undefined, fallback: T): T => f.take(base !== null, key, read, fallback);
 
   const name = take("name", () => f.requiredText("name"), base?.name ?? "");
   const description = take("description", () => f.optionalText("description"), base?.description ?? null);

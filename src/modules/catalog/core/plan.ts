@@ -87,11 +87,7 @@ export function checkPlanUpdate(raw: unknown, current: Plan, metrics: MetricLook
 function readPlan(raw: unknown, base: Plan | null, metrics: MetricLookup): Checked<PlanDraft> {
   const sink = new ErrorSink();
   const f = new Fields(raw, sink);
-  const take = <T>(key: string, read: () => T | undefined, fallback: T): T => {
-    if (base !== null && !f.has(key)) return fallback;
-    const value = read();
-    return value === undefined ? fallback : value;
-  };
+  const take = <T>(key: string, read: () => T | undefined, fallback: T): T => f.take(base !== null, key, read, fallback);
 
   const name = take("name", () => f.requiredText("name"), base?.name ?? "");
   const code = take("code", () => f.requiredText("code"), base?.code ?? "");
