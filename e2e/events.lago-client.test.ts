@@ -5,7 +5,8 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Client, type ApiErrorUnprocessableEntity, type EventInputObject, type HttpResponse } from "lago-javascript-client";
+import { Client, type ApiErrorUnprocessableEntity, type EventInputObject } from "lago-javascript-client";
+import { lagoError } from "./helpers/lago.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "./helpers/http.ts";
 import { runLoad, summarize, type LoadControl } from "./helpers/load.ts";
@@ -23,17 +24,6 @@ import { checkDatabase, checkViaApi } from "./helpers/verify.ts";
 
 type LagoClient = ReturnType<typeof Client>;
 
-/** The error a Lago client call rejects with: the HTTP response, with the parsed body in `error`. */
-async function lagoError<E = unknown>(promise: Promise<unknown>): Promise<{ status: number; body: E }> {
-  try {
-    await promise;
-  } catch (err) {
-    const r = err as HttpResponse<unknown, E>;
-    if (typeof r?.status !== "number") throw err;
-    return { status: r.status, body: r.error };
-  }
-  throw new Error("expected the Lago client call to fail");
-}
 
 const nowSeconds = () => Number((Date.now() / 1000).toFixed(3));
 const msOf = (ts: number) => Math.round(ts * 1000);

@@ -16,23 +16,13 @@ import {
   type HttpResponse,
   type PlanCreateInput,
 } from "lago-javascript-client";
+import { lagoError } from "./helpers/lago.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "./helpers/http.ts";
 import { createDataTarget, E2E_DB_KIND, killAllServers, randomKey, startServer, type DataTarget, type ServerProcess } from "./helpers/server.ts";
 
 type LagoClient = ReturnType<typeof Client>;
 
-/** The error a Lago client call rejects with: the HTTP response, with the parsed body in `error`. */
-async function lagoError<E = unknown>(promise: Promise<unknown>): Promise<{ status: number; body: E }> {
-  try {
-    await promise;
-  } catch (err) {
-    const r = err as HttpResponse<unknown, E>;
-    if (typeof r?.status !== "number") throw err;
-    return { status: r.status, body: r.error };
-  }
-  throw new Error("expected the Lago client call to fail");
-}
 
 /** Unix seconds (Lago's event timestamp) of an ISO instant. */
 const at = (iso: string) => Date.parse(iso) / 1000;
