@@ -3,16 +3,22 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import type { Db } from "./db/db.ts";
 import { DeferredDb } from "./db/deferred.ts";
 import { migrate } from "./db/migrate.ts";
-import { openDatabase } from "./db/open.ts";
+import { openDatabase, openReadReplica } from "./db/open.ts";
+import { ReplicaReads, replicaMetrics } from "./db/replica.ts";
+import { Cache, createCacheMetrics } from "./modules/cache/index.ts";
 import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
 import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
 import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
+import { RejectedEventsService, createJetstreamIngest, registerRejectedEventRoutes } from "./modules/jetstream/index.ts";
 import { buildGraphqlSchema, registerGraphqlRoutes } from "./modules/graphql/index.ts";
-import { BillingScheduler, InvoicingService, registerInvoiceRoutes } from "./modules/invoicing/index.ts";
+import { BillingScheduler, InvoicingService, registerInvoiceRoutes, type InvoiceAdjustments } from "./modules/invoicing/index.ts";
+import { createPayments, registerPaymentRoutes, type PaymentProvider, type Payments } from "./modules/payments/index.ts";
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
+import { TaxService, registerTaxRoutes, taxJson } from "./modules/taxes/index.ts";
+import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { createWebhooks, registerWebhookRoutes, type Webhooks } from "./modules/webhooks/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { systemClock, type Clock } from "./shared/clock.ts";
@@ -24,6 +30,8 @@ export interface AppDeps {
   clock?: Clock;
   /** An open database to use instead of opening one from the configuration (tests). */
   db?: Db;
+  /** Payment providers beside the built-in sandbox (tests). */
+  paymentProviders?: PaymentProvider[];
 }
 
 export interface App {
@@ -36,12 +44,18 @@ export interface App {
   catalog: CatalogService;
   subscriptions: SubscriptionService;
   metering: MeteringService;
+  /** The two-tier cache (L1 in process, L2 Redis); `invalidate` after a write commits. */
+  cache: Cache;
   /** Invoices and the billing job (`invoicing.runBillingJob()`; every minute with BILLING_SCHEDULER=on). */
   invoicing: InvoicingService;
   /** The webhook outbox (`webhooks.service.enqueue` in a module's transaction) and its delivery worker. */
   webhooks: Webhooks;
+  /** Invoice collection: the payments service (and its invoice-paid hook) and the payment worker. */
+  payments: Payments;
   /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
   testClock: ClockService;
+  /** Lag-tolerant reads (lists, usage, GraphQL): the read replica (DATABASE_READ_URL) while it answers, else the primary. */
+  reads: ReplicaReads;
   /** Opens the database, migrates, bootstraps; /health answers 200 once it resolves. */
   start(): Promise<void>;
   /** Stops accepting requests, commits everything queued, closes the database. */
@@ -71,15 +85,42 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // Per-organization frozen time only with VALUEVERSE_TEST_CLOCK=on; otherwise no indirection at all.
   const clock: Clock = config.testClock ? testClock : wallClock;
   const metrics = createMetrics(db);
+  // Lists and usage read from the replica when one is configured; writes and their read-backs never do.
+  const reads = new ReplicaReads(db, {
+    retryMs: config.databaseReadRetryMs,
+    onStateChange: (state, err) =>
+      state === "down"
+        ? http.log.warn({ err }, "read replica unavailable: lists and usage read from the primary until it answers again")
+        : http.log.info("read replica answers again: lists and usage read from it"),
+    ...(config.databaseReadUrl ? replicaMetrics(metrics.registry, () => reads) : {}),
+  });
   const partitions = new Partitions(db);
   const writer = new EventWriter(db, partitions, clock, config.ingest, metrics);
   metrics.setQueueDepth(() => writer.queued);
   const orgs = new OrgService(db, clock);
-  const ingest = new IngestService(db, writer, partitions, clock, config, metrics);
+  // INGEST_MODE=jetstream: validated events go to the replicated stream; `valueverse ingest-worker` commits them.
+  const jetstream =
+    config.ingest.mode === "jetstream"
+      ? createJetstreamIngest(config, clock, metrics.registry, (err) => http.log.warn({ err }, "JetStream not ready yet; retrying"))
+      : null;
+  const ingest = new IngestService(db, writer, partitions, clock, config, metrics, jetstream?.sink);
+  // Written by the ingest workers; listed here (empty in direct mode, where conflicts are 422s).
+  const rejectedEvents = new RejectedEventsService(db, clock, null);
   const customers = new CustomerService(db, clock);
-  const catalog = new CatalogService(db, clock);
-  const subscriptions = new SubscriptionService(db, clock, catalog, customers);
+  // Two-tier cache (L1 in process, L2 Redis with REDIS_URL): catalog and subscription lookups; writers
+  // invalidate after commit, in every process (Redis pub/sub, PostgreSQL LISTEN/NOTIFY).
+  const cache = new Cache(config.cache, {
+    metrics: createCacheMetrics(metrics.registry),
+    log: { warn: (obj, msg) => http.log.warn(obj, msg), info: (obj, msg) => http.log.info(obj, msg) },
+  });
+  const catalog = new CatalogService(db, clock, { cache });
+  // Taxes by code on customers, plans and charges: unknown codes are refused where they are set.
+  const taxes = new TaxService(db, clock);
+  customers.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
+  catalog.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
+  const subscriptions = new SubscriptionService(db, clock, catalog, customers, { cache });
   customers.onDelete((tx, customer) => subscriptions.endCustomerSubscriptions(tx, customer));
+  customers.onCommitted((customer) => subscriptions.customerChanged(customer));
   customers.lockCurrencyWhen((tx, customer) => subscriptions.customerHasLiveSubscriptions(tx, customer));
   // Future starts, ending_at and scheduled downgrades that a clock move makes due, before PUT /test_clock answers.
   testClock.onAdvance((orgId, _from, to) => subscriptions.settleOrganization(orgId, to));
@@ -99,12 +140,44 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   });
   // A subscription's final invoice is issued in the transaction that ends it; clock moves and the
   // scheduler bill what falls due (after the subscription transitions settled above).
-  const invoicing = new InvoicingService(db, clock, { customers, subscriptions, metering }, {
+  // Deductions on invoices, in Lago's order: coupons, taxes, credit notes, prepaid credits.
+  const coupons = new CouponService(db, clock, { customers });
+  const adjustments: InvoiceAdjustments = {
+    taxes: (q, orgId) => taxes.byCode(orgId, q),
+    coupons: (q, orgId, customerId, currency, now) => coupons.terms(q, orgId, customerId, currency, now),
+    creditNotes: async () => [],
+    wallets: async () => [],
+    consume: async (q, invoice, result, now) => {
+      await coupons.recordUse(q, invoice.orgId, result.couponCredits, now);
+    },
+    creditUnusedAdvanceFee: async () => {},
+  };
+  const invoicing = new InvoicingService(db, clock, { customers, subscriptions, metering, adjustments }, {
     onError: (err, context) => http.log.error({ err, ...context }, "billing failed; retried by the next run"),
   });
   subscriptions.onTransition(invoicing.onSubscriptionTransition);
+  // Rule: lists and usage may lag (read replica); writes, what they answer and single-resource GETs use the primary.
+  for (const service of [ingest, customers, subscriptions, metering, invoicing]) service.readFrom(reads);
   testClock.onAdvance(async (orgId) => {
     await invoicing.runBillingJob({ orgId });
+  });
+  // A finalized invoice's payment is written in the finalizing transaction and charged by the
+  // payment worker after the commit; dunning follows the organization's clock.
+  const payments = createPayments(
+    db,
+    clock,
+    wallClock,
+    config.payments,
+    { customers, invoicing, enqueueWebhook: webhooks.service.enqueue },
+    metrics.registry,
+    (err) => http.log.warn({ err }, "payment attempt failed to record; retried when its claim expires"),
+    deps.paymentProviders,
+  );
+  invoicing.onFinalized(payments.service.collect);
+  invoicing.onVoided(payments.service.stopCollecting);
+  // Payments that fell due by the new time have been attempted when PUT /test_clock answers.
+  testClock.onAdvance(async (orgId) => {
+    await payments.worker.runDue({ orgId });
   });
   const billingScheduler = new BillingScheduler(() => invoicing.runBillingJob(), {
     now: () => wallClock.now(),
@@ -191,15 +264,19 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerApiAuth(http, orgs);
   registerAdminRoutes(http, orgs, config.adminToken);
   registerEventRoutes(http, ingest, config.ingest.batchRequestMax);
-  registerCustomerRoutes(http, customers);
-  registerCatalogRoutes(http, catalog);
+  registerRejectedEventRoutes(http, rejectedEvents);
+  registerCustomerRoutes(http, customers, async (orgId, codes) => (await taxes.resolve(orgId, codes)).map(taxJson));
+  registerCatalogRoutes(http, catalog, async (orgId, codes) => new Map((await taxes.resolve(orgId, codes)).map((t) => [t.code, taxJson(t)])));
+  registerTaxRoutes(http, taxes);
+  registerCouponRoutes(http, coupons);
   registerSubscriptionRoutes(http, subscriptions);
   registerMeteringRoutes(http, metering);
   registerTestClockRoutes(http, testClock);
   registerWebhookRoutes(http, webhooks.service);
   registerInvoiceRoutes(http, invoicing);
+  registerPaymentRoutes(http, payments.service);
   // Read-only GraphQL over the same services, keyed and organization-scoped like /api/v1.
-  registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing }));
+  registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing, reads }));
 
   return {
     http,
@@ -213,20 +290,28 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     metering,
     invoicing,
     webhooks,
+    payments,
     testClock,
+    cache,
+    reads,
     get ready() {
       return ready;
     },
     async start() {
       db.set(deps.db ?? (await openDatabase(config)));
+      const replica = openReadReplica(config);
+      if (replica !== null) reads.attach(replica);
       await migrate(db);
+      await cache.start({ dbKind: db.kind, databaseUrl: config.databaseUrl, dataDir: deps.db ? undefined : config.dataDir });
       if (config.apiKey) await orgs.ensureOrganizationForKey(config.apiKey);
       await partitions.ensureAround(clock.now());
       await testClock.start();
       await lifecycle();
       lifecycleTimer = setInterval(() => void lifecycle(), 3_600_000);
       lifecycleTimer.unref();
+      if (jetstream !== null) await jetstream.start();
       webhooks.start();
+      payments.start();
       if (config.billingScheduler) billingScheduler.start();
       ready = true;
     },
@@ -235,10 +320,14 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       testClock.stop();
       if (lifecycleTimer !== null) clearInterval(lifecycleTimer);
       await http.close();
+      await jetstream?.close();
       await billingScheduler.stop();
+      await payments.stop();
       await webhooks.stop();
       await writer.drain();
       await lifecycleRun;
+      await reads.close();
+      await cache.close();
       if (db.isSet) await db.close();
     },
   };

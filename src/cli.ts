@@ -1,4 +1,4 @@
-// `valueverse serve | migrate | bill | verify-rollups | org create | bench ingest | bench usage | bench catalog-ingest`
+// `valueverse serve | ingest-worker | migrate | bill | verify-rollups | org create | bench ingest | bench jetstream | bench usage | bench catalog-ingest`
 import { Command } from "commander";
 import { migrate } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
@@ -28,6 +28,21 @@ program
   .action(async (opts: { workers?: string; port?: string }) => {
     const { serve } = await import("./server.ts");
     await serve(config({ WORKERS: opts.workers, PORT: opts.port }));
+  });
+
+program
+  .command("ingest-worker")
+  .description("consume the JetStream event stream into PostgreSQL (INGEST_MODE=jetstream; needs NATS_URL and DATABASE_URL); start several to scale")
+  .option("--metrics-port <port>", "serve /metrics and /health on this port (0: any free port); none by default")
+  .option("--metrics-host <host>", "address for --metrics-port", "0.0.0.0")
+  .action(async (opts: { metricsPort?: string; metricsHost: string }) => {
+    let metricsPort: number | undefined;
+    if (opts.metricsPort !== undefined) {
+      metricsPort = Number(opts.metricsPort);
+      if (!/^\d{1,5}$/.test(opts.metricsPort) || metricsPort > 65535) program.error("--metrics-port must be a port number (0-65535)");
+    }
+    const { runIngestWorker } = await import("./ingest_worker.ts");
+    await runIngestWorker(config(), { metricsPort, metricsHost: opts.metricsHost });
   });
 
 program
@@ -131,6 +146,33 @@ bench
   .action(async (opts: { seconds: string }) => {
     const { runIngestBench } = await import("../bench/ingest.ts");
     await runIngestBench({ seconds: Number(opts.seconds) });
+  });
+bench
+  .command("workers")
+  .description("single-event ingestion with WORKERS=2 vs WORKERS=1 in the same run (needs DATABASE_URL)")
+  .option("--seconds <n>", "seconds per phase", "15")
+  .option("--rounds <n>", "rounds of WORKERS=1 then WORKERS=2", "2")
+  .option("--connections <n>", "wrk connections", "256")
+  .action(async (opts: { seconds: string; rounds: string; connections: string }) => {
+    const { runWorkersBench } = await import("../bench/workers.ts");
+    await runWorkersBench({ seconds: Number(opts.seconds), rounds: Number(opts.rounds), connections: Number(opts.connections) });
+  });
+bench
+  .command("billing")
+  .description("invoices/s of the billing job: N subscriptions, a plan fee and three usage charges (needs DATABASE_URL, an empty database)")
+  .option("--subscriptions <n>", "subscriptions (one customer each), each billed one invoice", "5000")
+  .action(async (opts: { subscriptions: string }) => {
+    const { runBillingBench } = await import("../bench/billing.ts");
+    await runBillingBench({ subscriptions: Number(opts.subscriptions) });
+  });
+bench
+  .command("jetstream")
+  .description("ingest throughput in INGEST_MODE=jetstream (3 local NATS nodes, ingest workers) vs direct mode, same run; checks nothing was lost (needs DATABASE_URL, an empty database, and nats-server)")
+  .option("--seconds <n>", "seconds per workload", "10")
+  .option("--ingest-workers <n>", "ingest-worker processes", "1")
+  .action(async (opts: { seconds: string; ingestWorkers: string }) => {
+    const { runJetstreamBench } = await import("../bench/jetstream.ts");
+    await runJetstreamBench({ seconds: Number(opts.seconds), ingestWorkers: Number(opts.ingestWorkers) });
   });
 bench
   .command("usage")

@@ -54,6 +54,9 @@ async function runPrimary(config: Config): Promise<void> {
 
   const aggregator = new AggregatorRegistry();
   let stopping = false;
+  // Shutting down: each worker drains (answers in-flight requests, commits queued events) and exits;
+  // the primary exits once all have, non-zero when any of them failed to drain.
+  let drainFailed = false;
   const fork = () => {
     const worker = cluster.fork();
     worker.on("message", (msg: { type?: string; id?: number }) => {
@@ -64,10 +67,12 @@ async function runPrimary(config: Config): Promise<void> {
         .catch((err: Error) => worker.send({ type: METRICS_REQUEST, id: msg.id, error: err.message }));
     });
   };
+  console.error(JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg: `starting ${config.workers} worker processes`, workers: config.workers }));
   for (let i = 0; i < config.workers; i++) fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (code !== 0) drainFailed = true;
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(drainFailed ? 1 : 0);
       return;
     }
     console.error(JSON.stringify({ level: 50, msg: "worker exited; starting another", pid: worker.process.pid, code, signal }));

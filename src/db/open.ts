@@ -25,6 +25,22 @@ export async function openDatabase(config: Config): Promise<Db> {
   }
 }
 
+/**
+ * The read replica's pool (DATABASE_READ_URL), or null. Short client-side limits: a replica that
+ * cannot connect within 5 s or answer a query within DATABASE_POOL_TIMEOUT_MS is given up on, and the
+ * primary answers instead (src/db/replica.ts).
+ */
+export function openReadReplica(config: Config): Db | null {
+  if (!config.databaseReadUrl) return null;
+  return openPostgres({
+    url: config.databaseReadUrl,
+    ...config.pool,
+    applicationName: "valueverse-read",
+    connectTimeoutMs: Math.min(config.pool.timeoutMs, 5_000),
+    queryTimeoutMs: config.pool.timeoutMs,
+  });
+}
+
 /** The embedded database belongs to one process: a second server on the same DATA_DIR is refused. */
 function lockDataDir(dir: string): () => void {
   fs.mkdirSync(dir, { recursive: true });

@@ -8,6 +8,9 @@ export interface PostgresOptions {
   timeoutMs: number;
   recycleMs: number;
   applicationName?: string;
+  /** Client-side limits (a replica that stops answering is given up on): connecting, and one query. */
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
 }
 
 // int8 and numeric stay strings (exact); timestamps stay Date. Money never passes through a float.
@@ -22,7 +25,8 @@ export function openPostgres(opts: PostgresOptions): Db {
     max: opts.size + opts.maxOverflow,
     min: Math.min(opts.size, 2),
     idleTimeoutMillis: 10_000,
-    connectionTimeoutMillis: opts.timeoutMs,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? opts.timeoutMs,
+    ...(opts.queryTimeoutMs !== undefined ? { query_timeout: opts.queryTimeoutMs } : {}),
     maxLifetimeSeconds: Math.max(1, Math.round(opts.recycleMs / 1000)),
     application_name: opts.applicationName ?? "valueverse",
     options: "-c TimeZone=UTC",

@@ -1,14 +1,20 @@
 // Configuration comes from the environment and is validated once, at start: every bad value is
 // reported together, naming the variable and what it accepts.
+import os from "node:os";
 import path from "node:path";
+import { parseRetrySchedule } from "../modules/payments/core/dunning.ts";
 
-export type IngestMode = "direct" | "naive";
+export type IngestMode = "direct" | "naive" | "jetstream";
 
 export interface Config {
   port: number;
   host: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** DATABASE_READ_URL: a streaming replica of DATABASE_URL for list and usage reads (src/db/replica.ts). */
+  databaseReadUrl: string | undefined;
+  /** DATABASE_READ_RETRY_MS: while the replica is unavailable, how often it is probed again. */
+  databaseReadRetryMs: number;
   pool: { size: number; maxOverflow: number; timeoutMs: number; recycleMs: number };
   workers: number;
   logLevel: string;
@@ -27,6 +33,60 @@ export interface Config {
     batchRequestMax: number;
   };
   webhooks: WebhookConfig;
+  payments: PaymentConfig;
+  /** NATS JetStream (INGEST_MODE=jetstream: the API publishes, `valueverse ingest-worker` writes). */
+  nats: NatsConfig;
+  cache: CacheConfig;
+}
+
+/** The two-tier cache (src/modules/cache). */
+export interface CacheConfig {
+  /** CACHE=off: no caching at all (diagnosis, benchmarks). */
+  enabled: boolean;
+  /** REDIS_URL: the shared tier and the invalidation channel; unset: in-process tier only. */
+  redisUrl: string | undefined;
+  /** CACHE_L1_MAX_ITEMS: entries of the in-process LRU. */
+  l1MaxItems: number;
+  /** CACHE_L1_TTL_MS: how long the in-process tier keeps an entry at most. */
+  l1TtlMs: number;
+  /** CACHE_REDIS_TIMEOUT_MS: a Redis command not answered by then failed (the database answers). */
+  redisTimeoutMs: number;
+  /** CACHE_NAMESPACE: separates deployments sharing a Redis; derived from the database when unset. */
+  namespace: string | undefined;
+}
+
+/** Decoupled ingestion through a replicated JetStream stream (src/modules/jetstream). */
+export interface NatsConfig {
+  /** NATS_URL: the cluster's servers, comma-separated (`nats://host:port` or `host:port`). */
+  servers: string[];
+  /** NATS_STREAM: the stream's name. */
+  stream: string;
+  /** NATS_SUBJECT: subject prefix; an organization's events go to `<prefix>.<organization>`. */
+  subject: string;
+  /** NATS_REPLICAS: copies of every message (one per JetStream server; the cluster needs at least this many). */
+  replicas: number;
+  /** NATS_DUPLICATE_WINDOW_MS: JetStream drops a publish whose Nats-Msg-Id it saw this recently. */
+  duplicateWindowMs: number;
+  /** NATS_CONSUMER: the durable pull consumer every ingest worker shares. */
+  consumer: string;
+  /** NATS_ACK_WAIT_MS: a message a worker took and did not acknowledge by then goes to another one. */
+  ackWaitMs: number;
+  /** NATS_PUBLISH_TIMEOUT_MS: how long the API keeps trying to get an event into the stream before a 503. */
+  publishTimeoutMs: number;
+}
+
+/** Invoice collection (src/modules/payments). */
+export interface PaymentConfig {
+  /** PAYMENT_RETRY_SCHEDULE: waits before the 2nd, 3rd, … attempt after a transient failure or timeout. */
+  retryScheduleMs: number[];
+  /** PAYMENT_TIMEOUT_MS: an attempt the provider has not answered by then is a timeout. */
+  timeoutMs: number;
+  /** PAYMENT_POLL_MS: how often the payment worker looks for due payments. */
+  pollMs: number;
+  /** PAYMENT_WORKER=off: this process charges nothing (another process, or tests calling runDue, do). */
+  worker: boolean;
+  /** PAYMENT_SANDBOX=off: no built-in sandbox provider (customers naming it are not charged). */
+  sandbox: boolean;
 }
 
 /** Webhook delivery (src/modules/webhooks). */
@@ -88,23 +148,54 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     }
     return raw;
   };
+  const retrySchedule = (name: string, fallback: string): number[] => {
+    const raw = env[name];
+    const read = parseRetrySchedule(raw === undefined || raw === "" ? fallback : raw);
+    if (read.ok) return read.value;
+    problems.push(`${name}=${JSON.stringify(raw)}: ${read.reason}; expected comma-separated waits such as "1h,1d,3d" (units ms, s, m, h, d) or "none"`);
+    return [];
+  };
 
   const databaseUrl = env.DATABASE_URL || undefined;
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push("DATABASE_URL: must be a postgres:// or postgresql:// URL");
   }
-  const workers = int("WORKERS", 1, 1, 64);
+  const databaseReadUrl = env.DATABASE_READ_URL || undefined;
+  if (databaseReadUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(databaseReadUrl)) problems.push("DATABASE_READ_URL: must be a postgres:// or postgresql:// URL");
+    else if (databaseUrl === undefined) problems.push("DATABASE_READ_URL: a read replica needs DATABASE_URL (its PostgreSQL primary); the embedded database has no replicas");
+  }
+  // One process per core on PostgreSQL; the embedded database belongs to a single process.
+  const workers = int("WORKERS", databaseUrl ? Math.min(64, os.availableParallelism()) : 1, 1, 64);
   if (workers > 1 && databaseUrl === undefined) {
     problems.push(
       `WORKERS=${workers}: more than one worker process needs DATABASE_URL (PostgreSQL); the embedded database belongs to a single process`,
     );
   }
 
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\/./.test(redisUrl)) problems.push("REDIS_URL: must be a redis:// or rediss:// URL");
+
+  const natsServers = (env.NATS_URL ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const server of natsServers) {
+    if (!/^((nats|tls|ws|wss):\/\/)?[^\s/,:]+(:\d{1,5})?$/.test(server)) {
+      problems.push(`NATS_URL: ${JSON.stringify(server)} is not a NATS server address (nats://host:port or host:port, comma-separated)`);
+    }
+  }
+  const name = (varName: string, fallback: string, pattern: RegExp, what: string): string => {
+    const raw = env[varName];
+    if (raw === undefined || raw === "") return fallback;
+    if (!pattern.test(raw)) problems.push(`${varName}=${JSON.stringify(raw)}: ${what}`);
+    return raw;
+  };
+
   const config: Config = {
     port: int("PORT", 3000, 0, 65535),
     host: env.HOST || "0.0.0.0",
     dataDir: path.resolve(env.DATA_DIR || "./data"),
     databaseUrl,
+    databaseReadUrl,
+    databaseReadRetryMs: int("DATABASE_READ_RETRY_MS", 5_000, 10, 3_600_000),
     pool: {
       size: int("DATABASE_POOL_SIZE", 20, 1, 1000),
       maxOverflow: int("DATABASE_POOL_MAX_OVERFLOW", 30, 0, 1000),
@@ -120,7 +211,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     testClock: oneOf("VALUEVERSE_TEST_CLOCK", "off", ["on", "off"]) === "on",
     billingScheduler: oneOf("BILLING_SCHEDULER", "on", ["on", "off"]) === "on",
     ingest: {
-      mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive"]),
+      mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive", "jetstream"]),
       batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),
       queueMax: int("INGEST_QUEUE_MAX", 100_000, 1, 10_000_000),
       writers: int("INGEST_WRITERS", databaseUrl ? 2 : 1, 1, 64),
@@ -134,8 +225,39 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       worker: oneOf("WEBHOOK_WORKER", "on", ["on", "off"]) === "on",
       jwtIssuer: env.WEBHOOK_JWT_ISSUER || "valueverse-billing",
     },
+    payments: {
+      retryScheduleMs: retrySchedule("PAYMENT_RETRY_SCHEDULE", "1h,1d,3d"),
+      timeoutMs: int("PAYMENT_TIMEOUT_MS", 30_000, 10, 600_000),
+      pollMs: int("PAYMENT_POLL_MS", 1_000, 10, 3_600_000),
+      worker: oneOf("PAYMENT_WORKER", "on", ["on", "off"]) === "on",
+      sandbox: oneOf("PAYMENT_SANDBOX", "on", ["on", "off"]) === "on",
+    },
+    nats: {
+      servers: natsServers,
+      stream: name("NATS_STREAM", "VALUEVERSE_EVENTS", /^[A-Za-z0-9_-]{1,64}$/, "letters, digits, _ and - (at most 64)"),
+      subject: name("NATS_SUBJECT", "valueverse.events", /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "dot-separated tokens of letters, digits, _ and - (no wildcards)"),
+      replicas: int("NATS_REPLICAS", 3, 1, 5),
+      duplicateWindowMs: int("NATS_DUPLICATE_WINDOW_MS", 120_000, 1_000, 86_400_000),
+      consumer: name("NATS_CONSUMER", "valueverse-ingest", /^[A-Za-z0-9_-]{1,64}$/, "letters, digits, _ and - (at most 64)"),
+      ackWaitMs: int("NATS_ACK_WAIT_MS", 30_000, 1_000, 3_600_000),
+      publishTimeoutMs: int("NATS_PUBLISH_TIMEOUT_MS", 5_000, 100, 120_000),
+    },
+    cache: {
+      enabled: oneOf("CACHE", "on", ["on", "off"]) === "on",
+      redisUrl,
+      l1MaxItems: int("CACHE_L1_MAX_ITEMS", 10_000, 1, 10_000_000),
+      l1TtlMs: int("CACHE_L1_TTL_MS", 60_000, 1, 86_400_000),
+      redisTimeoutMs: int("CACHE_REDIS_TIMEOUT_MS", 100, 1, 60_000),
+      namespace: env.CACHE_NAMESPACE || undefined,
+    },
     ...overrides,
   };
+  if (config.ingest.mode === "jetstream") {
+    if (config.nats.servers.length === 0) problems.push("INGEST_MODE=jetstream: needs NATS_URL (the JetStream cluster's servers, comma-separated)");
+    if (config.databaseUrl === undefined) {
+      problems.push("INGEST_MODE=jetstream: needs DATABASE_URL (PostgreSQL): the ingest workers are other processes, and the embedded database belongs to one");
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

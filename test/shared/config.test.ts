@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/shared/config.ts";
@@ -29,8 +30,17 @@ describe("loadConfig: defaults", () => {
     expect(config.pool).toEqual({ size: 20, maxOverflow: 30, timeoutMs: 30_000, recycleMs: 1_800_000 });
   });
 
-  it("runs one worker process", () => {
+  it("runs one worker process on the embedded database (one process owns it)", () => {
     expect(config.workers).toBe(1);
+  });
+
+  it("runs one worker process per core on PostgreSQL", () => {
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db:5432/billing" }).workers).toBe(Math.min(64, os.availableParallelism()));
+  });
+
+  it("has no read replica", () => {
+    expect(config.databaseReadUrl).toBeUndefined();
+    expect(config.databaseReadRetryMs).toBe(5_000);
   });
 
   it("logs at info, has no bootstrap key and no admin API", () => {
@@ -84,6 +94,16 @@ describe("loadConfig: values from the environment", () => {
   it("allows several workers with DATABASE_URL", () => {
     expect(loadConfig({ WORKERS: "2", DATABASE_URL: "postgresql://localhost/x" }).workers).toBe(2);
   });
+
+  it("keeps an explicit WORKERS=1 on PostgreSQL", () => {
+    expect(loadConfig({ WORKERS: "1", DATABASE_URL: "postgresql://localhost/x" }).workers).toBe(1);
+  });
+
+  it("reads a replica URL beside DATABASE_URL", () => {
+    const c = loadConfig({ DATABASE_URL: "postgres://u@primary/x", DATABASE_READ_URL: "postgres://u@replica/x", DATABASE_READ_RETRY_MS: "250" });
+    expect(c.databaseReadUrl).toBe("postgres://u@replica/x");
+    expect(c.databaseReadRetryMs).toBe(250);
+  });
 });
 
 describe("loadConfig: bad values", () => {
@@ -100,6 +120,7 @@ describe("loadConfig: bad values", () => {
     ["WORKERS", "0"],
     ["LOG_LEVEL", "loud"],
     ["DATABASE_URL", "mysql://localhost/x"],
+    ["DATABASE_READ_RETRY_MS", "0"],
     ["VALUEVERSE_API_KEY", "short"],
     ["VALUEVERSE_API_KEY", "has a space in it!!"],
     ["VALUEVERSE_ADMIN_TOKEN", "short"],
@@ -140,6 +161,17 @@ describe("loadConfig: bad values", () => {
     expect(problem).toMatch(/^WORKERS=2/);
     expect(problem).toContain("DATABASE_URL");
     expect(problem).toContain("embedded database");
+  });
+
+  it("refuses DATABASE_READ_URL without DATABASE_URL: the embedded database has no replicas", () => {
+    const [problem] = problemsOf({ DATABASE_READ_URL: "postgres://u@replica/x" });
+    expect(problem).toMatch(/^DATABASE_READ_URL\b/);
+    expect(problem).toContain("DATABASE_URL");
+  });
+
+  it("refuses a DATABASE_READ_URL that is not PostgreSQL", () => {
+    const [problem] = problemsOf({ DATABASE_URL: "postgres://u@primary/x", DATABASE_READ_URL: "mysql://replica/x" });
+    expect(problem).toBe("DATABASE_READ_URL: must be a postgres:// or postgresql:// URL");
   });
 
   it("never echoes a secret's value in its problem", () => {

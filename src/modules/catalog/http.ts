@@ -46,7 +46,12 @@ const chargeFilterJson = (f: ChargeFilter) => ({
   values: f.values,
 });
 
-export const chargeJson = (c: Charge) => ({
+/** A tax as its JSON, by code: what `taxes` of plans and charges show. */
+export type TaxesJson = ReadonlyMap<string, unknown>;
+const taxesOf = (codes: readonly string[] | undefined, taxes: TaxesJson | undefined) =>
+  (codes ?? []).map((code) => taxes?.get(code)).filter((t) => t !== undefined);
+
+export const chargeJson = (c: Charge, taxes?: TaxesJson) => ({
   lago_id: c.lagoId,
   lago_billable_metric_id: c.metric.lagoId,
   billable_metric_code: c.metric.code,
@@ -61,10 +66,12 @@ export const chargeJson = (c: Charge) => ({
   min_amount_cents: cents(c.minAmountCents),
   properties: propertiesJson(c.properties),
   filters: c.filters.map(chargeFilterJson),
-  taxes: [],
+  taxes: taxesOf(c.taxCodes, taxes),
+  // Ours, as for customers: the codes as set.
+  tax_codes: [...(c.taxCodes ?? [])],
 });
 
-export const planJson = (p: Plan) => ({
+export const planJson = (p: Plan, taxes?: TaxesJson) => ({
   lago_id: p.lagoId,
   name: p.name,
   invoice_display_name: p.invoiceDisplayName,
@@ -84,9 +91,13 @@ export const planJson = (p: Plan) => ({
   parent_id: null,
   // Lago answers a DELETE with the plan marked pending deletion.
   pending_deletion: p.deletedAt !== null,
-  charges: p.charges.map(chargeJson),
-  taxes: [],
+  charges: p.charges.map((c) => chargeJson(c, taxes)),
+  taxes: taxesOf(p.taxCodes, taxes),
+  tax_codes: [...(p.taxCodes ?? [])],
 });
+
+/** Every tax code a plan and its charges name. */
+export const planTaxCodes = (p: Plan): string[] => [...new Set([...(p.taxCodes ?? []), ...p.charges.flatMap((c) => c.taxCodes ?? [])])];
 
 function body(raw: unknown, key: string): unknown {
   const value = (raw as Record<string, unknown> | null)?.[key];
@@ -113,7 +124,15 @@ const meta = (page: Page, total: number) => paginationMeta(page.page, page.perPa
 
 type ByCode = { Params: { code: string } };
 
-export function registerCatalogRoutes(app: FastifyInstance, catalog: CatalogService): void {
+/** Renders taxes by code for an organization (the taxes module); without it plans show none. */
+export type TaxesResolver = (orgId: number, codes: readonly string[]) => Promise<TaxesJson>;
+
+export function registerCatalogRoutes(app: FastifyInstance, catalog: CatalogService, resolveTaxes?: TaxesResolver): void {
+  const render = async (orgId: number, plans: readonly Plan[]) => {
+    const codes = [...new Set(plans.flatMap(planTaxCodes))];
+    const taxes = resolveTaxes !== undefined && codes.length > 0 ? await resolveTaxes(orgId, codes) : undefined;
+    return plans.map((p) => planJson(p, taxes));
+  };
   app.post("/api/v1/billable_metrics", async (request) => ({
     billable_metric: metricJson(await catalog.createMetric(request.orgId, body(request.body, "billable_metric"))),
   }));
@@ -132,21 +151,16 @@ export function registerCatalogRoutes(app: FastifyInstance, catalog: CatalogServ
     billable_metric: metricJson(await catalog.deleteMetric(request.orgId, request.params.code)),
   }));
 
-  app.post("/api/v1/plans", async (request) => ({
-    plan: planJson(await catalog.createPlan(request.orgId, body(request.body, "plan"))),
-  }));
+  const one = async (orgId: number, plan: Plan) => ({ plan: (await render(orgId, [plan]))[0] });
+  app.post("/api/v1/plans", async (request) => one(request.orgId, await catalog.createPlan(request.orgId, body(request.body, "plan"))));
   app.get("/api/v1/plans", async (request) => {
     const page = parsePage(request.query as Record<string, unknown>);
     const { items, total } = await catalog.listPlans(request.orgId, page);
-    return { plans: items.map(planJson), meta: meta(page, total) };
+    return { plans: await render(request.orgId, items), meta: meta(page, total) };
   });
-  app.get<ByCode>("/api/v1/plans/:code", async (request) => ({
-    plan: planJson(await catalog.getPlan(request.orgId, request.params.code)),
-  }));
-  app.put<ByCode>("/api/v1/plans/:code", async (request) => ({
-    plan: planJson(await catalog.updatePlan(request.orgId, request.params.code, body(request.body, "plan"))),
-  }));
-  app.delete<ByCode>("/api/v1/plans/:code", async (request) => ({
-    plan: planJson(await catalog.deletePlan(request.orgId, request.params.code)),
-  }));
+  app.get<ByCode>("/api/v1/plans/:code", async (request) => one(request.orgId, await catalog.getPlan(request.orgId, request.params.code)));
+  app.put<ByCode>("/api/v1/plans/:code", async (request) =>
+    one(request.orgId, await catalog.updatePlan(request.orgId, request.params.code, body(request.body, "plan"))),
+  );
+  app.delete<ByCode>("/api/v1/plans/:code", async (request) => one(request.orgId, await catalog.deletePlan(request.orgId, request.params.code)));
 }

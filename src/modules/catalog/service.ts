@@ -3,6 +3,7 @@ import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
+import { Cache } from "../cache/index.ts";
 import { CatalogCache } from "./cache.ts";
 import {
   type BillableMetric,
@@ -46,10 +47,22 @@ export interface MetricChange {
 /** Runs inside the transaction that writes the metric, after the write (metering rebuilds its rollups there). */
 export type MetricChangeListener = (tx: Queryable, change: MetricChange) => Promise<void>;
 
+/** Refuses (422, naming each field) tax codes the organization has no tax for; field name → codes. */
+export type TaxCodeCheck = (tx: Queryable, orgId: number, fields: ReadonlyMap<string, readonly string[]>) => Promise<void>;
+
+/** The fields of a plan draft that name taxes. */
+function taxCodeFields(draft: PlanDraft): Map<string, readonly string[]> {
+  const fields = new Map<string, readonly string[]>();
+  if (draft.taxCodes.length > 0) fields.set("tax_codes", draft.taxCodes);
+  draft.charges?.forEach((c, i) => {
+    if (c.taxCodes.length > 0) fields.set(`charges[${i}].tax_codes`, c.taxCodes);
+  });
+  return fields;
+}
+
 export interface CatalogOptions {
-  /** How long a cached object is trusted before a background refresh (writes in other processes show within it). */
-  cacheTtlMs?: number;
-  cacheMaxEntries?: number;
+  /** The shared two-tier cache (app.ts); by default an in-process one for this service alone. */
+  cache?: Cache;
   newId?: () => string;
 }
 
@@ -109,16 +122,14 @@ export class CatalogService {
   /** One list per cached metric object, so the per-event lookup allocates nothing. */
   private readonly metricLists = new WeakMap<BillableMetric, readonly BillableMetric[]>();
   private readonly metricListeners: MetricChangeListener[] = [];
+  private taxCodeCheck: TaxCodeCheck | null = null;
 
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     options: CatalogOptions = {},
   ) {
-    this.cache = new CatalogCache(() => clock.now(), {
-      ttlMs: options.cacheTtlMs ?? 60_000,
-      maxEntries: options.cacheMaxEntries ?? 200_000,
-    });
+    this.cache = new CatalogCache(options.cache ?? new Cache());
     this.newId = options.newId ?? (() => crypto.randomUUID());
   }
 
@@ -131,6 +142,11 @@ export class CatalogService {
     this.metricListeners.push(listener);
   }
 
+  /** How plan and charge `tax_codes` are checked (the taxes module's rule). */
+  checkTaxCodesWith(check: TaxCodeCheck): void {
+    this.taxCodeCheck = check;
+  }
+
   private async metricChanged(tx: Queryable, change: MetricChange): Promise<void> {
     for (const listener of this.metricListeners) await listener(tx, change);
   }
@@ -141,7 +157,7 @@ export class CatalogService {
   /** The organization's live metric with this code, or null. */
   getMetricByCode(orgId: number, code: string): Promise<BillableMetric | null> {
     if (!isLookupCode(code)) return Promise.resolve(null);
-    return this.cache.read(orgId, "metric", code, () => store.metricByCode(this.db, orgId, code));
+    return this.cache.metric(orgId, code, () => store.metricByCode(this.db, orgId, code));
   }
 
   /**
@@ -159,7 +175,7 @@ export class CatalogService {
   /** The organization's live plan with this code (charges, metrics, filters, parsed prices), or null. */
   getPlanByCode(orgId: number, code: string): Promise<Plan | null> {
     if (!isLookupCode(code)) return Promise.resolve(null);
-    return this.cache.read(orgId, "planCode", code, async () => {
+    return this.cache.planByCode(orgId, code, async () => {
       const row = await store.planRowByCode(this.db, orgId, code);
       return row === null ? null : ((await store.loadPlans(this.db, orgId, [row]))[0] ?? null);
     });
@@ -171,7 +187,7 @@ export class CatalogService {
    */
   getPlanById(orgId: number, id: number, q: Queryable = this.db): Promise<Plan | null> {
     if (!Number.isSafeInteger(id) || id < 1) return Promise.resolve(null);
-    return this.cache.read(orgId, "planId", String(id), async () => {
+    return this.cache.planById(orgId, id, async () => {
       const row = await store.planRowById(q, orgId, id);
       return row === null ? null : ((await store.loadPlans(q, orgId, [row]))[0] ?? null);
     });
@@ -197,7 +213,7 @@ export class CatalogService {
       message,
     );
     // A new metric is in no plan yet: only its code's cached absence goes.
-    this.cache.invalidateMetric(orgId, [metric.code], false);
+    await this.cache.invalidateMetric(orgId, [metric.code], []);
     return { metric, plansCount: 0 };
   }
 
@@ -229,12 +245,12 @@ export class CatalogService {
           const metric = await store.updateMetric(tx, orgId, current.id, draft, now);
           if (JSON.stringify(metric.filters) !== JSON.stringify(current.filters)) await this.narrowChargeFilters(tx, metric, now);
           await this.metricChanged(tx, { before: current, after: metric });
-          return { metric, plansCount, oldCode: current.code };
+          return { metric, plansCount, oldCode: current.code, plans: await store.plansWithMetric(tx, orgId, current.id) };
         }),
       "billable_metric",
       message,
     );
-    this.cache.invalidateMetric(orgId, [result.oldCode, result.metric.code]);
+    await this.cache.invalidateMetric(orgId, [result.oldCode, result.metric.code], result.plans);
     return { metric: result.metric, plansCount: result.plansCount };
   }
 
@@ -257,12 +273,14 @@ export class CatalogService {
       const metric = isLookupCode(code) ? await store.metricByCode(tx, orgId, code, "update") : null;
       if (metric === null) throw notFound("billable_metric", code);
       const [view] = await this.views(tx, orgId, [metric]);
+      // Before the delete: it removes the charges that name these plans.
+      const plans = await store.plansWithMetric(tx, orgId, metric.id);
       await store.deleteMetric(tx, orgId, metric.id, this.now(orgId));
       await this.metricChanged(tx, { before: metric, after: null });
-      return view!;
+      return { view: view!, plans };
     });
-    this.cache.invalidateMetric(orgId, [code]);
-    return view;
+    await this.cache.invalidateMetric(orgId, [code], view.plans);
+    return view.view;
   }
 
   private async views(q: Queryable, orgId: number, metrics: readonly BillableMetric[]): Promise<MetricView[]> {
@@ -283,6 +301,7 @@ export class CatalogService {
           const checked = checkPlanCreate(input, metrics);
           const taken = code !== undefined && (await store.planCodeTaken(tx, orgId, code));
           const draft = collect(checked, taken, message);
+          await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
           const id = await store.insertPlan(tx, orgId, this.newId(), draft, this.now(orgId));
           await this.saveCharges(tx, orgId, id, draft);
           return this.loadPlan(tx, orgId, id);
@@ -290,7 +309,7 @@ export class CatalogService {
       "plan",
       message,
     );
-    this.cache.invalidatePlan(orgId, [plan.code], plan.id);
+    await this.cache.invalidatePlan(orgId, [plan.code], plan.id);
     return plan;
   }
 
@@ -319,6 +338,7 @@ export class CatalogService {
           const newCode = checked.ok ? checked.value.code : code;
           const taken = newCode !== current.code && (await store.planCodeTaken(tx, orgId, newCode));
           const draft = collect(checked, taken, message);
+          await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
           await store.updatePlanRow(tx, orgId, current.id, draft, this.now(orgId));
           if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft);
           return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code };
@@ -326,7 +346,7 @@ export class CatalogService {
       "plan",
       message,
     );
-    this.cache.invalidatePlan(orgId, [result.oldCode, result.plan.code], result.plan.id);
+    await this.cache.invalidatePlan(orgId, [result.oldCode, result.plan.code], result.plan.id);
     return result.plan;
   }
 
@@ -340,7 +360,7 @@ export class CatalogService {
       await store.deletePlanRow(tx, orgId, plan.id, now);
       return { ...plan, deletedAt: now };
     });
-    this.cache.invalidatePlan(orgId, [plan.code], plan.id);
+    await this.cache.invalidatePlan(orgId, [plan.code], plan.id);
     return plan;
   }
 

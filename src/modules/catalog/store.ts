@@ -190,6 +190,7 @@ interface PlanRow {
   trial_period: string | null;
   pay_in_advance: boolean;
   bill_charges_monthly: boolean | null;
+  tax_codes: string[] | null;
   created_at: Date;
   deleted_at: Date | null;
 }
@@ -208,6 +209,7 @@ interface ChargeRow {
   prorated: boolean;
   min_amount_cents: string;
   properties: Record<string, unknown>;
+  tax_codes: string[] | null;
   created_at: Date;
 }
 
@@ -313,6 +315,7 @@ export async function loadPlans(q: Queryable, orgId: number, planRows: readonly 
       price,
       pricingGroupKeys: groupKeysOf(r.properties),
       filters: filtersByCharge.get(Number(r.id)) ?? [],
+      taxCodes: r.tax_codes ?? [],
       createdAt: new Date(r.created_at),
     });
     chargesByPlan.set(Number(r.plan_id), list);
@@ -332,6 +335,7 @@ export async function loadPlans(q: Queryable, orgId: number, planRows: readonly 
     payInAdvance: p.pay_in_advance,
     billChargesMonthly: p.bill_charges_monthly,
     charges: chargesByPlan.get(Number(p.id)) ?? [],
+    taxCodes: p.tax_codes ?? [],
     createdAt: new Date(p.created_at),
     deletedAt: p.deleted_at === null ? null : new Date(p.deleted_at),
   }));
@@ -339,14 +343,14 @@ export async function loadPlans(q: Queryable, orgId: number, planRows: readonly 
 
 const planParams = (d: PlanDraft) => [
   d.code, d.name, d.invoiceDisplayName, d.description, d.interval, d.amountCents.toString(), d.amountCurrency,
-  d.trialPeriod === null ? null : String(d.trialPeriod), d.payInAdvance, d.billChargesMonthly,
+  d.trialPeriod === null ? null : String(d.trialPeriod), d.payInAdvance, d.billChargesMonthly, [...d.taxCodes],
 ];
 
 export async function insertPlan(q: Queryable, orgId: number, lagoId: string, d: PlanDraft, now: Date): Promise<number> {
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO plans (org_id, lago_id, code, name, invoice_display_name, description, interval, amount_cents, amount_currency,
-                        trial_period, pay_in_advance, bill_charges_monthly, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9, $10::numeric, $11, $12, $13, $13) RETURNING id`,
+                        trial_period, pay_in_advance, bill_charges_monthly, tax_codes, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9, $10::numeric, $11, $12, $13::text[], $14, $14) RETURNING id`,
     [orgId, lagoId, ...planParams(d), now],
   );
   return Number(rows[0]!.id);
@@ -355,7 +359,8 @@ export async function insertPlan(q: Queryable, orgId: number, lagoId: string, d:
 export async function updatePlanRow(q: Queryable, orgId: number, id: number, d: PlanDraft, now: Date): Promise<void> {
   await q.query(
     `UPDATE plans SET code = $3, name = $4, invoice_display_name = $5, description = $6, interval = $7, amount_cents = $8::int8,
-            amount_currency = $9, trial_period = $10::numeric, pay_in_advance = $11, bill_charges_monthly = $12, updated_at = $13
+            amount_currency = $9, trial_period = $10::numeric, pay_in_advance = $11, bill_charges_monthly = $12, tax_codes = $13::text[],
+            updated_at = $14
       WHERE org_id = $1 AND id = $2`,
     [orgId, id, ...planParams(d), now],
   );
@@ -367,7 +372,7 @@ export async function deletePlanRow(q: Queryable, orgId: number, id: number, now
 
 const chargeParams = (c: ChargeDraft) => [
   c.metric.id, c.code, c.invoiceDisplayName, c.chargeModel, c.payInAdvance, c.invoiceable, c.regroupPaidFees, c.prorated,
-  c.minAmountCents.toString(), JSON.stringify(c.properties),
+  c.minAmountCents.toString(), JSON.stringify(c.properties), [...c.taxCodes],
 ];
 
 export async function insertCharge(
@@ -375,8 +380,8 @@ export async function insertCharge(
 ): Promise<number> {
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO charges (org_id, plan_id, lago_id, position, billable_metric_id, code, invoice_display_name, charge_model,
-                          pay_in_advance, invoiceable, regroup_paid_fees, prorated, min_amount_cents, properties, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::int8, $14::jsonb, $15, $15) RETURNING id`,
+                          pay_in_advance, invoiceable, regroup_paid_fees, prorated, min_amount_cents, properties, tax_codes, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::int8, $14::jsonb, $15::text[], $16, $16) RETURNING id`,
     [orgId, planId, lagoId, position, ...chargeParams(c), now],
   );
   return Number(rows[0]!.id);
@@ -386,7 +391,7 @@ export async function updateCharge(q: Queryable, orgId: number, id: number, posi
   await q.query(
     `UPDATE charges SET position = $3, billable_metric_id = $4, code = $5, invoice_display_name = $6, charge_model = $7,
             pay_in_advance = $8, invoiceable = $9, regroup_paid_fees = $10, prorated = $11, min_amount_cents = $12::int8,
-            properties = $13::jsonb, updated_at = $14
+            properties = $13::jsonb, tax_codes = $14::text[], updated_at = $15
       WHERE org_id = $1 AND id = $2`,
     [orgId, id, position, ...chargeParams(c), now],
   );
@@ -423,4 +428,15 @@ export async function replaceChargeFilters(
       filters.map((f) => JSON.stringify(f.properties)),
     ],
   );
+}
+
+/** Plans (deleted ones included: read by id they still answer) with a live charge on the metric: cached plans embedding it. */
+export async function plansWithMetric(q: Queryable, orgId: number, metricId: number): Promise<{ id: number; code: string }[]> {
+  const { rows } = await q.query<{ id: string; code: string }>(
+    `SELECT DISTINCT p.id::text AS id, p.code
+       FROM charges c JOIN plans p ON p.id = c.plan_id AND p.org_id = c.org_id
+      WHERE c.org_id = $1 AND c.billable_metric_id = $2 AND c.deleted_at IS NULL`,
+    [orgId, metricId],
+  );
+  return rows.map((r) => ({ id: Number(r.id), code: r.code }));
 }

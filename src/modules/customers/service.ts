@@ -12,6 +12,10 @@ export type CustomerDeleteListener = (tx: Queryable, customer: Customer) => Prom
 export type CurrencyLock = (tx: Queryable, customer: Customer) => Promise<boolean>;
 /** Runs inside the upserting transaction, after the customer is written (webhooks, ...). */
 export type CustomerUpsertListener = (tx: Queryable, customer: Customer, created: boolean) => Promise<unknown>;
+/** Runs after a customer's create, update or deletion committed, before the API answers (cache invalidation). */
+export type CustomerCommittedListener = (customer: Customer) => Promise<void>;
+/** Refuses (422, naming the field) tax codes the organization has no tax for; field name → codes. */
+export type CustomerTaxCodeCheck = (tx: Queryable, orgId: number, fields: ReadonlyMap<string, readonly string[]>) => Promise<void>;
 
 const currencyMismatch = () => validationFailed({ currency: ["currencies_does_not_match"] }, "the customer's currency can no longer change");
 
@@ -20,6 +24,10 @@ export class CustomerService {
   private readonly deleteListeners: CustomerDeleteListener[] = [];
   private readonly currencyLocks: CurrencyLock[] = [];
   private readonly upsertListeners: CustomerUpsertListener[] = [];
+  private readonly committedListeners: CustomerCommittedListener[] = [];
+  private taxCodeCheck: CustomerTaxCodeCheck | null = null;
+  /** Where lists are read: a read replica when configured (may lag), else the primary. */
+  private reads: Queryable | null = null;
 
   constructor(
     private readonly db: Db,
@@ -37,9 +45,28 @@ export class CustomerService {
     this.currencyLocks.push(lock);
   }
 
+  /** How `tax_codes` are checked (the taxes module's rule). */
+  checkTaxCodesWith(check: CustomerTaxCodeCheck): void {
+    this.taxCodeCheck = check;
+  }
+
   /** Work another module does when a customer is created or updated, in the same transaction. */
   onUpsert(listener: CustomerUpsertListener): void {
     this.upsertListeners.push(listener);
+  }
+
+  /** Work another module does once a customer's change committed (its cached copies go). */
+  onCommitted(listener: CustomerCommittedListener): void {
+    this.committedListeners.push(listener);
+  }
+
+  private async committed(customer: Customer): Promise<void> {
+    for (const listener of this.committedListeners) await listener(customer);
+  }
+
+  /** Lists read from `reads` (a read replica; src/db/replica.ts); everything else from the primary. */
+  readFrom(reads: Queryable): void {
+    this.reads = reads;
   }
 
   /**
@@ -50,8 +77,10 @@ export class CustomerService {
     const v = validateCustomerInput(raw);
     if (!v.ok) throw validationFailed(v.errors, "the customer is invalid");
     const patch = v.patch;
-    return this.db.transaction(async (tx) => {
+    const result = await this.db.transaction(async (tx) => {
       await store.lockOrgCustomers(tx, orgId);
+      const codes = patch.fields.tax_codes;
+      if (codes !== undefined && codes.length > 0) await this.taxCodeCheck?.(tx, orgId, new Map([["tax_codes", codes]]));
       const now = new Date(this.clock.now(orgId));
       const existing = await store.findLiveByExternalId(tx, orgId, patch.externalId);
       const attributes = applyPatch(existing?.attributes ?? null, patch, { now, newId: this.newId });
@@ -77,6 +106,8 @@ export class CustomerService {
       for (const listener of this.upsertListeners) await listener(tx, customer, false);
       return { customer, created: false };
     });
+    await this.committed(result.customer);
+    return result;
   }
 
   /** The live customer with this external_id, or null. */
@@ -109,16 +140,18 @@ export class CustomerService {
   }
 
   list(orgId: number, query: CustomerListQuery): Promise<{ customers: Customer[]; total: number }> {
-    return store.listCustomers(this.db, orgId, query);
+    return store.listCustomers(this.reads ?? this.db, orgId, query);
   }
 
   /** DELETE /customers/:external_id: marks the customer deleted and answers it as it was. */
   async delete(orgId: number, externalId: string): Promise<Customer> {
-    return this.db.transaction(async (tx) => {
+    const deleted = await this.db.transaction(async (tx) => {
       await store.lockOrgCustomers(tx, orgId);
       const customer = await this.getByExternalId(orgId, externalId, tx);
       for (const listener of this.deleteListeners) await listener(tx, customer);
       return store.markDeleted(tx, customer, new Date(this.clock.now(orgId)));
     });
+    await this.committed(deleted);
+    return deleted;
   }
 }

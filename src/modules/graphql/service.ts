@@ -1,5 +1,6 @@
 // The executable schema: resolvers over the existing services, scoped to the request's organization.
 import { GraphQLError, GraphQLObjectType, GraphQLScalarType, buildSchema, type GraphQLFieldResolver, type GraphQLSchema } from "graphql";
+import type { Queryable } from "../../db/db.ts";
 import { AppError } from "../../shared/errors.ts";
 import { customerJson, type CustomerService } from "../customers/index.ts";
 import { invoiceDetailsJson, invoiceJson, type InvoicingService } from "../invoicing/index.ts";
@@ -13,6 +14,8 @@ export interface GraphqlDeps {
   subscriptions: SubscriptionService;
   metering: MeteringService;
   invoicing: InvoicingService;
+  /** Where customer lookups read (a read replica: GraphQL is read-only); lists and usage follow their services. */
+  reads?: Queryable;
 }
 
 export interface GraphqlContext {
@@ -57,7 +60,7 @@ export function buildGraphqlSchema(deps: GraphqlDeps): GraphQLSchema {
   const usage = async (orgId: number, externalCustomerId: string, externalSubscriptionId: string) =>
     orNull(metering.currentUsage(orgId, externalCustomerId, externalSubscriptionId).then(usageJson));
   const customerOf = async (orgId: number, externalId: string) => {
-    const c = await customers.findByExternalId(orgId, externalId);
+    const c = await customers.findByExternalId(orgId, externalId, deps.reads);
     return c && customerJson(c);
   };
 

@@ -1,4 +1,4 @@
-import type { Db } from "../../db/db.ts";
+import type { Db, Queryable } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import { notFound, validationFailed, type FieldErrors } from "../../shared/errors.ts";
@@ -37,10 +37,18 @@ export interface EventFilters {
   fromStartedAt?: boolean;
 }
 
+/** Where events go instead of the group-commit writer (the JetStream publisher); every outcome "created" once accepted. */
+export interface EventSink {
+  publish(events: readonly PreparedEvent[]): Promise<Outcome[]>;
+}
+
 const conflictDetails = { transaction_id: ["value_already_exist"] };
 
 /** Accepts events (validation, identity, durable write) and reads them back. */
 export class IngestService {
+  /** Where GET /events reads: a read replica when configured (may lag), else the primary. */
+  private reads: Queryable | null = null;
+
   constructor(
     private readonly db: Db,
     private readonly writer: EventWriter,
@@ -48,7 +56,14 @@ export class IngestService {
     private readonly clock: Clock,
     private readonly config: Pick<Config, "retentionDays" | "ingest">,
     private readonly metrics: WriterMetrics,
+    /** INGEST_MODE=jetstream: validated events go to the stream instead of the writer (src/modules/jetstream). */
+    private readonly sink?: EventSink,
   ) {}
+
+  /** GET /events reads from `reads` (src/db/replica.ts); GET /events/:transaction_id, the primary. */
+  readFrom(reads: Queryable): void {
+    this.reads = reads;
+  }
 
   window(orgId: number): TimeWindow {
     const nowMs = this.clock.now(orgId);
@@ -110,6 +125,7 @@ export class IngestService {
 
   private write(events: PreparedEvent[]): Promise<Outcome[]> {
     if (this.config.ingest.mode === "naive") return this.writeNaive(events);
+    if (this.sink !== undefined) return this.sink.publish(events);
     return this.writer.submit(events);
   }
 
@@ -143,13 +159,14 @@ export class IngestService {
         ORDER BY s.status = 'active' DESC, s.started_at DESC LIMIT 1), '-infinity'::timestamptz)`);
     }
     const cond = where.join(" AND ");
+    const reads = this.reads ?? this.db;
     const [rows, count] = await Promise.all([
-      this.db.query<EventRow>(
+      reads.query<EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE ${cond} ORDER BY ts DESC, transaction_id, external_subscription_id
          LIMIT ${f.perPage} OFFSET ${(f.page - 1) * f.perPage}`,
         params,
       ),
-      this.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM events WHERE ${cond}`, params),
+      reads.query<{ n: string }>(`SELECT count(*)::text AS n FROM events WHERE ${cond}`, params),
     ]);
     return { events: rows.rows.map(renderEventRow), total: Number(count.rows[0]?.n ?? 0) };
   }

@@ -15,6 +15,8 @@ export function invoiceDetailsJson(d: InvoiceDetails) {
     fees: d.fees,
     billingPeriods: d.billingPeriods,
     subscriptions: d.subscriptions.map((v) => subscriptionJson(v)),
+    appliedTaxes: d.appliedTaxes,
+    credits: d.credits,
   });
 }
 
@@ -30,7 +32,7 @@ export function registerInvoiceRoutes(app: FastifyInstance, invoicing: Invoicing
   const list = async (orgId: number, query: InvoiceListQuery) => {
     const { items, total } = await invoicing.list(orgId, query);
     return {
-      invoices: items.map(({ invoice, customer }) => invoiceJson(invoice, { customer: customerJson(customer) })),
+      invoices: items.map(({ invoice, customer, appliedTaxes }) => invoiceJson(invoice, { customer: customerJson(customer), appliedTaxes })),
       meta: paginationMeta(query.page, query.perPage, total),
     };
   };

@@ -6,10 +6,12 @@ export {
   termsOf,
   type BillingRunSummary,
   type InvoiceDetails,
+  type InvoiceListener,
   type InvoicingDeps,
   type InvoicingOptions,
 } from "./service.ts";
 export { BillingScheduler, type BillingSchedulerOptions } from "./scheduler.ts";
+export type { InvoiceAdjustments, InvoiceRef, UnusedAdvanceFee } from "./adjustments.ts";
 export { invoiceDetailsJson, registerInvoiceRoutes } from "./http.ts";
 export {
   FEE_TYPES,
@@ -22,6 +24,9 @@ export {
   feeJson,
   invoiceJson,
   invoiceTotals,
+  computeInvoice,
+  type Balance,
+  type InvoiceComputation,
   type BillingInstant,
   type BillingTerms,
   type FeeRecord,

@@ -8,11 +8,16 @@ import type { Customer } from "../customers/index.ts";
 import { Bucketer, resolveFilter, type SubscriptionUsage, type UsageSubscription, type UsageWindow } from "../metering/index.ts";
 import type { Subscription, SubscriptionView } from "../subscriptions/index.ts";
 import { type EventRow } from "../ingest/index.ts";
+import { type Tax, taxesForFee } from "../taxes/index.ts";
+import type { InvoiceAdjustments, InvoiceRef } from "./adjustments.ts";
 import {
   type BillingInstant,
   type BillingPeriodRecord,
   type BillingTerms,
+  type AppliedTaxRecord,
+  type CreditRecord,
   type FeeDraft,
+  type InvoiceTotals,
   type FeeRecord,
   type InvoiceListQuery,
   type InvoiceRecord,
@@ -23,14 +28,17 @@ import {
   dueInstants,
   graceEndsAt,
   initialPaymentStatus,
+  computeInvoice,
   invoiceNumber,
-  invoiceTotals,
   issuingDateOf,
   paymentDueDate,
   subscriptionFee,
   unusedAdvanceCredit,
 } from "./core/index.ts";
 import * as store from "./store.ts";
+
+/** A hook run inside an invoicing transaction, with the invoice's internal id. */
+export type InvoiceListener = (tx: Queryable, orgId: number, invoiceId: number) => Promise<void>;
 
 /** What invoicing needs of the modules around it (their services in production). */
 export interface InvoicingDeps {
@@ -43,6 +51,8 @@ export interface InvoicingDeps {
   readonly metering: {
     usage(orgId: number, sub: UsageSubscription, window: UsageWindow, billableMetricCode?: string, q?: Queryable): Promise<SubscriptionUsage>;
   };
+  /** Taxes, coupons, credit notes and prepaid credits; without them invoices carry none. */
+  readonly adjustments?: InvoiceAdjustments;
 }
 
 export interface InvoicingOptions {
@@ -54,6 +64,8 @@ export interface InvoicingOptions {
   beforeFees?: (invoiceLagoId: string) => void | Promise<void>;
   /** At most this many billing instants per subscription and run (a long-stopped job catches up over runs). */
   maxInstantsPerRun?: number;
+  /** Subscriptions the job bills at once on PostgreSQL (default 4; the embedded database: 1). */
+  billingConcurrency?: number;
   /** A subscription or draft the job could not bill or finalize (it is retried by the next run). */
   onError?: (err: unknown, context: Record<string, unknown>) => void;
 }
@@ -73,12 +85,17 @@ export interface InvoiceDetails {
   readonly fees: readonly FeeRecord[];
   readonly billingPeriods: readonly BillingPeriodRecord[];
   readonly subscriptions: readonly SubscriptionView[];
+  readonly appliedTaxes: readonly AppliedTaxRecord[];
+  readonly credits: readonly CreditRecord[];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DAY_MS = 86_400_000;
 // Billing of one subscription runs one transaction at a time: (namespace, hash of org and subscription).
 const BILLING_LOCK_NAMESPACE = 7_221_006;
+// What a customer's finalizations draw on (coupons, credit notes, wallets) is taken one at a time:
+// (namespace, hash of org and customer), always after any subscription or invoice lock.
+const CUSTOMER_BALANCE_LOCK_NAMESPACE = 7_221_009;
 
 const notVoidable = () => new AppError("not_allowed", "not_voidable", "only a finalized invoice that is not paid can be voided");
 
@@ -93,6 +110,10 @@ const notVoidable = () => new AppError("not_allowed", "not_voidable", "only a fi
 export class InvoicingService {
   private readonly newId: () => string;
   private readonly maxInstants: number;
+  /** Where GET /invoices reads: a read replica when configured (may lag), else the primary. */
+  private reads: Queryable | null = null;
+  private readonly finalizedListeners: InvoiceListener[] = [];
+  private readonly voidedListeners: InvoiceListener[] = [];
 
   constructor(
     private readonly db: Db,
@@ -106,6 +127,21 @@ export class InvoicingService {
 
   private now(orgId: number): Date {
     return new Date(this.clock.now(orgId));
+  }
+
+  /** Runs in the transaction that finalizes an invoice, once its totals are saved (payments: its charge falls due). */
+  onFinalized(listener: InvoiceListener): void {
+    this.finalizedListeners.push(listener);
+  }
+
+  /** Runs in the transaction that voids an invoice (payments: collection stops); throwing refuses the void. */
+  onVoided(listener: InvoiceListener): void {
+    this.voidedListeners.push(listener);
+  }
+
+  /** An invoice read in the caller's transaction (payments render their webhooks with it). */
+  findIn(q: Queryable, orgId: number, lagoId: string): Promise<InvoiceRecord | null> {
+    return store.invoiceByLagoId(q, orgId, lagoId);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -123,15 +159,26 @@ export class InvoicingService {
       const now = this.now(orgId);
       // Endings and switches due by now first (they bill their own final invoices as they apply).
       await this.deps.subscriptions.settleOrganization(orgId, now);
-      for (const { id: subscriptionId, lastBilledAt } of await store.billingCandidates(this.db, orgId)) {
-        summary.subscriptions += 1;
-        try {
-          summary.invoicesIssued += await this.billSubscription(orgId, subscriptionId, now, lastBilledAt);
-        } catch (err) {
-          summary.failures += 1;
-          this.options.onError?.(err, { orgId, subscriptionId });
+      const candidates = await store.billingCandidates(this.db, orgId);
+      summary.subscriptions += candidates.length;
+      // Several subscriptions at once on PostgreSQL, each in its own transaction (they meet only on
+      // the organization's invoice sequence); one at a time on the single-connection embedded database.
+      const lanes = this.db.kind === "postgres" ? Math.max(1, this.options.billingConcurrency ?? 4) : 1;
+      let next = 0;
+      const lane = async () => {
+        while (next < candidates.length) {
+          const { id: subscriptionId, lastBilledAt } = candidates[next++]!;
+          try {
+            // Awaited first: `+= await` would add to a total read before another lane's update.
+            const issued = await this.billSubscription(orgId, subscriptionId, now, lastBilledAt);
+            summary.invoicesIssued += issued;
+          } catch (err) {
+            summary.failures += 1;
+            this.options.onError?.(err, { orgId, subscriptionId });
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(lanes, candidates.length) }, lane));
       for (const lagoId of await store.draftsDue(this.db, orgId, now)) {
         try {
           await this.finalize(orgId, lagoId);
@@ -207,7 +254,20 @@ export class InvoicingService {
   ): Promise<void> {
     const orgId = sub.orgId;
     const fees = await this.feesOf(tx, sub, terms, instant);
-    const unusedCredit = instant.unused === null ? 0n : await this.unusedCreditOf(tx, sub, terms, instant.unused);
+    const unused = instant.unused === null ? null : await this.unusedCreditOf(tx, sub, terms, instant.unused);
+    const unusedCredit = unused?.amountCents ?? 0n;
+    // The credit note for the unused advance fee comes first, so this final invoice may draw on it.
+    if (unused !== null && unused.amountCents > 0n) {
+      await this.deps.adjustments?.creditUnusedAdvanceFee(tx, {
+        orgId,
+        customerId: sub.customerId,
+        feeId: unused.feeId,
+        invoiceId: unused.invoiceId,
+        amountCents: unused.amountCents,
+        reason: terms.endedBy === "upgrade" ? "order_change" : "order_cancellation",
+        now,
+      });
+    }
     const issuingDate = issuingDateOf(instant.at, sub.timezone);
     const graceDays = customer.attributes.billing_configuration.invoice_grace_period ?? org.graceDays;
     const graceUntil = graceEndsAt(issuingDate, graceDays, sub.timezone);
@@ -241,31 +301,91 @@ export class InvoicingService {
       now,
     });
     await this.options.beforeFees?.(lagoId);
-    await this.writeFees(tx, orgId, invoiceId, sub, fees, now);
     // Caught up after its grace period already ended (a stopped job): issued final at once.
-    if (graceUntil === null || graceUntil.getTime() <= now.getTime()) {
-      await this.finalizeIn(tx, { orgId, invoiceId, customerId: sub.customerId, prefix, issuingDate, netPaymentTerm, fees, now });
+    const final = graceUntil === null || graceUntil.getTime() <= now.getTime();
+    const ref: InvoiceRef = { orgId, id: invoiceId, lagoId, customerId: sub.customerId, currency: sub.plan.amountCurrency };
+    const totals = await this.writeFees(tx, ref, customer, [{ sub, fees }], final, now);
+    if (final) {
+      await this.finalizeIn(tx, { orgId, invoiceId, customerId: sub.customerId, prefix, issuingDate, netPaymentTerm, totals, now });
     }
   }
 
-  private async writeFees(tx: Queryable, orgId: number, invoiceId: number, sub: Subscription, fees: readonly FeeDraft[], now: Date): Promise<void> {
-    await store.insertFees(
+  /**
+   * Writes an invoice's fees with their deductions and its totals, in Lago's order: coupons, taxes,
+   * credit notes, prepaid credits. A draft shows its coupons and taxes as they would apply now and
+   * uses nothing up; `final` takes what it uses (coupons, credit notes, wallets) under the
+   * customer's lock, in this transaction.
+   */
+  private async writeFees(
+    tx: Queryable,
+    invoice: InvoiceRef,
+    customer: Customer,
+    groups: readonly { sub: Subscription; fees: readonly FeeDraft[] }[],
+    final: boolean,
+    now: Date,
+  ): Promise<InvoiceTotals> {
+    const { orgId, customerId, currency } = invoice;
+    const adj = this.deps.adjustments;
+    if (final && adj !== undefined) {
+      await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [CUSTOMER_BALANCE_LOCK_NAMESPACE, `${orgId}:${customerId}`]);
+    }
+    const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(tx, orgId);
+    const billable = groups.flatMap(({ sub, fees }) =>
+      fees.map((f) => ({
+        amountCents: f.amountCents,
+        planCode: sub.plan.code,
+        metricCode: f.feeType === "charge" ? f.item.code : null,
+        taxes: taxesForFee(
+          {
+            charge: f.charge === null ? [] : (sub.plan.charges.find((c) => c.id === f.charge!.id)?.taxCodes ?? []),
+            plan: sub.plan.taxCodes ?? [],
+            customer: customer.attributes.tax_codes,
+          },
+          taxes,
+        ),
+      })),
+    );
+    const result = computeInvoice({
+      fees: billable,
+      coupons: adj === undefined ? [] : await adj.coupons(tx, orgId, customerId, currency, now),
+      creditNotes: final && adj !== undefined ? await adj.creditNotes(tx, orgId, customerId, currency) : [],
+      wallets: final && adj !== undefined ? await adj.wallets(tx, orgId, customerId, currency, now) : [],
+    });
+    let position = 0;
+    for (const { sub, fees } of groups) {
+      const at = position;
+      await store.insertFees(
+        tx,
+        orgId,
+        invoice.id,
+        sub.id,
+        currency,
+        fees.map((draft, i) => ({ lagoId: this.newId(), draft, deductions: result.fees[at + i]!, newId: this.newId })),
+        at,
+        now,
+      );
+      position += fees.length;
+    }
+    await store.replaceAppliedTaxes(tx, orgId, invoice.id, result.appliedTaxes.map((line) => ({ lagoId: this.newId(), line })), currency, now);
+    await store.replaceCredits(
       tx,
       orgId,
-      invoiceId,
-      sub.id,
-      sub.plan.amountCurrency,
-      fees.map((draft) => ({ lagoId: this.newId(), draft })),
-      0,
+      invoice.id,
+      [
+        ...result.couponCredits.map((c) => ({ lagoId: this.newId(), appliedCouponId: c.appliedCouponId, creditNoteId: null, amountCents: c.amountCents, beforeTaxes: true })),
+        ...result.creditNoteCredits.map((c) => ({ lagoId: this.newId(), appliedCouponId: null, creditNoteId: c.id, amountCents: c.amountCents, beforeTaxes: false })),
+      ],
+      currency,
       now,
     );
-    const totals = invoiceTotals(fees.map((f) => f.amountCents));
-    await store.saveTotals(tx, orgId, invoiceId, totals, "pending", now);
+    await store.saveTotals(tx, orgId, invoice.id, result.totals, "pending", now);
+    if (final && adj !== undefined) await adj.consume(tx, invoice, result, now);
+    return result.totals;
   }
 
   private async finalizeIn(
     tx: Queryable,
-    f: { orgId: number; invoiceId: number; customerId: number; prefix: string; issuingDate: string; netPaymentTerm: number; fees: readonly FeeDraft[]; now: Date },
+    f: { orgId: number; invoiceId: number; customerId: number; prefix: string; issuingDate: string; netPaymentTerm: number; totals: InvoiceTotals; now: Date },
   ): Promise<void> {
     const organizationSequentialId = await store.nextSequence(tx, f.orgId, 0);
     const sequentialId = await store.nextSequence(tx, f.orgId, f.customerId);
@@ -277,8 +397,9 @@ export class InvoicingService {
       paymentDueDate: paymentDueDate(f.issuingDate, f.netPaymentTerm),
       now: f.now,
     });
-    const totals = invoiceTotals(f.fees.map((fee) => fee.amountCents));
+    const totals = f.totals;
     await store.saveTotals(tx, f.orgId, f.invoiceId, totals, initialPaymentStatus(totals.totalAmountCents), f.now);
+    for (const listener of this.finalizedListeners) await listener(tx, f.orgId, f.invoiceId);
   }
 
   /** The fees of a billing instant: its subscription fee, then its usage fees in Lago's order. */
@@ -296,28 +417,45 @@ export class InvoicingService {
     return fees;
   }
 
-  private async unusedCreditOf(q: Queryable, sub: Subscription, terms: BillingTerms, unused: NonNullable<BillingInstant["unused"]>): Promise<bigint> {
+  /** What the unused days of the period's advance fee are worth, and which fee paid them. */
+  private async unusedCreditOf(
+    q: Queryable,
+    sub: Subscription,
+    terms: BillingTerms,
+    unused: NonNullable<BillingInstant["unused"]>,
+  ): Promise<{ amountCents: bigint; feeId: number; invoiceId: number } | null> {
     const paid = await store.paidAdvanceFee(q, sub.orgId, sub.id, unused.period.start, unused.period.end);
-    if (paid === null) return 0n;
+    if (paid === null) return null;
     const currency = sub.plan.amountCurrency;
     const planAmount = fromCents(paid.planAmountCents ?? sub.plan.amountCents, currency);
-    return unusedAdvanceCredit(planAmount, unused, terms.endedBy, terms.trialEndsAt, paid.amountCents, currency);
+    const amountCents = unusedAdvanceCredit(planAmount, unused, terms.endedBy, terms.trialEndsAt, paid.amountCents, currency);
+    return { amountCents, feeId: paid.feeId, invoiceId: paid.invoiceId };
   }
 
   // ---------------------------------------------------------------------------------------------
   // API
 
-  async list(orgId: number, query: InvoiceListQuery): Promise<{ items: { invoice: InvoiceRecord; customer: Customer }[]; total: number }> {
-    const { items, total } = await store.listInvoices(this.db, orgId, query);
+  /** Lists read from `reads` (src/db/replica.ts); the billing job, invoices by id and fees, from the primary. */
+  readFrom(reads: Queryable): void {
+    this.reads = reads;
+  }
+
+  async list(
+    orgId: number,
+    query: InvoiceListQuery,
+  ): Promise<{ items: { invoice: InvoiceRecord; customer: Customer; appliedTaxes: AppliedTaxRecord[] }[]; total: number }> {
+    const reads = this.reads ?? this.db;
+    const { items, total } = await store.listInvoices(reads, orgId, query);
     const customers = new Map<number, Customer>();
-    const out: { invoice: InvoiceRecord; customer: Customer }[] = [];
+    const taxes = await store.appliedTaxesOf(reads, orgId, items.map((i) => i.id));
+    const out: { invoice: InvoiceRecord; customer: Customer; appliedTaxes: AppliedTaxRecord[] }[] = [];
     for (const invoice of items) {
       let customer = customers.get(invoice.customerId);
       if (customer === undefined) {
-        customer = (await this.deps.customers.findById(orgId, invoice.customerId))!;
+        customer = (await this.deps.customers.findById(orgId, invoice.customerId, reads))!;
         customers.set(invoice.customerId, customer);
       }
-      out.push({ invoice, customer });
+      out.push({ invoice, customer, appliedTaxes: taxes.filter((t) => t.invoiceId === invoice.id) });
     }
     return { items: out, total };
   }
@@ -347,9 +485,9 @@ export class InvoicingService {
       const locked = await store.invoiceByLagoId(tx, orgId, lagoId, true);
       if (locked === null || locked.status !== "draft") throw notFound("invoice", lagoId);
       const now = this.now(orgId);
-      const fees = await this.recompute(tx, locked, subs, now);
-      const org = await store.organizationBilling(tx, orgId);
       const customer = (await this.deps.customers.findById(orgId, locked.customerId, tx))!;
+      const totals = await this.recompute(tx, locked, customer, subs, now, true);
+      const org = await store.organizationBilling(tx, orgId);
       const timezone = subs[0]?.sub.timezone ?? customer.attributes.timezone ?? "UTC";
       const today = issuingDateOf(now, timezone);
       await this.finalizeIn(tx, {
@@ -359,7 +497,7 @@ export class InvoicingService {
         prefix: documentNumberPrefix(org.name, org.publicId),
         issuingDate: today > locked.issuingDate ? today : locked.issuingDate,
         netPaymentTerm: locked.netPaymentTerm,
-        fees,
+        totals,
         now,
       });
     });
@@ -374,7 +512,8 @@ export class InvoicingService {
       await this.db.transaction(async (tx) => {
         const locked = await store.invoiceByLagoId(tx, orgId, lagoId, true);
         if (locked === null || locked.status !== "draft") return;
-        await this.recompute(tx, locked, subs, this.now(orgId));
+        const customer = (await this.deps.customers.findById(orgId, locked.customerId, tx))!;
+        await this.recompute(tx, locked, customer, subs, this.now(orgId), false);
       });
     }
     return this.get(orgId, lagoId);
@@ -395,6 +534,7 @@ export class InvoicingService {
       if (locked === null) throw notFound("invoice", lagoId);
       if (locked.status !== "finalized" || locked.paymentStatus === "succeeded") throw notVoidable();
       await store.markVoided(tx, orgId, locked.id, this.now(orgId));
+      for (const listener of this.voidedListeners) await listener(tx, orgId, locked.id);
     });
     return this.get(orgId, lagoId);
   }
@@ -422,6 +562,7 @@ export class InvoicingService {
       externalSubscriptionId: fee.externalSubscriptionId,
       from: fee.usageFrom,
       to: fee.usageTo,
+      groupedBy: fee.item.groupedBy ?? null,
     };
     let dims: string[] | null = null;
     if (fee.bucket.filters.length > 0) {
@@ -443,17 +584,19 @@ export class InvoicingService {
   }
 
   private async details(orgId: number, invoice: InvoiceRecord): Promise<InvoiceDetails> {
-    const [fees, billingPeriods, customer] = await Promise.all([
+    const [fees, billingPeriods, customer, appliedTaxes, credits] = await Promise.all([
       store.feesOf(this.db, orgId, [invoice.id]),
       store.billingPeriodsOf(this.db, orgId, [invoice.id]),
       this.deps.customers.findById(orgId, invoice.customerId),
+      store.appliedTaxesOf(this.db, orgId, [invoice.id]),
+      store.creditsOf(this.db, orgId, [invoice.id]),
     ]);
     const views: SubscriptionView[] = [];
     for (const id of new Set(billingPeriods.map((p) => p.subscriptionId))) {
       const view = await this.deps.subscriptions.getViewById(orgId, id);
       if (view !== null) views.push(view);
     }
-    return { invoice, customer: customer!, fees, billingPeriods, subscriptions: views };
+    return { invoice, customer: customer!, fees, billingPeriods, subscriptions: views, appliedTaxes, credits };
   }
 
   /** The subscriptions a draft bills, read before its transaction (the embedded database has one connection). */
@@ -466,35 +609,27 @@ export class InvoicingService {
     return out;
   }
 
-  /** A draft's fees computed again from its billing instants (usage as it is now), totals with them. */
+  /**
+   * A draft's fees computed again from its billing instants (usage, coupons and taxes as they are
+   * now), totals with them; `final`: for its finalization (what it uses is taken).
+   */
   private async recompute(
     tx: Queryable,
     invoice: InvoiceRecord,
+    customer: Customer,
     subs: readonly { period: BillingPeriodRecord; sub: Subscription }[],
     now: Date,
-  ): Promise<FeeDraft[]> {
+    final: boolean,
+  ): Promise<InvoiceTotals> {
     await store.deleteFees(tx, invoice.orgId, invoice.id);
-    const all: FeeDraft[] = [];
-    let position = 0;
+    const groups: { sub: Subscription; fees: FeeDraft[] }[] = [];
     for (const { period, sub } of subs) {
       const terms = termsOf(sub);
       const instant = terms === null ? null : describeInstant(terms, period.billedAt);
-      const fees = terms === null || instant === null ? [] : await this.feesOf(tx, sub, terms, instant);
-      await store.insertFees(
-        tx,
-        invoice.orgId,
-        invoice.id,
-        sub.id,
-        invoice.currency,
-        fees.map((draft) => ({ lagoId: this.newId(), draft })),
-        position,
-        now,
-      );
-      position += fees.length;
-      all.push(...fees);
+      groups.push({ sub, fees: terms === null || instant === null ? [] : await this.feesOf(tx, sub, terms, instant) });
     }
-    await store.saveTotals(tx, invoice.orgId, invoice.id, invoiceTotals(all.map((f) => f.amountCents)), "pending", now);
-    return all;
+    const ref: InvoiceRef = { orgId: invoice.orgId, id: invoice.id, lagoId: invoice.lagoId, customerId: invoice.customerId, currency: invoice.currency };
+    return this.writeFees(tx, ref, customer, groups, final, now);
   }
 }
 

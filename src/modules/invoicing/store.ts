@@ -2,10 +2,15 @@
 // through its own organization.
 import type { Queryable } from "../../db/db.ts";
 import { Decimal } from "../../shared/money.ts";
+import type { InvoiceTaxLine } from "../taxes/core/tax.ts";
 import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
 import type {
+  AppliedTaxRecord,
   BillingPeriodRecord,
+  CreditRecord,
+  FeeAppliedTax,
   FeeBucket,
+  FeeDeductions,
   FeeDraft,
   FeeRecord,
   FeeType,
@@ -354,9 +359,9 @@ export async function paidAdvanceFee(
   subscriptionId: number,
   periodStart: Date,
   periodEnd: Date,
-): Promise<{ amountCents: bigint; planAmountCents: bigint | null } | null> {
-  const { rows } = await q.query<{ amount_cents: string; plan_amount_cents: string | null }>(
-    `SELECT f.amount_cents, f.amount_details ->> 'plan_amount_cents' AS plan_amount_cents
+): Promise<{ feeId: number; invoiceId: number; amountCents: bigint; planAmountCents: bigint | null } | null> {
+  const { rows } = await q.query<{ id: string; invoice_id: string; amount_cents: string; plan_amount_cents: string | null }>(
+    `SELECT f.id, f.invoice_id, f.amount_cents, f.amount_details ->> 'plan_amount_cents' AS plan_amount_cents
        FROM fees f JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
       WHERE f.org_id = $1 AND f.subscription_id = $2 AND f.fee_type = 'subscription' AND f.pay_in_advance
         AND f.from_datetime >= $3 AND f.from_datetime < $4 AND i.status <> 'voided'
@@ -365,7 +370,7 @@ export async function paidAdvanceFee(
   );
   const r = rows[0];
   if (r === undefined) return null;
-  return { amountCents: big(r.amount_cents), planAmountCents: r.plan_amount_cents === null ? null : BigInt(r.plan_amount_cents) };
+  return { feeId: Number(r.id), invoiceId: Number(r.invoice_id), amountCents: big(r.amount_cents), planAmountCents: r.plan_amount_cents === null ? null : BigInt(r.plan_amount_cents) };
 }
 
 // ---- fees -------------------------------------------------------------------------------------------
@@ -377,12 +382,12 @@ export async function insertFees(
   invoiceId: number,
   subscriptionId: number,
   currency: string,
-  fees: readonly { lagoId: string; draft: FeeDraft }[],
+  fees: readonly { lagoId: string; draft: FeeDraft; deductions?: FeeDeductions; newId?: () => string }[],
   firstPosition: number,
   now: Date,
 ): Promise<void> {
   if (fees.length === 0) return;
-  const rows = fees.map(({ lagoId, draft: f }, i) => ({
+  const rows = fees.map(({ lagoId, draft: f, deductions, newId }, i) => ({
     lago_id: lagoId,
     charge_id: f.charge?.id ?? null,
     charge_lago_id: f.charge?.lagoId ?? null,
@@ -414,25 +419,46 @@ export async function insertFees(
     lago_item_id: f.item.lagoItemId,
     item_type: f.item.itemType,
     amount_details: f.amountDetails,
+    grouped_by: f.item.groupedBy ?? null,
+    taxes_amount_cents: (deductions?.taxes.amountCents ?? 0n).toString(),
+    taxes_rate: deductions?.taxes.rate.toString() ?? "0",
+    taxes_precise_amount_cents: deductions?.taxes.preciseAmountCents.toString() ?? "0",
+    precise_coupons_amount_cents: deductions?.couponsPreciseCents.toString() ?? "0",
+    applied_taxes: (deductions?.taxes.lines ?? []).map(
+      (l): FeeAppliedTax => ({
+        lago_id: newId?.() ?? lagoId,
+        lago_tax_id: l.tax.lagoId,
+        tax_name: l.tax.name,
+        tax_code: l.tax.code,
+        tax_rate: l.tax.rate.toString(),
+        tax_description: l.tax.description,
+        amount_cents: l.amountCents.toString(),
+        precise_amount_cents: l.preciseAmountCents.toString(),
+      }),
+    ),
   }));
   await tx.query(
     `INSERT INTO fees (org_id, invoice_id, subscription_id, currency, created_at, updated_at, lago_id, charge_id, charge_lago_id, charge_filter_id,
                        billable_metric_id, fee_type, position, from_datetime, to_datetime, usage_from, usage_to, bucket_filters, bucket_index,
                        units, total_aggregated_units, events_count, precise_amount, amount_cents, precise_unit_amount, unit_amount_cents,
                        pay_in_advance, invoiceable, item_code, item_name, item_description, invoice_display_name, filter_invoice_display_name,
-                       filter_values, lago_item_id, item_type, amount_details)
+                       filter_values, lago_item_id, item_type, amount_details, taxes_amount_cents, taxes_rate, taxes_precise_amount_cents,
+                       precise_coupons_amount_cents, applied_taxes, grouped_by)
      SELECT $1, $2, $3, $4, $5, $5, r.lago_id, r.charge_id, r.charge_lago_id, r.charge_filter_id, r.billable_metric_id, r.fee_type, r.position,
             r.from_datetime, r.to_datetime, r.usage_from, r.usage_to, r.bucket_filters, r.bucket_index, r.units, r.total_aggregated_units,
             r.events_count, r.precise_amount, r.amount_cents, r.precise_unit_amount, r.unit_amount_cents, r.pay_in_advance, r.invoiceable,
             r.item_code, r.item_name, r.item_description, r.invoice_display_name, r.filter_invoice_display_name, r.filter_values,
-            r.lago_item_id, r.item_type, coalesce(r.amount_details, '{}'::jsonb)
+            r.lago_item_id, r.item_type, coalesce(r.amount_details, '{}'::jsonb), r.taxes_amount_cents, r.taxes_rate,
+            r.taxes_precise_amount_cents, r.precise_coupons_amount_cents, coalesce(r.applied_taxes, '[]'::jsonb), r.grouped_by
        FROM jsonb_to_recordset($6::jsonb) AS r(
               lago_id uuid, charge_id bigint, charge_lago_id uuid, charge_filter_id bigint, billable_metric_id bigint, fee_type text,
               position int, from_datetime timestamptz, to_datetime timestamptz, usage_from timestamptz, usage_to timestamptz,
               bucket_filters jsonb, bucket_index int, units numeric, total_aggregated_units numeric, events_count bigint,
               precise_amount numeric, amount_cents bigint, precise_unit_amount numeric, unit_amount_cents bigint, pay_in_advance boolean,
               invoiceable boolean, item_code text, item_name text, item_description text, invoice_display_name text,
-              filter_invoice_display_name text, filter_values jsonb, lago_item_id uuid, item_type text, amount_details jsonb)`,
+              filter_invoice_display_name text, filter_values jsonb, lago_item_id uuid, item_type text, amount_details jsonb,
+              taxes_amount_cents bigint, taxes_rate numeric, taxes_precise_amount_cents numeric, precise_coupons_amount_cents numeric,
+              applied_taxes jsonb, grouped_by jsonb)`,
     [orgId, invoiceId, subscriptionId, currency, now, JSON.stringify(rows)],
   );
 }
@@ -473,6 +499,10 @@ interface FeeRow {
   precise_unit_amount: string;
   unit_amount_cents: string;
   taxes_amount_cents: string;
+  taxes_rate: string;
+  taxes_precise_amount_cents: string;
+  precise_coupons_amount_cents: string;
+  applied_taxes: FeeAppliedTax[] | string;
   pay_in_advance: boolean;
   invoiceable: boolean;
   item_code: string;
@@ -484,6 +514,7 @@ interface FeeRow {
   lago_item_id: string;
   item_type: "Subscription" | "BillableMetric" | "AddOn";
   amount_details: Record<string, unknown> | string;
+  grouped_by: Record<string, string | null> | string | null;
   created_at: Date;
 }
 
@@ -524,6 +555,10 @@ function toFee(r: FeeRow): FeeRecord {
     preciseUnitAmount: new Decimal(r.precise_unit_amount),
     unitAmountCents: big(r.unit_amount_cents),
     taxesAmountCents: big(r.taxes_amount_cents),
+    taxesRate: new Decimal(r.taxes_rate),
+    taxesPreciseAmountCents: new Decimal(r.taxes_precise_amount_cents),
+    preciseCouponsAmountCents: new Decimal(r.precise_coupons_amount_cents),
+    appliedTaxes: json<FeeAppliedTax[]>(r.applied_taxes) ?? [],
     payInAdvance: r.pay_in_advance,
     invoiceable: r.invoiceable,
     item: {
@@ -536,6 +571,7 @@ function toFee(r: FeeRow): FeeRecord {
       filters: json<Record<string, string[]>>(r.filter_values),
       lagoItemId: r.lago_item_id,
       itemType: r.item_type,
+      groupedBy: json<Record<string, string | null>>(r.grouped_by),
     },
     amountDetails: json<Record<string, unknown>>(r.amount_details) ?? {},
     createdAt: new Date(r.created_at),
@@ -549,8 +585,9 @@ SELECT f.id, f.org_id, f.lago_id::text AS lago_id, f.invoice_id, i.lago_id::text
        f.charge_filter_id, f.billable_metric_id, f.from_datetime, f.to_datetime, f.usage_from, f.usage_to, f.bucket_filters, f.bucket_index,
        f.units::text AS units, f.total_aggregated_units::text AS total_aggregated_units, f.events_count, f.currency,
        f.precise_amount::text AS precise_amount, f.amount_cents, f.precise_unit_amount::text AS precise_unit_amount, f.unit_amount_cents,
-       f.taxes_amount_cents, f.pay_in_advance, f.invoiceable, f.item_code, f.item_name, f.item_description, f.invoice_display_name,
-       f.filter_invoice_display_name, f.filter_values, f.lago_item_id::text AS lago_item_id, f.item_type, f.amount_details, f.created_at
+       f.taxes_amount_cents, f.taxes_rate::text AS taxes_rate, f.taxes_precise_amount_cents::text AS taxes_precise_amount_cents,
+       f.precise_coupons_amount_cents::text AS precise_coupons_amount_cents, f.applied_taxes, f.pay_in_advance, f.invoiceable, f.item_code, f.item_name, f.item_description, f.invoice_display_name,
+       f.filter_invoice_display_name, f.filter_values, f.lago_item_id::text AS lago_item_id, f.item_type, f.amount_details, f.grouped_by, f.created_at
   FROM fees f
   JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
   JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id
@@ -578,6 +615,8 @@ export interface FeeEventScope {
   readonly externalSubscriptionId: string;
   readonly from: Date;
   readonly to: Date;
+  /** The fee's group (pricing group keys): only events with these property values (null: without the property). */
+  readonly groupedBy?: Readonly<Record<string, string | null>> | null;
 }
 
 // The metric's events of the subscription in the window that its aggregation counts (for sum, max,
@@ -614,10 +653,155 @@ export async function feeEvents(
     params.push([...dims]);
     where = ` AND ${METRIC_DIMS("e.properties", "m")} = ANY($${params.length}::text[])`;
   }
+  for (const [key, value] of Object.entries(s.groupedBy ?? {})) {
+    params.push(key, value);
+    where += ` AND (e.properties ->> $${params.length - 1}::text) IS NOT DISTINCT FROM $${params.length}::text`;
+  }
   const list = await q.query<EventRow>(
     `SELECT ${eventColumns("e")} ${FEE_EVENTS}${where} ORDER BY e.ts, e.transaction_id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
     [...params, perPage, (page - 1) * perPage],
   );
   const count = await q.query<{ n: string }>(`SELECT count(*)::text AS n ${FEE_EVENTS}${where}`, params);
   return { rows: list.rows, total: Number(count.rows[0]?.n ?? 0) };
+}
+
+// ---- an invoice's taxes and credits -----------------------------------------------------------------
+
+export async function replaceAppliedTaxes(
+  tx: Queryable,
+  orgId: number,
+  invoiceId: number,
+  lines: readonly { lagoId: string; line: InvoiceTaxLine }[],
+  currency: string,
+  now: Date,
+): Promise<void> {
+  await tx.query("DELETE FROM invoice_applied_taxes WHERE org_id = $1 AND invoice_id = $2", [orgId, invoiceId]);
+  if (lines.length === 0) return;
+  const rows = lines.map(({ lagoId, line: l }) => ({
+    lago_id: lagoId,
+    tax_id: l.tax.id,
+    tax_lago_id: l.tax.lagoId,
+    tax_code: l.tax.code,
+    tax_name: l.tax.name,
+    tax_description: l.tax.description,
+    tax_rate: l.tax.rate.toString(),
+    amount_cents: l.amountCents.toString(),
+    fees_amount_cents: l.feesAmountCents.toString(),
+  }));
+  await tx.query(
+    `INSERT INTO invoice_applied_taxes (org_id, invoice_id, currency, created_at, lago_id, tax_id, tax_lago_id, tax_code, tax_name,
+                                        tax_description, tax_rate, amount_cents, fees_amount_cents)
+     SELECT $1, $2, $3, $4, r.lago_id, r.tax_id, r.tax_lago_id, r.tax_code, r.tax_name, r.tax_description, r.tax_rate, r.amount_cents,
+            r.fees_amount_cents
+       FROM jsonb_to_recordset($5::jsonb) AS r(lago_id uuid, tax_id bigint, tax_lago_id uuid, tax_code text, tax_name text,
+            tax_description text, tax_rate numeric, amount_cents bigint, fees_amount_cents bigint)`,
+    [orgId, invoiceId, currency, now, JSON.stringify(rows)],
+  );
+}
+
+export async function appliedTaxesOf(q: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<AppliedTaxRecord[]> {
+  if (invoiceIds.length === 0) return [];
+  const { rows } = await q.query<{
+    invoice_id: string;
+    invoice_lago_id: string;
+    lago_id: string;
+    tax_lago_id: string | null;
+    tax_code: string;
+    tax_name: string;
+    tax_description: string | null;
+    tax_rate: string;
+    amount_cents: string;
+    fees_amount_cents: string;
+    currency: string;
+    created_at: Date;
+  }>(
+    `SELECT t.invoice_id, i.lago_id::text AS invoice_lago_id, t.lago_id::text AS lago_id, t.tax_lago_id::text AS tax_lago_id, t.tax_code,
+            t.tax_name, t.tax_description, t.tax_rate::text AS tax_rate, t.amount_cents, t.fees_amount_cents, t.currency, t.created_at
+       FROM invoice_applied_taxes t JOIN invoices i ON i.org_id = t.org_id AND i.id = t.invoice_id
+      WHERE t.org_id = $1 AND t.invoice_id = ANY($2::bigint[]) ORDER BY t.invoice_id, t.id`,
+    [orgId, invoiceIds.map(String)],
+  );
+  return rows.map((r) => ({
+    invoiceId: Number(r.invoice_id),
+    invoiceLagoId: r.invoice_lago_id,
+    lagoId: r.lago_id,
+    taxLagoId: r.tax_lago_id,
+    taxCode: r.tax_code,
+    taxName: r.tax_name,
+    taxDescription: r.tax_description,
+    taxRate: new Decimal(r.tax_rate),
+    amountCents: big(r.amount_cents),
+    feesAmountCents: big(r.fees_amount_cents),
+    currency: r.currency,
+    createdAt: new Date(r.created_at),
+  }));
+}
+
+export interface NewCredit {
+  readonly lagoId: string;
+  readonly appliedCouponId: number | null;
+  readonly creditNoteId: number | null;
+  readonly amountCents: bigint;
+  readonly beforeTaxes: boolean;
+}
+
+export async function replaceCredits(tx: Queryable, orgId: number, invoiceId: number, credits: readonly NewCredit[], currency: string, now: Date): Promise<void> {
+  await tx.query("DELETE FROM credits WHERE org_id = $1 AND invoice_id = $2", [orgId, invoiceId]);
+  if (credits.length === 0) return;
+  const rows = credits.map((c) => ({
+    lago_id: c.lagoId,
+    applied_coupon_id: c.appliedCouponId,
+    credit_note_id: c.creditNoteId,
+    amount_cents: c.amountCents.toString(),
+    before_taxes: c.beforeTaxes,
+  }));
+  await tx.query(
+    `INSERT INTO credits (org_id, invoice_id, amount_currency, created_at, lago_id, applied_coupon_id, credit_note_id, amount_cents, before_taxes)
+     SELECT $1, $2, $3, $4, r.lago_id, r.applied_coupon_id, r.credit_note_id, r.amount_cents, r.before_taxes
+       FROM jsonb_to_recordset($5::jsonb) AS r(lago_id uuid, applied_coupon_id bigint, credit_note_id bigint, amount_cents bigint, before_taxes boolean)`,
+    [orgId, invoiceId, currency, now, JSON.stringify(rows)],
+  );
+}
+
+/** Credits of invoices, with what they came from (a coupon, or a credit note and the invoice it credits). */
+export async function creditsOf(q: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<CreditRecord[]> {
+  if (invoiceIds.length === 0) return [];
+  const { rows } = await q.query<{
+    invoice_id: string;
+    invoice_lago_id: string;
+    payment_status: PaymentStatus;
+    lago_id: string;
+    amount_cents: string;
+    amount_currency: string;
+    before_taxes: boolean;
+    item_type: "coupon" | "credit_note";
+    item_lago_id: string;
+    item_code: string;
+    item_name: string;
+  }>(
+    `SELECT cr.invoice_id, i.lago_id::text AS invoice_lago_id, i.payment_status, cr.lago_id::text AS lago_id, cr.amount_cents,
+            cr.amount_currency, cr.before_taxes,
+            CASE WHEN cr.applied_coupon_id IS NOT NULL THEN 'coupon' ELSE 'credit_note' END AS item_type,
+            coalesce(ac.lago_id, cn.lago_id)::text AS item_lago_id,
+            coalesce(co.code, cn.number) AS item_code,
+            coalesce(co.name, ci.number) AS item_name
+       FROM credits cr
+       JOIN invoices i ON i.org_id = cr.org_id AND i.id = cr.invoice_id
+       LEFT JOIN applied_coupons ac ON ac.org_id = cr.org_id AND ac.id = cr.applied_coupon_id
+       LEFT JOIN coupons co ON co.org_id = ac.org_id AND co.id = ac.coupon_id
+       LEFT JOIN credit_notes cn ON cn.org_id = cr.org_id AND cn.id = cr.credit_note_id
+       LEFT JOIN invoices ci ON ci.org_id = cn.org_id AND ci.id = cn.invoice_id
+      WHERE cr.org_id = $1 AND cr.invoice_id = ANY($2::bigint[]) ORDER BY cr.invoice_id, cr.before_taxes DESC, cr.id`,
+    [orgId, invoiceIds.map(String)],
+  );
+  return rows.map((r) => ({
+    invoiceId: Number(r.invoice_id),
+    invoiceLagoId: r.invoice_lago_id,
+    paymentStatus: r.payment_status,
+    lagoId: r.lago_id,
+    amountCents: big(r.amount_cents),
+    currency: r.amount_currency,
+    beforeTaxes: r.before_taxes,
+    item: { type: r.item_type, lagoItemId: r.item_lago_id, code: r.item_code, name: r.item_name },
+  }));
 }

@@ -1,13 +1,15 @@
 import type { Db, Queryable } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { AppError, notFound } from "../../shared/errors.ts";
-import { type Decimal, ZERO } from "../../shared/money.ts";
+import { sum } from "../../shared/money.ts";
 import type { Charge, MetricChangeListener, Plan } from "../catalog/index.ts";
 import type { CustomerService } from "../customers/index.ts";
 import {
-  type BucketAggregate,
-  Bucketer,
+  type BucketInput,
   type ChargeUsage,
+  ChargeSlots,
+  WHOLE,
+  bucketInputs,
   type Span,
   type SubscriptionTimes,
   type SubscriptionUsage,
@@ -17,7 +19,9 @@ import {
   isRolledUp,
   latestValue,
   priceCharge,
-  resolveFilter,
+  prorationDays,
+  proratedSum,
+  proratedUniqueCount,
   splitByHours,
   subscriptionUsage,
   uniqueCount,
@@ -71,6 +75,8 @@ const noActiveSubscription = () =>
  */
 export class MeteringService {
   private subscriptions: SubscriptionLookup;
+  /** Where current/past usage and unmatched events are read: a read replica when configured, else the primary. */
+  private reads: Queryable | null = null;
 
   constructor(
     private readonly db: Db,
@@ -86,6 +92,14 @@ export class MeteringService {
     this.subscriptions = lookup;
   }
 
+  /**
+   * Usage reads (GET current_usage / past_usage, unmatched events) from `reads` (src/db/replica.ts);
+   * invoicing's reads, which pass their own `q`, stay on the primary.
+   */
+  readFrom(reads: Queryable): void {
+    this.reads = reads;
+  }
+
   /** For CatalogService.onMetricChange: rollups follow the metric in the same transaction. */
   readonly onMetricChange: MetricChangeListener = (tx, change) => store.rebuildMetricRollups(tx, change.before, change.after);
 
@@ -93,8 +107,11 @@ export class MeteringService {
   // The engine
 
   /**
-   * The aggregate of each bucket of `charge` (its filters in order, then the default bucket) for
-   * the subscription's events in `window`. Recurring metrics read all earlier history too.
+   * The aggregate of each bucket of `charge` (its filters in order, then the default bucket), or of
+   * each group of a bucket with pricing group keys, for the subscription's events in `window`.
+   * Recurring metrics read all earlier history too. Ungrouped count/sum/max come from the rollups;
+   * grouped ones from raw events (the rollups do not keep the group values), as do prorated charges
+   * (they weigh each event by its day).
    */
   async aggregateCharge(
     orgId: number,
@@ -102,47 +119,56 @@ export class MeteringService {
     charge: Charge,
     window: UsageWindow,
     q: Queryable = this.db,
-  ): Promise<BucketAggregate[]> {
+  ): Promise<BucketInput[]> {
     const metric = charge.metric;
     const scope: store.MetricScope = { orgId, metricId: metric.id, externalSubscriptionId };
-    const bucketer = new Bucketer(charge.filters.map((f) => resolveFilter(f.values, metric.filters)));
-    const defaultBucket = charge.filters.length;
-    const slot = (dims: string) => {
-      const b = bucketer.bucket(dims);
-      return b === -1 ? defaultBucket : b;
-    };
-    const byBucket = <T extends { dims: string }>(rows: readonly T[]): T[][] => {
-      const out: T[][] = Array.from({ length: defaultBucket + 1 }, () => []);
-      for (const r of rows) out[slot(r.dims)]!.push(r);
-      return out;
-    };
+    const slots = new ChargeSlots(charge);
+    const keys = slots.groupKeys;
     const windowSpan: Span = { from: window.from, to: window.to };
     const span: Span = metric.recurring ? { from: null, to: window.to } : windowSpan;
     const agg = metric.aggregationType;
 
+    if (isProrated(charge)) {
+      const days = prorationDays(window);
+      if (agg === "sum_agg") {
+        const events = slots.split(await store.readValuedEvents(q, scope, windowSpan, keys));
+        const before = slots.split(await store.readSumsBefore(q, scope, window.from, keys));
+        return bucketInputs(slots, slots.groupsOf(events, before), (b, g) =>
+          proratedSum(sum(rowsOf(before, b, g).map((r) => r.sum)), rowsOf(events, b, g), days),
+        );
+      }
+      const history = slots.split(await store.readUniqueEvents(q, scope, window.to, keys));
+      return bucketInputs(slots, slots.groupsOf(history), (b, g) => proratedUniqueCount(rowsOf(history, b, g), days));
+    }
+
     if (isRolledUp(agg)) {
-      const parts = byBucket(await store.readPartials(q, scope, splitByHours(span)));
-      const aggregates: BucketAggregate[] = parts.map((p) => combinePartials(agg, p));
-      if (!usesEventAmounts(charge)) return aggregates;
+      const partials = slots.grouped
+        ? await store.readRawPartials(q, scope, span, keys)
+        : (await store.readPartials(q, scope, splitByHours(span))).map((p) => ({ ...p, groups: WHOLE }));
+      const parts = slots.split(partials);
       // Percentage charges rate each transaction (free events, per-transaction min/max, fixed fees).
-      const events = byBucket(await store.readValuedEvents(q, scope, span));
-      return aggregates.map((a, i) => ({ ...a, eventAmounts: events[i]!.map((e) => e.value) }));
+      const events = usesEventAmounts(charge) ? slots.split(await store.readValuedEvents(q, scope, span, keys)) : null;
+      return bucketInputs(slots, slots.groupsOf(parts, ...(events === null ? [] : [events])), (b, g) => {
+        const a = combinePartials(agg, rowsOf(parts, b, g));
+        return events === null ? a : { ...a, eventAmounts: rowsOf(events, b, g).map((e) => e.value) };
+      });
     }
     switch (agg) {
-      case "unique_count_agg":
-        return byBucket(await store.readUniqueLasts(q, scope, span)).map(uniqueCount);
-      case "latest_agg":
-        return byBucket(await store.readLatest(q, scope, span)).map(latestValue);
+      case "unique_count_agg": {
+        const lasts = slots.split(await store.readUniqueLasts(q, scope, span, keys));
+        return bucketInputs(slots, slots.groupsOf(lasts), (b, g) => uniqueCount(rowsOf(lasts, b, g)));
+      }
+      case "latest_agg": {
+        const latest = slots.split(await store.readLatest(q, scope, span, keys));
+        return bucketInputs(slots, slots.groupsOf(latest), (b, g) => latestValue(rowsOf(latest, b, g)));
+      }
       case "weighted_sum_agg": {
-        const events = byBucket(await store.readValuedEvents(q, scope, windowSpan));
-        const initial: Decimal[] = Array.from({ length: defaultBucket + 1 }, () => ZERO);
-        if (metric.recurring) {
-          for (const s of await store.readSumsBefore(q, scope, window.from)) initial[slot(s.dims)] = initial[slot(s.dims)]!.plus(s.sum);
-        }
-        return events.map((list, i) =>
+        const events = slots.split(await store.readValuedEvents(q, scope, windowSpan, keys));
+        const before = metric.recurring ? slots.split(await store.readSumsBefore(q, scope, window.from, keys)) : [];
+        return bucketInputs(slots, slots.groupsOf(events, before), (b, g) =>
           weightedSum({
-            events: list,
-            initial: initial[i]!,
+            events: rowsOf(events, b, g),
+            initial: sum(rowsOf(before, b, g).map((r) => r.sum)),
             fromUs: window.from.getTime() * 1000,
             toUs: window.to.getTime() * 1000,
             periodSeconds: window.period.days * 86_400,
@@ -194,7 +220,7 @@ export class MeteringService {
     if (sub === null || sub.customerId !== customer.id) throw noActiveSubscription();
     const window = usageWindowAt(sub, sub.plan, now);
     if (window === null) throw noActiveSubscription();
-    return this.usage(orgId, sub, window);
+    return this.usage(orgId, sub, window, undefined, this.reads ?? this.db);
   }
 
   /**
@@ -237,7 +263,7 @@ export class MeteringService {
       before = window.from.getTime();
     }
     const page = past.slice((query.page - 1) * query.perPage, query.page * query.perPage);
-    const items = await Promise.all(page.map((p) => this.usage(orgId, p.sub, p.window, query.billableMetricCode)));
+    const items = await Promise.all(page.map((p) => this.usage(orgId, p.sub, p.window, query.billableMetricCode, this.reads ?? this.db)));
     return { items, total: past.length };
   }
 
@@ -245,13 +271,24 @@ export class MeteringService {
   // Unmatched events
 
   listUnmatched(orgId: number, query: store.UnmatchedQuery): Promise<{ events: store.UnmatchedEvent[]; total: number }> {
-    return store.listUnmatched(this.db, orgId, query);
+    return store.listUnmatched(this.reads ?? this.db, orgId, query);
   }
 
   unmatchedTotals(): Promise<Record<store.UnmatchedReason, number>> {
     return store.unmatchedTotals(this.db);
   }
 }
+
+/**
+ * Lago prorates recurring sums and unique counts when the charge asks for it (the catalog accepts
+ * `prorated` only there, and only for standard, volume and graduated charges).
+ */
+function isProrated(charge: Charge): boolean {
+  const agg = charge.metric.aggregationType;
+  return charge.prorated && charge.metric.recurring && (agg === "sum_agg" || agg === "unique_count_agg");
+}
+
+const rowsOf = <T>(split: readonly Map<string, T[]>[], bucket: number, group: string): T[] => split[bucket]?.get(group) ?? [];
 
 /** Percentage charges need each transaction's amount (on sum or count metrics; others rate the aggregate). */
 function usesEventAmounts(charge: Charge): boolean {

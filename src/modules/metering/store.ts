@@ -16,10 +16,12 @@ import {
   type EventRow,
 } from "../ingest/index.ts";
 import {
+  type GroupedRow,
   type HourSplit,
   type LatestOfDims,
   type Partial,
   type Span,
+  type UniqueEvent,
   type UniqueLast,
   type WeightedEvent,
   isRolledUp,
@@ -98,6 +100,14 @@ SELECT x.dims, sum(x.n)::text AS n, sum(x.s)::text AS s, max(x.mx)::text AS mx F
 const EPOCH = new Date(0);
 
 /**
+ * The event's values of the pricing group keys `$n` (a text[]) as a JSON array text in that order
+ * (null for a missing property), '' when there are no keys. See core/groups.ts.
+ */
+const GROUPS = (n: number) =>
+  `CASE WHEN cardinality($${n}::text[]) = 0 THEN '' ELSE
+     (SELECT jsonb_agg(e.properties ->> g.k ORDER BY g.i)::text FROM unnest($${n}::text[]) WITH ORDINALITY AS g(k, i)) END`;
+
+/**
  * count/sum/max partials per dims over a window already split by hours: whole hours from the
  * metric's rollups, the partial hours at the edges from raw events, in one statement (one snapshot).
  */
@@ -122,21 +132,22 @@ export async function readPartials(q: Queryable, scope: MetricScope, split: Hour
 
 const timeBounds = (span: Span) => [iso(span.from), iso(span.to)];
 
-/** Per dims and property value, the last event (unique count); events without the property are left out. */
-export async function readUniqueLasts(q: Queryable, scope: MetricScope, span: Span): Promise<UniqueLast[]> {
-  const { rows } = await q.query<{ dims: string; value: string; removes: boolean; ts_us: string; created_us: string; tx: string }>(
-    `SELECT DISTINCT ON (x.dims, x.value) x.dims, x.value, x.removes, x.ts_us, x.created_us, x.tx FROM (
-       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, e.properties ->> m.field_name AS value,
+/** Per dims, group and property value, the last event (unique count); events without the property are left out. */
+export async function readUniqueLasts(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[] = []): Promise<(UniqueLast & GroupedRow)[]> {
+  const { rows } = await q.query<{ dims: string; groups: string; value: string; removes: boolean; ts_us: string; created_us: string; tx: string }>(
+    `SELECT DISTINCT ON (x.dims, x.groups, x.value) x.dims, x.groups, x.value, x.removes, x.ts_us, x.created_us, x.tx FROM (
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups, e.properties ->> m.field_name AS value,
               coalesce(e.properties ->> 'operation_type', 'add') <> 'add' AS removes, ${ORDER_COLUMNS},
               e.ts, e.created_at
        ${METRIC_EVENTS}
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
           AND e.properties ->> m.field_name IS NOT NULL
-     ) x ORDER BY x.dims, x.value, x.ts DESC, x.created_at DESC, x.tx DESC`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span)],
+     ) x ORDER BY x.dims, x.groups, x.value, x.ts DESC, x.created_at DESC, x.tx DESC`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
   );
   return rows.map((r) => ({
     dims: r.dims,
+    groups: r.groups,
     value: r.value,
     removes: r.removes,
     tsUs: Number(r.ts_us),
@@ -145,22 +156,23 @@ export async function readUniqueLasts(q: Queryable, scope: MetricScope, span: Sp
   }));
 }
 
-/** Per dims, the last event with a numeric value and how many such events there are (latest). */
-export async function readLatest(q: Queryable, scope: MetricScope, span: Span): Promise<LatestOfDims[]> {
-  const { rows } = await q.query<{ dims: string; value: string; n: string; ts_us: string; created_us: string; tx: string }>(
-    `SELECT DISTINCT ON (x.dims) x.dims, x.value::text AS value, x.n::text AS n, x.ts_us, x.created_us, x.tx FROM (
-       SELECT y.*, count(*) OVER (PARTITION BY y.dims) AS n FROM (
-         SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, metering_value(e.properties, m.field_name) AS value,
+/** Per dims and group, the last event with a numeric value and how many such events there are (latest). */
+export async function readLatest(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[] = []): Promise<(LatestOfDims & GroupedRow)[]> {
+  const { rows } = await q.query<{ dims: string; groups: string; value: string; n: string; ts_us: string; created_us: string; tx: string }>(
+    `SELECT DISTINCT ON (x.dims, x.groups) x.dims, x.groups, x.value::text AS value, x.n::text AS n, x.ts_us, x.created_us, x.tx FROM (
+       SELECT y.*, count(*) OVER (PARTITION BY y.dims, y.groups) AS n FROM (
+         SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups, metering_value(e.properties, m.field_name) AS value,
                 ${ORDER_COLUMNS}, e.ts, e.created_at
          ${METRIC_EVENTS}
             AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
             AND metering_value(e.properties, m.field_name) IS NOT NULL
        ) y
-     ) x ORDER BY x.dims, x.ts DESC, x.created_at DESC, x.tx DESC`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span)],
+     ) x ORDER BY x.dims, x.groups, x.ts DESC, x.created_at DESC, x.tx DESC`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
   );
   return rows.map((r) => ({
     dims: r.dims,
+    groups: r.groups,
     value: new Decimal(r.value),
     eventsCount: Number(r.n),
     tsUs: Number(r.ts_us),
@@ -169,27 +181,26 @@ export async function readLatest(q: Queryable, scope: MetricScope, span: Span): 
   }));
 }
 
-export interface ValuedEvent extends WeightedEvent {
-  readonly dims: string;
-}
+export interface ValuedEvent extends WeightedEvent, GroupedRow {}
 
 /**
  * The events of a window in stream order with the value the metric aggregates: the numeric field,
  * or 1 per event for count_agg (percentage charges rate each transaction; weighted sums hold each value).
  */
-export async function readValuedEvents(q: Queryable, scope: MetricScope, span: Span): Promise<ValuedEvent[]> {
-  const { rows } = await q.query<{ dims: string; value: string; ts_us: string; created_us: string; tx: string }>(
-    `SELECT x.dims, x.value::text AS value, x.ts_us, x.created_us, x.tx FROM (
-       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims,
+export async function readValuedEvents(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[] = []): Promise<ValuedEvent[]> {
+  const { rows } = await q.query<{ dims: string; groups: string; value: string; ts_us: string; created_us: string; tx: string }>(
+    `SELECT x.dims, x.groups, x.value::text AS value, x.ts_us, x.created_us, x.tx FROM (
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups,
               CASE WHEN m.aggregation_type = 'count_agg' THEN 1 ELSE metering_value(e.properties, m.field_name) END AS value,
               ${ORDER_COLUMNS}, e.ts, e.created_at
        ${METRIC_EVENTS}
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
      ) x WHERE x.value IS NOT NULL ORDER BY x.ts, x.created_at, x.tx`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span)],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
   );
   return rows.map((r) => ({
     dims: r.dims,
+    groups: r.groups,
     value: new Decimal(r.value),
     tsUs: Number(r.ts_us),
     createdUs: Number(r.created_us),
@@ -197,15 +208,61 @@ export async function readValuedEvents(q: Queryable, scope: MetricScope, span: S
   }));
 }
 
-/** Per dims, the sum of numeric values before `before` (a recurring weighted sum's value when the window opens). */
-export async function readSumsBefore(q: Queryable, scope: MetricScope, before: Date): Promise<{ dims: string; sum: Decimal }[]> {
-  const { rows } = await q.query<{ dims: string; s: string }>(
-    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, sum(metering_value(e.properties, m.field_name))::text AS s
+/** Per dims and group, the sum of numeric values before `before` (a recurring sum's value when the window opens). */
+export async function readSumsBefore(
+  q: Queryable,
+  scope: MetricScope,
+  before: Date,
+  groupKeys: readonly string[] = [],
+): Promise<{ dims: string; groups: string; sum: Decimal }[]> {
+  const { rows } = await q.query<{ dims: string; groups: string; s: string }>(
+    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(5)} AS groups, sum(metering_value(e.properties, m.field_name))::text AS s
      ${METRIC_EVENTS} AND e.ts < $4::timestamptz AND metering_value(e.properties, m.field_name) IS NOT NULL
-     GROUP BY 1`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, before.toISOString()],
+     GROUP BY 1, 2`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, before.toISOString(), [...groupKeys]],
   );
-  return rows.map((r) => ({ dims: r.dims, sum: new Decimal(r.s) }));
+  return rows.map((r) => ({ dims: r.dims, groups: r.groups, sum: new Decimal(r.s) }));
+}
+
+/**
+ * count/sum/max partials per dims and group from raw events: charges priced by group keys, whose
+ * values the rollups do not keep.
+ */
+export async function readRawPartials(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[]): Promise<(Partial & GroupedRow)[]> {
+  const { rows } = await q.query<{ dims: string; groups: string; n: string; s: string | null; mx: string | null }>(
+    `SELECT x.dims, x.groups, count(*)::text AS n, sum(x.value)::text AS s, max(x.value)::text AS mx FROM (
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups, v.value, m.aggregation_type
+         FROM billable_metrics m
+         JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
+         CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
+        WHERE m.org_id = $1 AND m.id = $2
+          AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
+     ) x WHERE x.aggregation_type = 'count_agg' OR x.value IS NOT NULL
+     GROUP BY 1, 2`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
+  );
+  return rows.map((r) => ({ dims: r.dims, groups: r.groups, eventsCount: Number(r.n), valueSum: dec(r.s), valueMax: dec(r.mx) }));
+}
+
+export interface UniqueEventRow extends UniqueEvent, GroupedRow {}
+
+/** Every event with the unique count's property up to `to`, with its group (prorated unique counts need each value's history). */
+export async function readUniqueEvents(q: Queryable, scope: MetricScope, to: Date, groupKeys: readonly string[]): Promise<UniqueEventRow[]> {
+  const { rows } = await q.query<{ dims: string; groups: string; value: string; removes: boolean; ts_us: string; created_us: string; tx: string }>(
+    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(5)} AS groups, e.properties ->> m.field_name AS value,
+            coalesce(e.properties ->> 'operation_type', 'add') <> 'add' AS removes, ${ORDER_COLUMNS}
+     ${METRIC_EVENTS} AND e.ts < $4::timestamptz AND e.properties ->> m.field_name IS NOT NULL`,
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, to.toISOString(), [...groupKeys]],
+  );
+  return rows.map((r) => ({
+    dims: r.dims,
+    groups: r.groups,
+    value: r.value,
+    removes: r.removes,
+    tsUs: Number(r.ts_us),
+    createdUs: Number(r.created_us),
+    transactionId: r.tx,
+  }));
 }
 
 // ---- unmatched events -----------------------------------------------------------------------------

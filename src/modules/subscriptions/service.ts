@@ -3,6 +3,7 @@ import type { Db, Queryable } from "../../db/db.ts";
 import { sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
+import { Cache } from "../cache/index.ts";
 import type { CatalogService, Plan } from "../catalog/index.ts";
 import { type Customer, type CustomerService, applicableTimezone } from "../customers/index.ts";
 import {
@@ -47,11 +48,10 @@ export interface SubscriptionView {
 export interface SubscriptionServiceOptions {
   newId?: () => string;
   /**
-   * How long `getByExternalId` trusts the subscriptions of an external_id it has read. Writes in
-   * this process invalidate at once; other processes' writes show within this bound.
+   * The shared two-tier cache (app.ts) holding each external_id's subscription rows; every write
+   * invalidates the external_id after it commits, in every process. By default an in-process one.
    */
-  cacheTtlMs?: number;
-  cacheMaxEntries?: number;
+  cache?: Cache;
 }
 
 /**
@@ -90,12 +90,12 @@ function fail(errors: FieldErrors): never {
  */
 export class SubscriptionService {
   private readonly newId: () => string;
-  private readonly ttlMs: number;
-  private readonly maxEntries: number;
-  private readonly groups = new Map<string, { rows: readonly StoredSubscription[]; until: number }>();
+  private readonly cache: Cache;
   /** The Subscription (effective plan applied) built for a cached row, while its plan object is current. */
   private readonly withPlans = new WeakMap<StoredSubscription, Subscription>();
   private readonly transitionListeners: SubscriptionTransitionListener[] = [];
+  /** Where GET /subscriptions reads: a read replica when configured (may lag), else the primary. */
+  private reads: Queryable | null = null;
 
   constructor(
     private readonly db: Db,
@@ -105,8 +105,7 @@ export class SubscriptionService {
     options: SubscriptionServiceOptions = {},
   ) {
     this.newId = options.newId ?? (() => crypto.randomUUID());
-    this.ttlMs = options.cacheTtlMs ?? 5_000;
-    this.maxEntries = options.cacheMaxEntries ?? 100_000;
+    this.cache = options.cache ?? new Cache();
   }
 
   private now(orgId: number): Date {
@@ -250,7 +249,7 @@ export class SubscriptionService {
         return current.id;
       }),
     );
-    this.invalidate(orgId, d.externalId);
+    await this.invalidate(orgId, [d.externalId]);
     return this.viewById(orgId, subscriptionId, now);
   }
 
@@ -278,8 +277,9 @@ export class SubscriptionService {
     const now = this.now(orgId);
     let customerId: number | undefined;
     if (customerExternalId !== undefined) customerId = (await this.customers.getByExternalId(orgId, customerExternalId)).id;
-    await this.settleOrganization(orgId, now);
-    const { items, total } = await store.list(this.db, orgId, query, customerId);
+    // A transition settled here is this request's own write: the (possibly lagging) replica may not have it yet.
+    const settled = await this.settleDue(orgId, now);
+    const { items, total } = await store.list(settled > 0 ? this.db : (this.reads ?? this.db), orgId, query, customerId);
     return { items: await Promise.all(items.map((s) => this.view(s, now))), total };
   }
 
@@ -325,7 +325,7 @@ export class SubscriptionService {
       // A start moved to today or the past starts it now.
       await this.settleLocked(tx, orgId, externalId, now);
     });
-    this.invalidate(orgId, externalId);
+    await this.invalidate(orgId, [externalId]);
     return this.viewById(orgId, target.id, now);
   }
 
@@ -344,12 +344,17 @@ export class SubscriptionService {
       await this.end(tx, rows, target, now);
       return target.id;
     });
-    this.invalidate(orgId, externalId);
+    await this.invalidate(orgId, [externalId]);
     return this.viewById(orgId, id, now);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Hooks (wired in app.ts)
+
+  /** Lists read from `reads` (src/db/replica.ts), unless answering them just settled a transition. */
+  readFrom(reads: Queryable): void {
+    this.reads = reads;
+  }
 
   /** Work another module does, in the same transaction, when a subscription starts or is terminated. */
   onTransition(listener: SubscriptionTransitionListener): void {
@@ -370,8 +375,17 @@ export class SubscriptionService {
       if (active !== undefined) await this.end(tx, rows, active, now);
       const pending = rows.find((r) => r.status === "pending" && r.previousId === null && r.customerId === customer.id);
       if (pending !== undefined) await this.end(tx, rows, pending, now);
-      this.invalidate(orgId, externalId);
     }
+    // Their cached groups go once the deletion committed: customers.onCommitted -> customerChanged.
+  }
+
+  /**
+   * customers.onCommitted: the customer's subscription groups embed it (timezone, deletion), so
+   * they are invalidated once its change committed.
+   */
+  async customerChanged(customer: Customer): Promise<void> {
+    const externalIds = await store.externalIdsOfCustomer(this.db, customer.orgId, customer.id);
+    await this.invalidate(customer.orgId, externalIds);
   }
 
   /** customers.lockCurrencyWhen: a customer with an active or pending subscription keeps its currency. */
@@ -381,10 +395,20 @@ export class SubscriptionService {
 
   /** Applies every transition due by `at` in the organization (a test clock move runs it before answering). */
   async settleOrganization(orgId: number, at: Date): Promise<void> {
+    await this.settleDue(orgId, at);
+  }
+
+  /** settleOrganization, answering how many subscriptions (by external id) had something due. */
+  private async settleDue(orgId: number, at: Date): Promise<number> {
+    let settled = 0;
     for (const externalId of await store.possiblyDue(this.db, orgId, at)) {
       // Read afresh, not from the cache: another process may have scheduled what is due.
-      if (hasDue(await store.byExternalId(this.db, orgId, externalId), at)) await this.settleGroup(orgId, externalId, at);
+      if (hasDue(await store.byExternalId(this.db, orgId, externalId), at)) {
+        await this.settleGroup(orgId, externalId, at);
+        settled++;
+      }
     }
+    return settled;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -446,7 +470,7 @@ export class SubscriptionService {
       await store.lockGroup(tx, orgId, externalId);
       await this.settleLocked(tx, orgId, externalId, now);
     });
-    this.invalidate(orgId, externalId);
+    await this.invalidate(orgId, [externalId]);
   }
 
   /** The external_id's rows with what is due by `now` applied (written first when something is). */
@@ -457,21 +481,14 @@ export class SubscriptionService {
     return this.groupRows(orgId, externalId);
   }
 
-  private groupKey = (orgId: number, externalId: string) => `${orgId}\u0000${externalId}`;
-
-  private async groupRows(orgId: number, externalId: string): Promise<readonly StoredSubscription[]> {
-    const key = this.groupKey(orgId, externalId);
-    const wall = this.clock.now();
-    const hit = this.groups.get(key);
-    if (hit !== undefined && hit.until > wall) return hit.rows;
-    const rows = await store.byExternalId(this.db, orgId, externalId);
-    if (this.groups.size >= this.maxEntries) this.groups.delete(this.groups.keys().next().value!);
-    this.groups.set(key, { rows, until: wall + this.ttlMs });
-    return rows;
+  /** The external_id's subscription rows, from the cache (10 minutes in Redis, CACHE_L1_TTL_MS here). */
+  private groupRows(orgId: number, externalId: string): Promise<readonly StoredSubscription[]> {
+    return this.cache.get("subscription", `${orgId}:${externalId}`, () => store.byExternalId(this.db, orgId, externalId));
   }
 
-  private invalidate(orgId: number, externalId: string): void {
-    this.groups.delete(this.groupKey(orgId, externalId));
+  /** After the write committed, before answering: every process reads these groups afresh. */
+  private invalidate(orgId: number, externalIds: readonly string[]): Promise<void> {
+    return this.cache.invalidate(externalIds.map((e) => ({ kind: "subscription", key: `${orgId}:${e}` })));
   }
 
   /** The plan the subscription points at (deleted plans included: subscriptions keep theirs). */

@@ -268,3 +268,12 @@ export async function list(
   ]);
   return { items: page.rows.map(toSubscription), total: Number(count.rows[0]?.n ?? 0) };
 }
+
+/** Every external_id the customer has had a subscription under (their cached groups embed the customer). */
+export async function externalIdsOfCustomer(q: Queryable, orgId: number, customerId: number): Promise<string[]> {
+  const { rows } = await q.query<{ external_id: string }>("SELECT DISTINCT external_id FROM subscriptions WHERE org_id = $1 AND customer_id = $2", [
+    orgId,
+    customerId,
+  ]);
+  return rows.map((r) => r.external_id);
+}

@@ -193,11 +193,21 @@ describe("usage fees are the charge's buckets as current usage priced them", () 
   } as unknown as Charge;
   const bucket = (units: string, events: number) => {
     const r = rate(price as never, { units: d(units) });
-    return { filter: null, units: d(units), totalAggregatedUnits: d(units), eventsCount: events, rated: r, amountCents: centsOf(r.amount, "USD") };
+    return {
+      filter: null,
+      filterIndex: -1,
+      groupedBy: null,
+      units: d(units),
+      totalAggregatedUnits: d(units),
+      eventsCount: events,
+      proratedUnits: null,
+      rated: r,
+      amountCents: centsOf(r.amount, "USD"),
+    };
   };
   const usage: ChargeUsage = {
     charge,
-    fees: [{ ...bucket("1003", 1003), filter: charge.filters[0]! }, bucket("0", 0)],
+    fees: [{ ...bucket("1003", 1003), filter: charge.filters[0]!, filterIndex: 0 }, bucket("0", 0)],
     units: d("1003"),
     totalAggregatedUnits: d("1003"),
     eventsCount: 1003,

@@ -28,6 +28,7 @@ export interface ChargeDraft {
   readonly properties: Record<string, unknown>;
   /** null: an updated charge sent without `filters` keeps the ones it has. */
   readonly filters: readonly FilterDraft[] | null;
+  readonly taxCodes: readonly string[];
 }
 
 export interface PlanDraft {
@@ -43,6 +44,7 @@ export interface PlanDraft {
   readonly billChargesMonthly: boolean | null;
   /** The plan's whole list of charges; null when an update leaves them as they are. */
   readonly charges: readonly ChargeDraft[] | null;
+  readonly taxCodes: readonly string[];
 }
 
 /** The organization's (non-deleted) metrics that a plan body refers to. */
@@ -127,6 +129,8 @@ function readPlan(raw: unknown, base: Plan | null, metrics: MetricLookup): Check
   let charges: ChargeDraft[] | null = base === null ? [] : null;
   const list = f.array("charges");
   if (list) charges = readCharges(f, list, base, metrics);
+  // Whether the codes name taxes is checked by the service (it knows the organization's taxes).
+  const taxCodes = take("tax_codes", () => f.stringList("tax_codes") ?? [], base?.taxCodes ?? []);
 
   return sink.result({
     code,
@@ -140,6 +144,7 @@ function readPlan(raw: unknown, base: Plan | null, metrics: MetricLookup): Check
     payInAdvance,
     billChargesMonthly,
     charges,
+    taxCodes,
   });
 }
 
@@ -194,6 +199,7 @@ function readCharge(g: Fields, current: Charge | null, metrics: MetricLookup): C
   const prorated = take("prorated", () => g.bool("prorated"), current?.prorated ?? false);
   const regroupPaidFees = take("regroup_paid_fees", () => g.oneOf("regroup_paid_fees", ["invoice"] as const), current?.regroupPaidFees ?? null);
   const minAmountCents = take("min_amount_cents", () => g.cents("min_amount_cents"), current?.minAmountCents ?? 0n);
+  const taxCodes = take("tax_codes", () => g.stringList("tax_codes") ?? [], current?.taxCodes ?? []);
   if (chargeModel === undefined) return undefined;
 
   // An updated charge sent without properties keeps its price while its model stays; a new charge
@@ -220,7 +226,7 @@ function readCharge(g: Fields, current: Charge | null, metrics: MetricLookup): C
   if (metric === undefined || properties === undefined) return undefined;
   const shape = { metric, chargeModel, payInAdvance, invoiceable, regroupPaidFees, prorated, minAmountCents };
   for (const e of chargeRuleErrors(shape)) g.fail(e.field, e.code);
-  return { existingId: current?.id ?? null, code, invoiceDisplayName, properties, filters, ...shape };
+  return { existingId: current?.id ?? null, code, invoiceDisplayName, properties, filters, taxCodes, ...shape };
 }
 
 /**

@@ -79,6 +79,8 @@ export interface Charge {
   readonly price: Price;
   readonly pricingGroupKeys: readonly string[] | null;
   readonly filters: readonly ChargeFilter[];
+  /** Codes of the taxes on this charge's fees (they take precedence over the plan's); absent: none. */
+  readonly taxCodes?: readonly string[];
   readonly createdAt: Date;
 }
 
@@ -101,6 +103,8 @@ export interface Plan {
   readonly billChargesMonthly: boolean | null;
   /** In the order they were sent. */
   readonly charges: readonly Charge[];
+  /** Codes of the taxes on the plan's fees (over the customer's); absent: none. */
+  readonly taxCodes?: readonly string[];
   readonly createdAt: Date;
   /** Set once the plan is deleted (plans read by id keep answering for billing history). */
   readonly deletedAt: Date | null;

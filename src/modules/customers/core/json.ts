@@ -56,7 +56,8 @@ export function customerJson(c: Customer) {
       display_in_invoice: m.display_in_invoice,
       created_at: lagoTime(new Date(m.created_at)),
     })),
-    // Taxes do not exist yet: `taxes` stays empty and the codes given are echoed (our addition).
+    // Filled by the customer routes when the taxes module is wired (customerJsonWithTaxes); the
+    // codes as set are echoed too (our addition).
     taxes: [] as unknown[],
     tax_codes: [...a.tax_codes],
     integration_customers: [] as unknown[],
@@ -65,3 +66,6 @@ export function customerJson(c: Customer) {
 }
 
 export type CustomerJson = ReturnType<typeof customerJson>;
+
+/** The customer with its taxes (as JSON, in the order of its codes). */
+export const customerJsonWithTaxes = (c: Customer, taxes: readonly unknown[]): CustomerJson => ({ ...customerJson(c), taxes: [...taxes] });

@@ -1,6 +1,7 @@
 // Fees: the lines of an invoice. The subscription fee is the plan's amount prorated by days (trial
 // days left out); usage fees are the priced buckets of each charge (one per filter, then the
-// default bucket), exactly as current usage shows them. Every fee is rounded once, half-up, to its
+// default bucket; one per group in a bucket with pricing group keys), exactly as current usage
+// shows them. Every fee is rounded once, half-up, to its
 // currency's minor unit; the exact amount is kept as Lago's `precise_*` fields.
 import { type PlanEnd, proratedFee, unusedCredit, usedFee } from "../../billing/core/index.ts";
 import { ALL_FILTER_VALUES, type Charge, type FilterValues } from "../../catalog/index.ts";
@@ -21,6 +22,8 @@ export interface FeeItem {
   /** The subscription's lago_id (subscription fee) or the billable metric's (charge fee). */
   readonly lagoItemId: string;
   readonly itemType: "Subscription" | "BillableMetric" | "AddOn";
+  /** Lago's `grouped_by`: the group a charge fee prices (pricing group keys); absent or null otherwise. */
+  readonly groupedBy?: Readonly<Record<string, string | null>> | null;
 }
 
 /** Which of its charge's buckets a usage fee prices: the events behind it are found again from this. */
@@ -162,12 +165,12 @@ export function chargeFees(usage: readonly ChargeUsage[], span: ChargesSpan, cur
   for (const c of usage) {
     const charge = c.charge;
     const filters = bucketFilters(charge);
-    c.fees.forEach((f, i) => {
+    c.fees.forEach((f) => {
       const precise = f.rated.amount;
       const cents = centsOf(precise, currency);
       if (f.units.isZero() && cents === 0n && precise.isZero()) return;
       const unit = f.units.isZero() ? ZERO : precise.div(f.units);
-      const index = f.filter === null ? -1 : i;
+      const index = f.filterIndex;
       out.push({
         feeType: "charge",
         charge: { id: charge.id, lagoId: charge.lagoId },
@@ -195,6 +198,7 @@ export function chargeFees(usage: readonly ChargeUsage[], span: ChargesSpan, cur
           filters: f.filter?.values ?? null,
           lagoItemId: charge.metric.lagoId,
           itemType: "BillableMetric",
+          groupedBy: f.groupedBy,
         },
         amountDetails: {},
       });

@@ -1,7 +1,7 @@
 // Lago's shapes (InvoiceObject, InvoiceObjectExtended, FeeObject, BillingPeriodObject in
 // lago-javascript-client) from stored invoices and fees.
 import { Decimal, minorUnits } from "../../../shared/money.ts";
-import type { BillingPeriodRecord, FeeRecord, InvoiceRecord } from "./records.ts";
+import type { AppliedTaxRecord, BillingPeriodRecord, CreditRecord, FeeRecord, InvoiceRecord } from "./records.ts";
 
 // Lago renders times with `iso8601`: seconds, UTC, "Z".
 const iso = (d: Date | null) => (d === null ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z"));
@@ -29,8 +29,9 @@ export function feeJson(f: FeeRecord) {
     precise_total_amount: f.preciseAmount.toString(),
     amount_currency: f.currency,
     taxes_amount_cents: cents(f.taxesAmountCents),
-    taxes_precise_amount: "0",
-    taxes_rate: 0,
+    taxes_precise_amount: f.taxesPreciseAmountCents.div(Decimal.pow(10, minorUnits(f.currency))).toString(),
+    taxes_precise_amount_cents: f.taxesPreciseAmountCents.toString(),
+    taxes_rate: Number(f.taxesRate.toString()),
     units: f.units.toString(),
     precise_unit_amount: f.preciseUnitAmount.toString(),
     unit_amount_cents: cents(f.unitAmountCents),
@@ -49,7 +50,8 @@ export function feeJson(f: FeeRecord) {
     refunded_at: null,
     event_transaction_id: null,
     description: null,
-    precise_coupons_amount_cents: "0",
+    precise_coupons_amount_cents: f.preciseCouponsAmountCents.toString(),
+    // Lago: the fee's amount before coupons (the invoice shows coupons as credits).
     sub_total_excluding_taxes_amount_cents: cents(f.amountCents),
     sub_total_excluding_taxes_precise_amount_cents: preciseCents.toString(),
     amount_details: f.amountDetails,
@@ -64,9 +66,21 @@ export function feeJson(f: FeeRecord) {
       filters: f.item.filters,
       lago_item_id: f.item.lagoItemId,
       item_type: f.item.itemType,
-      grouped_by: {},
+      grouped_by: f.item.groupedBy ?? {},
     },
-    applied_taxes: [] as unknown[],
+    applied_taxes: f.appliedTaxes.map((t) => ({
+      lago_id: t.lago_id,
+      lago_fee_id: f.lagoId,
+      lago_tax_id: t.lago_tax_id,
+      tax_name: t.tax_name,
+      tax_code: t.tax_code,
+      tax_rate: Number(t.tax_rate),
+      tax_description: t.tax_description,
+      amount_cents: Number(t.amount_cents),
+      precise_amount_cents: t.precise_amount_cents,
+      amount_currency: f.currency,
+      created_at: iso(f.createdAt),
+    })),
     pricing_unit_details: null,
     presentation_breakdowns: [] as unknown[],
   };
@@ -89,8 +103,37 @@ export function billingPeriodJson(p: BillingPeriodRecord) {
   };
 }
 
+export function appliedTaxJson(t: AppliedTaxRecord) {
+  return {
+    lago_id: t.lagoId,
+    lago_invoice_id: t.invoiceLagoId,
+    lago_tax_id: t.taxLagoId,
+    tax_name: t.taxName,
+    tax_code: t.taxCode,
+    tax_rate: Number(t.taxRate.toString()),
+    tax_description: t.taxDescription,
+    amount_cents: cents(t.amountCents),
+    amount_currency: t.currency,
+    fees_amount_cents: cents(t.feesAmountCents),
+    created_at: iso(t.createdAt),
+  };
+}
+
+export function creditJson(c: CreditRecord) {
+  return {
+    lago_id: c.lagoId,
+    amount_cents: cents(c.amountCents),
+    amount_currency: c.currency,
+    before_taxes: c.beforeTaxes,
+    item: { lago_item_id: c.item.lagoItemId, type: c.item.type, code: c.item.code, name: c.item.name },
+    invoice: { lago_id: c.invoiceLagoId, payment_status: c.paymentStatus },
+  };
+}
+
 export interface InvoiceExtras {
   readonly customer: unknown;
+  readonly appliedTaxes?: readonly AppliedTaxRecord[];
+  readonly credits?: readonly CreditRecord[];
   readonly fees?: readonly FeeRecord[];
   readonly billingPeriods?: readonly BillingPeriodRecord[];
   readonly subscriptions?: readonly unknown[];
@@ -139,13 +182,13 @@ export function invoiceJson(inv: InvoiceRecord, extras: InvoiceExtras) {
     voided_at: iso(inv.voidedAt),
     customer: extras.customer,
     metadata: [] as unknown[],
-    applied_taxes: [] as unknown[],
+    applied_taxes: (extras.appliedTaxes ?? []).map(appliedTaxJson),
     applied_invoice_custom_sections: [] as unknown[],
     applied_usage_thresholds: [] as unknown[],
     ...(extras.fees !== undefined
       ? {
           billing_periods: (extras.billingPeriods ?? []).map(billingPeriodJson),
-          credits: [] as unknown[],
+          credits: (extras.credits ?? []).map(creditJson),
           fees: extras.fees.map(feeJson),
           subscriptions: extras.subscriptions ?? [],
           error_details: [] as unknown[],

@@ -84,9 +84,56 @@ export interface FeeRecord {
   readonly preciseUnitAmount: Decimal;
   readonly unitAmountCents: bigint;
   readonly taxesAmountCents: bigint;
+  /** Sum of the rates of the fee's taxes, percent. */
+  readonly taxesRate: Decimal;
+  readonly taxesPreciseAmountCents: Decimal;
+  /** The fee's exact share of the invoice's coupons, minor units. */
+  readonly preciseCouponsAmountCents: Decimal;
+  readonly appliedTaxes: readonly FeeAppliedTax[];
   readonly payInAdvance: boolean;
   readonly invoiceable: boolean;
   readonly item: FeeItem;
   readonly amountDetails: Readonly<Record<string, unknown>>;
   readonly createdAt: Date;
+}
+
+/** A tax on a fee as it was billed (stored with the fee; amounts as integer / decimal strings). */
+export interface FeeAppliedTax {
+  readonly lago_id: string;
+  readonly lago_tax_id: string;
+  readonly tax_name: string;
+  readonly tax_code: string;
+  readonly tax_rate: string;
+  readonly tax_description: string | null;
+  readonly amount_cents: string;
+  readonly precise_amount_cents: string;
+}
+
+/** A tax on an invoice (Lago's InvoiceAppliedTaxObject). */
+export interface AppliedTaxRecord {
+  readonly invoiceId: number;
+  readonly invoiceLagoId: string;
+  readonly lagoId: string;
+  readonly taxLagoId: string | null;
+  readonly taxCode: string;
+  readonly taxName: string;
+  readonly taxDescription: string | null;
+  readonly taxRate: Decimal;
+  readonly amountCents: bigint;
+  /** The base it applies to (fees after coupons). */
+  readonly feesAmountCents: bigint;
+  readonly currency: string;
+  readonly createdAt: Date;
+}
+
+/** A deduction on an invoice: a coupon (before taxes) or a credit note (after). */
+export interface CreditRecord {
+  readonly invoiceId: number;
+  readonly invoiceLagoId: string;
+  readonly paymentStatus: PaymentStatus;
+  readonly lagoId: string;
+  readonly amountCents: bigint;
+  readonly currency: string;
+  readonly beforeTaxes: boolean;
+  readonly item: { readonly type: "coupon" | "credit_note"; readonly lagoItemId: string; readonly code: string; readonly name: string };
 }

@@ -1,6 +1,9 @@
 // Invoice totals from rounded fees, in Lago's order: coupons off the fees, then taxes, then credit
 // notes and prepaid credits. Each deduction is capped at what is left, so a total is never negative
 // (a credit larger than the invoice stays available for the next one).
+import { type CouponCredit, type CouponFee, type CouponTerms, applyCoupons } from "../../coupons/core/apply.ts";
+import { type FeeTaxes, type InvoiceTaxLine, type Tax, feeTaxes, invoiceTaxes } from "../../taxes/core/tax.ts";
+import { Decimal } from "../../../shared/money.ts";
 
 export interface Deductions {
   readonly couponsCents?: bigint;
@@ -44,5 +47,95 @@ export function invoiceTotals(fees: readonly bigint[], deductions: Deductions = 
     creditNotesAmountCents: creditNotes,
     prepaidCreditAmountCents: prepaid,
     totalAmountCents: subTotalIncluding - creditNotes - prepaid,
+  };
+}
+
+// ---- the whole computation: coupons → taxes → credit notes → prepaid credits --------------------
+
+/** A fee as the deductions see it: its rounded amount, what coupons may match, the taxes it bears. */
+export interface BillableFee extends CouponFee {
+  readonly taxes: readonly Tax[];
+}
+
+/** Something with a balance an invoice may draw on (a credit note's credit, a wallet). */
+export interface Balance {
+  readonly id: number;
+  readonly balanceCents: bigint;
+}
+
+export interface InvoiceInput {
+  readonly fees: readonly BillableFee[];
+  /** The customer's active applied coupons, oldest first. */
+  readonly coupons?: readonly CouponTerms[];
+  /** Available credit notes, oldest first (finalization only). */
+  readonly creditNotes?: readonly Balance[];
+  /** Active wallets in the order they are drawn on (finalization only). */
+  readonly wallets?: readonly Balance[];
+}
+
+export interface FeeDeductions {
+  /** Exact share of the coupons, minor units. */
+  readonly couponsPreciseCents: Decimal;
+  readonly taxes: FeeTaxes;
+}
+
+export interface InvoiceComputation {
+  /** In input order. */
+  readonly fees: readonly FeeDeductions[];
+  readonly couponCredits: readonly CouponCredit[];
+  readonly appliedTaxes: readonly InvoiceTaxLine[];
+  readonly creditNoteCredits: readonly { readonly id: number; readonly amountCents: bigint }[];
+  readonly walletDebits: readonly { readonly id: number; readonly amountCents: bigint }[];
+  readonly totals: InvoiceTotals;
+}
+
+/** Draws up to `wanted` from `balances` in order. */
+function draw(balances: readonly Balance[], wanted: bigint): { id: number; amountCents: bigint }[] {
+  const out: { id: number; amountCents: bigint }[] = [];
+  let left = wanted;
+  for (const b of balances) {
+    if (left <= 0n) break;
+    const take = b.balanceCents < left ? b.balanceCents : left;
+    if (take <= 0n) continue;
+    out.push({ id: b.id, amountCents: take });
+    left -= take;
+  }
+  return out;
+}
+
+const total = (xs: readonly { amountCents: bigint }[]) => xs.reduce((s, x) => s + x.amountCents, 0n);
+
+/**
+ * An invoice's deductions and totals, in Lago's order: coupons off the fees (spread over them), taxes
+ * on what is left of each fee (one rounded amount per tax on the invoice), then credit notes and
+ * prepaid credits off the total including taxes, each capped at what is left to pay.
+ */
+export function computeInvoice(input: InvoiceInput): InvoiceComputation {
+  const { credits, feeCoupons } = applyCoupons(input.fees, input.coupons ?? []);
+  const fees = input.fees.map((f, i) => {
+    const couponsPreciseCents = feeCoupons[i]!;
+    const base = new Decimal(f.amountCents.toString()).minus(couponsPreciseCents);
+    return { couponsPreciseCents, base, taxes: feeTaxes(base, f.taxes) };
+  });
+  const appliedTaxes = invoiceTaxes(fees.map((f, i) => ({ base: f.base, taxes: input.fees[i]!.taxes })));
+  const couponsCents = total(credits);
+  const taxesCents = total(appliedTaxes);
+  const before = invoiceTotals(
+    input.fees.map((f) => f.amountCents),
+    { couponsCents, taxesCents },
+  );
+  const creditNoteCredits = draw(input.creditNotes ?? [], before.subTotalIncludingTaxesAmountCents);
+  const walletDebits = draw(input.wallets ?? [], before.subTotalIncludingTaxesAmountCents - total(creditNoteCredits));
+  const totals = invoiceTotals(
+    input.fees.map((f) => f.amountCents),
+    { couponsCents, taxesCents, creditNotesCents: total(creditNoteCredits), prepaidCreditCents: total(walletDebits) },
+  );
+  return {
+    fees: fees.map((f) => ({ couponsPreciseCents: f.couponsPreciseCents, taxes: f.taxes })),
+    couponCredits: credits,
+    appliedTaxes,
+    creditNoteCredits,
+    walletDebits,
+    totals,
   };
 }

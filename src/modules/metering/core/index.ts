@@ -3,7 +3,9 @@
 // Lago's usage JSON. Pure: no IO, no clock.
 export * from "./aggregate.ts";
 export * from "./filters.ts";
+export * from "./groups.ts";
 export * from "./json.ts";
+export * from "./proration.ts";
 export * from "./rollups.ts";
 export * from "./usage.ts";
 export * from "./window.ts";

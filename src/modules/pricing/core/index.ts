@@ -24,6 +24,7 @@ export type { PackagePrice } from "./package.ts";
 export type { PercentagePrice } from "./percentage.ts";
 export type { StandardPrice } from "./standard.ts";
 export type { VolumePrice, VolumeRange } from "./volume.ts";
+export { type ProratablePrice, type ProratedSlice, type ProratedUsage, rateProrated } from "./prorated.ts";
 export { rateGraduated, rateGraduatedPercentage, ratePackage, ratePercentage, rateStandard, rateVolume };
 
 export type Price =

@@ -1,0 +1,310 @@
+// End to end: a month of usage → invoice → payment → webhook, with the real server
+// (`node bin/valueverse.mjs serve`) in a child process, driven through `lago-javascript-client` (the
+// test clock through plain HTTP), and Lago's webhooks received by a real HTTP receiver on 127.0.0.1
+// that checks every signature with the README's recipe. The organization's clock is frozen on
+// 1 March 2024 and moved to 1 April, when March is invoiced and the payment worker charges it through
+// the built-in sandbox provider; the dunning schedule's first wait (1 h) is crossed by moving the
+// clock again. Runs on a fresh PGlite DATA_DIR, or on PostgreSQL when TEST_DATABASE_URL is set.
+//
+// Amounts, worked out by hand (Lago's charge models; calendar billing, UTC, March 2024 whole):
+//   plan fee (in arrears, the whole of March)                                   49.00 EUR
+//   api_calls, graduated: 250 calls = 100 free (0–100: 0.00/call, no flat fee)
+//                          + 150 × 0.02 (101–∞: 0.02/call) + that tier's flat 1.00      4.00 EUR
+//   storage_gb, standard 0.10/GB: 10 + 20.5 + 0.25 = 30.75 GB → 3.075, half-up     3.08 EUR
+//   total (no tax, coupon or credit)                                             56.08 EUR = 5608 cents
+// Customer "dunning" pays with `pm_fails_then_succeeds`: the first attempt (1 April 00:00) fails
+// transiently → invoice.payment_failure, payment_status stays pending; the retry 1 h later succeeds →
+// invoice.payment_status_updated (succeeded). Customer "declined" (plan fee only: 49.00 EUR) pays
+// with `pm_declines` → failed at once; after switching to `pm_succeeds`, retryPayment pays it.
+import crypto from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Client } from "lago-javascript-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call } from "./helpers/http.ts";
+import { lagoError } from "./helpers/lago.ts";
+import { createDataTarget, E2E_DB_KIND, killAllServers, randomKey, startServer, type DataTarget, type ServerProcess } from "./helpers/server.ts";
+
+type LagoClient = ReturnType<typeof Client>;
+
+// The README's verification recipe.
+function verifyLagoSignature(rawBody: Buffer, signatureHeader: string, hmacKey: string): boolean {
+  const expected = crypto.createHmac("sha256", hmacKey).update(rawBody).digest();
+  const given = Buffer.from(signatureHeader, "base64");
+  return given.length === expected.length && crypto.timingSafeEqual(given, expected);
+}
+
+interface Received {
+  key: string;
+  signature: string;
+  algorithm: string;
+  body: Buffer;
+  json: any;
+}
+
+/** Lago's webhooks as a receiver sees them; answers 200 to everything. */
+class Receiver {
+  readonly received: Received[] = [];
+  private readonly server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      this.received.push({
+        key: String(req.headers["x-lago-unique-key"]),
+        signature: String(req.headers["x-lago-signature"]),
+        algorithm: String(req.headers["x-lago-signature-algorithm"]),
+        body,
+        json: JSON.parse(body.toString("utf8")),
+      });
+      res.writeHead(200).end("ok");
+    });
+  });
+  url = "";
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/lago`;
+  }
+  /** Deduplicated on X-Lago-Unique-Key, as the README tells receivers to. */
+  of(type: string, pick: (r: Received) => boolean = () => true): Received[] {
+    const seen = new Set<string>();
+    return this.received.filter((r) => r.json.webhook_type === type && pick(r) && !seen.has(r.key) && (seen.add(r.key), true));
+  }
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const at = (iso: string) => Date.parse(iso) / 1000;
+
+describe(`a month of usage → invoice → payment → webhook, real server on ${E2E_DB_KIND}`, () => {
+  const run = crypto.randomBytes(3).toString("hex");
+  const apiKey = randomKey();
+  const planCode = `growth-${run}`;
+  const dunning = `cust-dunning-${run}`;
+  const declined = `cust-declined-${run}`;
+  let target: DataTarget;
+  let server: ServerProcess;
+  let lago: LagoClient;
+  let hmacKey = "";
+  const receiver = new Receiver();
+  let txSeq = 0;
+  let dunningInvoice = "";
+  let declinedInvoice = "";
+
+  async function freeze(iso: string): Promise<void> {
+    const r = await call(server.url, "PUT", "/api/v1/test_clock", { apiKey, body: { test_clock: { frozen_time: iso } } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+  }
+
+  beforeAll(async () => {
+    await receiver.start();
+    target = await createDataTarget();
+    server = await startServer({
+      target,
+      apiKey,
+      env: { VALUEVERSE_TEST_CLOCK: "on", BILLING_SCHEDULER: "off", PAYMENT_RETRY_SCHEDULE: "1h,1d,3d", WEBHOOK_POLL_MS: "100", PAYMENT_POLL_MS: "100" },
+      readyTimeoutMs: 90_000,
+    });
+    lago = Client(apiKey, { baseUrl: `${server.url}/api/v1` });
+  });
+
+  afterAll(async () => {
+    await killAllServers();
+    await target?.cleanup();
+    await receiver.close();
+  });
+
+  it("sets up March: a webhook endpoint, metrics, a plan, two customers paying through the sandbox", async () => {
+    await freeze("2024-03-01T00:00:00Z");
+    const endpoint = await lago.webhookEndpoints.createWebhookEndpoint({ webhook_endpoint: { webhook_url: receiver.url, signature_algo: "hmac" } });
+    expect(endpoint.data.webhook_endpoint.webhook_url).toBe(receiver.url);
+    const key = await call(server.url, "GET", "/api/v1/webhooks/hmac_key", { apiKey });
+    hmacKey = key.body.webhook.hmac_key;
+
+    const calls = await lago.billableMetrics.createBillableMetric({ billable_metric: { name: "API calls", code: `api_calls_${run}`, aggregation_type: "count_agg" } });
+    const storage = await lago.billableMetrics.createBillableMetric({
+      billable_metric: { name: "Storage", code: `storage_gb_${run}`, aggregation_type: "sum_agg", field_name: "gb" },
+    });
+    await lago.plans.createPlan({
+      plan: {
+        name: "Growth",
+        code: planCode,
+        interval: "monthly",
+        amount_cents: 4900,
+        amount_currency: "EUR",
+        pay_in_advance: false,
+        charges: [
+          {
+            billable_metric_id: calls.data.billable_metric.lago_id,
+            charge_model: "graduated",
+            properties: {
+              graduated_ranges: [
+                { from_value: 0, to_value: 100, per_unit_amount: "0", flat_amount: "0" },
+                { from_value: 101, to_value: null, per_unit_amount: "0.02", flat_amount: "1" },
+              ],
+            },
+          },
+          { billable_metric_id: storage.data.billable_metric.lago_id, charge_model: "standard", properties: { amount: "0.10" } },
+        ],
+      },
+    } as never);
+    for (const [external, token] of [
+      [dunning, "pm_fails_then_succeeds"],
+      [declined, "pm_declines"],
+    ] as const) {
+      await lago.customers.createCustomer({
+        customer: {
+          external_id: external,
+          name: external,
+          currency: "EUR",
+          billing_configuration: { payment_provider: "stripe", payment_provider_code: "sandbox", provider_customer_id: token },
+        },
+      } as never);
+      await lago.subscriptions.createSubscription({
+        subscription: { external_customer_id: external, plan_code: planCode, external_id: `sub-${external}`, billing_time: "calendar" },
+      });
+    }
+
+    // March's usage of the "dunning" customer: 250 calls and 30.75 GB over the month, sent at its end.
+    await freeze("2024-03-31T23:59:30Z");
+    const events = [
+      ...Array.from({ length: 250 }, (_, i) => ({
+        transaction_id: `call-${run}-${++txSeq}`,
+        external_subscription_id: `sub-${dunning}`,
+        code: `api_calls_${run}`,
+        timestamp: at("2024-03-02T00:00:00Z") + i * 9000,
+      })),
+      ...[
+        ["2024-03-05T10:00:00Z", 10],
+        ["2024-03-18T10:00:00Z", "20.5"],
+        ["2024-03-31T23:59:00Z", 0.25],
+      ].map(([ts, gb]) => ({
+        transaction_id: `gb-${run}-${++txSeq}`,
+        external_subscription_id: `sub-${dunning}`,
+        code: `storage_gb_${run}`,
+        timestamp: at(ts as string),
+        properties: { gb },
+      })),
+    ];
+    for (let i = 0; i < events.length; i += 100) {
+      const r = await lago.events.createBatchEvents({ events: events.slice(i, i + 100) as never });
+      expect(r.status).toBe(200);
+    }
+    const usage = await lago.customers.findCustomerCurrentUsage(dunning, { external_subscription_id: `sub-${dunning}` });
+    expect(usage.data.customer_usage.amount_cents).toBe(708); // 4.00 + 3.08 (3.075 half-up, per fee)
+  });
+
+  it("1 April: March is invoiced and charged; the first attempt fails transiently, the decline fails for good", async () => {
+    await freeze("2024-04-01T00:00:00Z");
+    // The clock move answers once billing and the payments due by then are done.
+    const invoices = await lago.invoices.findAllInvoices({ external_customer_id: dunning });
+    expect(invoices.data.invoices).toHaveLength(1);
+    const invoice = (await lago.invoices.findInvoice(invoices.data.invoices[0]!.lago_id)).data.invoice;
+    dunningInvoice = invoice.lago_id;
+    expect(invoice).toMatchObject({ status: "finalized", currency: "EUR", fees_amount_cents: 5608, total_amount_cents: 5608, payment_status: "pending" });
+    const byCode = Object.fromEntries(invoice.fees!.map((f) => [f.item.code, f.amount_cents]));
+    expect(byCode).toEqual({ [planCode]: 4900, [`api_calls_${run}`]: 400, [`storage_gb_${run}`]: 308 });
+
+    const payments = await lago.payments.findAllPayments({ external_customer_id: dunning });
+    expect(payments.data.payments).toHaveLength(1);
+    expect(payments.data.payments[0]).toMatchObject({
+      invoice_ids: [dunningInvoice],
+      amount_cents: 5608,
+      amount_currency: "EUR",
+      payment_status: "pending",
+      payment_provider_code: "sandbox",
+      provider_customer_id: "pm_fails_then_succeeds",
+    });
+    expect((payments.data.payments[0] as any).next_attempt_at).toBe("2024-04-01T01:00:00Z");
+
+    const failure = await eventually(
+      "invoice.payment_failure",
+      async () => receiver.of("invoice.payment_failure", (r) => r.json.payment_provider_invoice_payment_error.lago_invoice_id === dunningInvoice),
+      (v) => v.length === 1,
+    );
+    expect(failure[0]!.json.payment_provider_invoice_payment_error).toMatchObject({
+      external_customer_id: dunning,
+      provider_customer_id: "pm_fails_then_succeeds",
+      payment_provider_code: "sandbox",
+      provider_error: { error_code: "processing_error" },
+    });
+
+    const declinedInvoices = await lago.invoices.findAllInvoices({ external_customer_id: declined });
+    declinedInvoice = declinedInvoices.data.invoices[0]!.lago_id;
+    expect(declinedInvoices.data.invoices[0]).toMatchObject({ total_amount_cents: 4900, payment_status: "failed" });
+    await eventually(
+      "the decline's webhooks",
+      async () => receiver.of("invoice.payment_status_updated", (r) => r.json.invoice.lago_id === declinedInvoice),
+      (v) => v.length === 1 && v[0]!.json.invoice.payment_status === "failed",
+    );
+  });
+
+  it("an hour later the retry succeeds: one charge, invoice.payment_status_updated received and signed", async () => {
+    await freeze("2024-04-01T01:00:00Z");
+    const invoice = (await lago.invoices.findInvoice(dunningInvoice)).data.invoice;
+    expect(invoice).toMatchObject({ payment_status: "succeeded", total_paid_amount_cents: 5608, total_due_amount_cents: 0 });
+    const list = await lago.payments.findAllPayments({ invoice_id: dunningInvoice });
+    const payment = (await call(server.url, "GET", `/api/v1/payments/${list.data.payments[0]!.lago_id}`, { apiKey })).body.payment;
+    expect(payment).toMatchObject({ payment_status: "succeeded", amount_cents: 5608, attempts_count: 2 });
+    expect(payment.attempts.map((a: any) => a.outcome)).toEqual(["transient_failure", "succeeded"]);
+
+    const updates = await eventually(
+      "invoice.payment_status_updated",
+      async () => receiver.of("invoice.payment_status_updated", (r) => r.json.invoice.lago_id === dunningInvoice),
+      (v) => v.length === 1,
+    );
+    expect(updates[0]!.json).toMatchObject({
+      webhook_type: "invoice.payment_status_updated",
+      object_type: "invoice",
+      invoice: { lago_id: dunningInvoice, payment_status: "succeeded", total_amount_cents: 5608, customer: { external_id: dunning } },
+    });
+    // Every webhook received carries a valid signature.
+    expect(receiver.received.length).toBeGreaterThan(0);
+    for (const r of receiver.received) {
+      expect(r.algorithm).toBe("hmac");
+      expect(verifyLagoSignature(r.body, r.signature, hmacKey), r.json.webhook_type).toBe(true);
+    }
+    // Paid: Lago refuses to retry it.
+    expect((await lagoError(lago.invoices.retryPayment(dunningInvoice))).status).toBe(405);
+  });
+
+  it("the declined customer switches to a working card; retryPayment (no options) pays it through the worker", async () => {
+    await lago.customers.createCustomer({ customer: { external_id: declined, billing_configuration: { provider_customer_id: "pm_succeeds" } } } as never);
+    const r = await lago.invoices.retryPayment(declinedInvoice);
+    expect(r.status).toBe(200);
+    // The background worker (not a clock move) charges it.
+    await eventually(
+      "the declined invoice paid",
+      async () => (await lago.invoices.findInvoice(declinedInvoice)).data.invoice.payment_status,
+      (s) => s === "succeeded",
+    );
+    await eventually(
+      "its webhook",
+      async () => receiver.of("invoice.payment_status_updated", (x) => x.json.invoice.lago_id === declinedInvoice).map((x) => x.json.invoice.payment_status),
+      (v) => v.join(",") === "failed,succeeded",
+    );
+    const all = await lago.payments.findAllPayments();
+    expect(all.data.payments.map((p) => [p.lago_payable_id, p.payment_status, p.amount_cents]).sort()).toEqual(
+      [
+        [dunningInvoice, "succeeded", 5608],
+        [declinedInvoice, "succeeded", 4900],
+      ].sort(),
+    );
+    const metrics = await call(server.url, "GET", "/metrics");
+    expect(metrics.body).toMatch(/billing_payment_attempts_total\{provider="sandbox",outcome="succeeded"\} 2/);
+    expect(metrics.body).toMatch(/billing_payment_failures_total\{provider="sandbox",outcome="transient_failure"\} 1/);
+    expect(metrics.body).toMatch(/billing_payment_failures_total\{provider="sandbox",outcome="declined"\} 1/);
+  });
+});

@@ -1,0 +1,81 @@
+// Worker processes (node:cluster) on PostgreSQL: by default one per core, all answering on one port;
+// and a graceful SIGTERM under load with two workers: the primary stops both, each drains its
+// in-flight batches, and every acknowledged event is stored exactly once. PGlite runs one process.
+import crypto from "node:crypto";
+import os from "node:os";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, mapConcurrent } from "./helpers/http.ts";
+import { runLoad, summarize, type LoadControl } from "./helpers/load.ts";
+import { createDataTarget, E2E_DB_KIND, killAllServers, randomKey, sleep, startServer, type DataTarget } from "./helpers/server.ts";
+import { checkDatabase } from "./helpers/verify.ts";
+
+/** The process that answered: request ids start with the worker's pid in base 36. */
+const workerOf = (requestId: string | null) => Number.parseInt((requestId ?? "").split("-")[0] ?? "", 36);
+
+describe.skipIf(E2E_DB_KIND !== "postgres")("worker processes (PostgreSQL only: the embedded database belongs to one process; runs with TEST_DATABASE_URL)", () => {
+  const run = crypto.randomBytes(3).toString("hex");
+  const apiKey = randomKey();
+  let target: DataTarget;
+
+  beforeAll(async () => {
+    target = await createDataTarget("postgres");
+  });
+  afterAll(async () => {
+    await killAllServers();
+    await target?.cleanup();
+  });
+
+  it("without WORKERS, runs one worker per core, all answering on the same port", { timeout: 120_000 }, async () => {
+    const server = await startServer({ target, apiKey, readyTimeoutMs: 60_000 });
+    try {
+      const cores = os.availableParallelism();
+      expect(server.logs()).toContain(`starting ${cores} worker processes`);
+      // Concurrent requests open several connections, which the primary hands out in turn.
+      const seen = new Set<number>();
+      for (let round = 0; round < 20 && seen.size < cores; round++) {
+        const answers = await mapConcurrent(Array.from({ length: 16 }), 16, () => call(server.url, "GET", "/api/v1/customers", { apiKey }));
+        for (const a of answers) {
+          expect(a.status).toBe(200);
+          seen.add(workerOf(a.headers.get("x-request-id")));
+        }
+      }
+      expect(seen.size).toBe(cores);
+      expect(seen.has(server.pid)).toBe(false); // the primary only hands out connections
+    } finally {
+      expect((await server.stop(15_000)).code).toBe(0);
+    }
+  });
+
+  it("SIGTERM under load with 2 workers: both drain, the primary exits 0, every acknowledged event is stored exactly once", { timeout: 120_000 }, async () => {
+    const server = await startServer({ target, apiKey, env: { WORKERS: "2" }, readyTimeoutMs: 60_000 });
+    const control: LoadControl = { stop: false };
+    const loading = runLoad({ url: server.url, apiKey, prefix: `workers-${run}`, clients: 16, durationMs: 8_000, maxNewEvents: 50_000, control, conflictEvery: 0 });
+    const started = performance.now();
+    while ((control.acked ?? 0) < 300 && performance.now() - started < 5_000) await sleep(10);
+    await sleep(300 + Math.random() * 300);
+    control.killedAt = performance.now();
+    const exit = await server.stop(20_000);
+    const load = await loading;
+    console.log(`[workers] SIGTERM after ${Math.round(control.killedAt - started)} ms; exit ${JSON.stringify(exit)}; load: ${summarize(load)}`);
+
+    expect(exit, `the server did not exit cleanly on SIGTERM:\n${server.logs().slice(-3000)}`).toEqual({ code: 0, signal: null });
+    // Both workers drained (each logs its shutdown), nothing was logged as an error.
+    expect(server.logs().match(/shutting down: finishing in-flight requests and batches/g)?.length).toBe(2);
+    expect(server.logLines(50), "no error logged").toEqual([]);
+    expect(load.problems, load.problems.join("\n")).toEqual([]);
+    expect(load.acked.size).toBeGreaterThan(100);
+
+    const db = await target.openDb();
+    try {
+      const check = await checkDatabase(db, { apiKey, acked: load.acked, attempted: load.attempted });
+      console.log(`[workers] after SIGTERM: ${JSON.stringify({ ...check, storedUnackedIds: undefined, problems: check.problems.length })}`);
+      expect(check.problems, check.problems.join("\n")).toEqual([]);
+      expect(check.missing).toBe(0);
+      expect(check.duplicated).toBe(0);
+      // Refused with 503 while stopping ("retry"): not stored.
+      expect(check.storedUnackedIds.filter((id) => load.refusedWhileStopping.has(id))).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -1,0 +1,54 @@
+// The sandbox provider's behaviour, chosen by the customer's payment method token
+// (billing_configuration.provider_customer_id). Pure: the ledger and the waiting are the
+// provider's (../sandbox.ts).
+
+/**
+ * - `pm_succeeds` (or any token starting `pm_succeeds`): charged.
+ * - `pm_declines`: declined (`card_declined`).
+ * - `pm_insufficient_funds`: declined (`insufficient_funds`).
+ * - `pm_fails_transiently`: never charged now (`processing_error`), every time.
+ * - `pm_fails_then_succeeds`, `pm_fails_<n>_then_succeeds`: the first 1 (or n) requests for an
+ *   invoice fail transiently, the next one is charged.
+ * - `pm_times_out`: charged, but the answer never comes (the caller times out); asked again with
+ *   the same idempotency key, the sandbox answers the charge it made.
+ * - anything else, or no token: declined (`payment_method_missing` / `unknown_payment_method`).
+ */
+export type SandboxBehaviour =
+  | { readonly kind: "charge" }
+  | { readonly kind: "decline"; readonly errorCode: string; readonly message: string }
+  | { readonly kind: "transient"; readonly errorCode: string; readonly message: string }
+  | { readonly kind: "charge_then_hang" };
+
+export const SANDBOX_TOKENS = [
+  "pm_succeeds",
+  "pm_declines",
+  "pm_insufficient_funds",
+  "pm_fails_transiently",
+  "pm_fails_then_succeeds",
+  "pm_fails_<n>_then_succeeds",
+  "pm_times_out",
+] as const;
+
+const FAILS_THEN_SUCCEEDS = /^pm_fails_(?:(\d{1,3})_)?then_succeeds$/;
+
+/** What the sandbox does with a new request (no ledger row for its key), given earlier transient failures for the same invoice. */
+export function sandboxBehaviour(token: string, priorTransientFailures: number): SandboxBehaviour {
+  if (token === "") return { kind: "decline", errorCode: "payment_method_missing", message: "the customer has no payment method (billing_configuration.provider_customer_id)" };
+  if (token.startsWith("pm_succeeds")) return { kind: "charge" };
+  if (token === "pm_declines") return { kind: "decline", errorCode: "card_declined", message: "Your card was declined." };
+  if (token === "pm_insufficient_funds") return { kind: "decline", errorCode: "insufficient_funds", message: "Your card has insufficient funds." };
+  if (token === "pm_fails_transiently") return transient();
+  if (token === "pm_times_out") return { kind: "charge_then_hang" };
+  const m = FAILS_THEN_SUCCEEDS.exec(token);
+  if (m !== null) {
+    const failures = m[1] === undefined ? 1 : Number(m[1]);
+    return priorTransientFailures < failures ? transient() : { kind: "charge" };
+  }
+  return { kind: "decline", errorCode: "unknown_payment_method", message: `the sandbox has no payment method ${JSON.stringify(token.slice(0, 64))}` };
+}
+
+const transient = (): SandboxBehaviour => ({
+  kind: "transient",
+  errorCode: "processing_error",
+  message: "An error occurred while processing the payment; nothing was charged. Try again later.",
+});

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from "fastify";
+import { validationFailed } from "../../shared/errors.ts";
+import { paginationMeta } from "../../shared/pagination.ts";
+import { invoiceDetailsJson } from "../invoicing/index.ts";
+import { readPaymentListQuery, type PaymentListQuery } from "./core/index.ts";
+import type { PaymentsService } from "./service.ts";
+
+type ByLagoId = { Params: { lago_id: string } };
+
+function listQuery(raw: unknown, externalCustomerId?: string): PaymentListQuery {
+  const read = readPaymentListQuery((raw ?? {}) as Record<string, unknown>);
+  if (!read.ok) throw validationFailed(read.errors, "invalid query parameters");
+  return externalCustomerId === undefined ? read.value : { ...read.value, externalCustomerId };
+}
+
+export function registerPaymentRoutes(app: FastifyInstance, payments: PaymentsService): void {
+  const list = async (orgId: number, query: PaymentListQuery) => {
+    const { items, total } = await payments.list(orgId, query);
+    return { payments: items.map((p) => payments.render(p)), meta: paginationMeta(query.page, query.perPage, total) };
+  };
+
+  app.get("/api/v1/payments", async (request) => list(request.orgId, listQuery(request.query)));
+
+  app.get<{ Params: { external_id: string } }>("/api/v1/customers/:external_id/payments", async (request) =>
+    list(request.orgId, listQuery(request.query, request.params.external_id)),
+  );
+
+  app.get<ByLagoId>("/api/v1/payments/:lago_id", async (request) => {
+    const { payment, attempts } = await payments.get(request.orgId, request.params.lago_id);
+    return { payment: payments.render(payment, attempts) };
+  });
+
+  // Lago answers 200 with no body once the retry is scheduled; ours has been committed by then.
+  app.post<ByLagoId>(
+    "/api/v1/invoices/:lago_id/retry_payment",
+    {
+      // Lago's client sends `Content-Type: application/json` with no body when called without
+      // options; that is not a malformed body here, just no options.
+      onRequest: (request, _reply, done) => {
+        if (request.headers["content-length"] === "0") delete request.headers["content-type"];
+        done();
+      },
+    },
+    async (request, reply) => {
+      await payments.retryPayment(request.orgId, request.params.lago_id);
+      return reply.code(200).send();
+    },
+  );
+
+  app.put<ByLagoId>("/api/v1/invoices/:lago_id", async (request) => ({
+    invoice: invoiceDetailsJson(await payments.updateInvoice(request.orgId, request.params.lago_id, request.body)),
+  }));
+}
