@@ -11,6 +11,8 @@
 // (grace period 0) with 4 fees and a total of 10.00 + 0.20 + 11.00 + 14.00 = 35.20 EUR; both are
 // checked. A second run must issue nothing. Progress goes to stderr; the last line on stdout is one
 // JSON object. The issue's goal (>= 1,000 invoices/s) is reported, not asserted.
+import fs from "node:fs";
+import inspector from "node:inspector/promises";
 import os from "node:os";
 import pg from "pg";
 import { buildApp } from "../src/app.ts";
@@ -27,7 +29,7 @@ const BILL_AT = Date.UTC(2026, 3, 1, 0, 0, 5);
 const EXPECTED_TOTAL_CENTS = 3520;
 const FEES_PER_INVOICE = 4;
 
-export async function runBillingBench(opts: { subscriptions: number }): Promise<void> {
+export async function runBillingBench(opts: { subscriptions: number; cpuProfile?: string }): Promise<void> {
   const url = await requireEmptyDatabase("bench:billing");
   const n = Math.max(1, Math.min(1_000_000, Math.floor(opts.subscriptions) || 5_000));
   const apiKey = "bench_" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
@@ -126,11 +128,24 @@ export async function runBillingBench(opts: { subscriptions: number }): Promise<
     clock.set(BILL_AT);
     log(`billing job at ${new Date(BILL_AT).toISOString()} (load average ${loadavg()})`);
     profile.reset();
+    // --cpu-profile FILE: a V8 CPU profile of the job alone (open it in Chrome DevTools or speedscope).
+    const inspectorSession = opts.cpuProfile ? new inspector.Session() : null;
+    if (inspectorSession !== null) {
+      inspectorSession.connect();
+      await inspectorSession.post("Profiler.enable");
+      await inspectorSession.post("Profiler.start");
+    }
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const summary = await app.invoicing.runBillingJob();
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    if (inspectorSession !== null) {
+      const { profile: cpuProfile } = await inspectorSession.post("Profiler.stop");
+      fs.writeFileSync(opts.cpuProfile!, JSON.stringify(cpuProfile));
+      inspectorSession.disconnect();
+      log(`CPU profile of the job written to ${opts.cpuProfile}`);
+    }
     const statements = profile.top(12, seconds);
     for (const st of statements) log(`  ${String(st.calls).padStart(7)} x ${String(st.mean_ms).padStart(6)} ms = ${String(st.total_ms).padStart(8)} ms  ${st.sql}`);
     const invoicesPerS = Math.round(summary.invoicesIssued / seconds);

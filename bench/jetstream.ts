@@ -21,12 +21,29 @@ const WORKLOADS = [
 export interface JetstreamBenchOptions {
   seconds: number;
   ingestWorkers: number;
+  /** Also batch100 with one stream message per event. */
+  perEventVariant: boolean;
 }
 
 interface Stored {
   events: number;
   identities: number;
 }
+
+/** Answers of the ingest routes so far, by status (from the API's /metrics; summed over its workers). */
+async function ingestStatuses(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^http_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    if (!/route="\/api\/v1\/events(\/batch)?"/.test(m[1]!) || !/method="POST"/.test(m[1]!)) continue;
+    const status = /status="(\d+)"/.exec(m[1]!)?.[1] ?? "?";
+    out[status] = (out[status] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+const minus = (a: Record<string, number>, b: Record<string, number>) =>
+  Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (b[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
 
 async function storedWithPrefix(db: pg.Client, prefix: string): Promise<Stored> {
   const r = await db.query<{ events: string; identities: string }>(
@@ -50,7 +67,7 @@ export async function runJetstreamBench(opts: JetstreamBenchOptions): Promise<vo
   await db.connect();
 
   const direct: Record<string, Workload> = {};
-  const jetstream: Record<string, Workload & { stored: number; drain_seconds: number; committed_events_per_s: number }> = {};
+  const jetstream: Record<string, Workload & { stored: number; drain_seconds: number; committed_events_per_s: number; answers: Record<string, number> }> = {};
   const lost: Record<string, number> = {};
   const duplicated: Record<string, number> = {};
 
@@ -89,22 +106,32 @@ export async function runJetstreamBench(opts: JetstreamBenchOptions): Promise<vo
     };
     await wrk(server.url, apiKey, { size: 0, seconds: 3, connections: 64, prefix: `${runId}-jwarm` });
     await drain();
-    for (const w of WORKLOADS) {
-      const prefix = `${runId}-j${w.name}`;
-      const r = await wrk(server.url, apiKey, { size: w.size, seconds, connections: w.connections, prefix });
+    const measure = async (name: string, size: number, connections: number) => {
+      const prefix = `${runId}-j${name}`;
+      const before = await ingestStatuses(server.url);
+      const r = await wrk(server.url, apiKey, { size, seconds, connections, prefix });
+      const answers = minus(await ingestStatuses(server.url), before);
       lagAtEnd = Math.max(lagAtEnd, await lag());
       const drainSeconds = await drain();
       const stored = await storedWithPrefix(db, prefix);
       // wrk counts the answered 2xx; requests cut off at its end may have been published too.
-      lost[w.name] = Math.max(0, r.events - stored.identities);
-      duplicated[w.name] = stored.events - stored.identities;
-      jetstream[w.name] = {
+      lost[name] = Math.max(0, r.events - stored.identities);
+      duplicated[name] = stored.events - stored.identities;
+      jetstream[name] = {
         ...r,
         stored: stored.events,
         drain_seconds: round2(drainSeconds),
         committed_events_per_s: Math.round(stored.events / (r.seconds + drainSeconds)),
+        answers,
       };
-      log(`jetstream ${w.name}: ${JSON.stringify(jetstream[w.name])}`);
+      log(`jetstream ${name}: ${JSON.stringify(jetstream[name])}`);
+    };
+    for (const w of WORKLOADS) await measure(w.name, w.size, w.connections);
+    if (opts.perEventVariant) {
+      // The same batches as one message per event (NATS_EVENTS_PER_MESSAGE=1), for comparison.
+      await server.stop();
+      server = await startServer({ ...base, ...nats, INGEST_MODE: "jetstream", NATS_EVENTS_PER_MESSAGE: "1" }, log);
+      await measure("batch100_message_per_event", 100, 16);
     }
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
@@ -118,6 +145,9 @@ export async function runJetstreamBench(opts: JetstreamBenchOptions): Promise<vo
   for (const w of WORKLOADS) {
     ratios[`${w.name}_acknowledged`] = ratio(jetstream[w.name]!.events_per_s, direct[w.name]!.events_per_s);
     ratios[`${w.name}_committed`] = ratio(jetstream[w.name]!.committed_events_per_s, direct[w.name]!.events_per_s);
+  }
+  if (jetstream.batch100_message_per_event) {
+    ratios.batch100_message_per_event_acknowledged = ratio(jetstream.batch100_message_per_event.events_per_s, direct.batch100!.events_per_s);
   }
   const nothingLost = Object.values(lost).every((n) => n === 0) && Object.values(duplicated).every((n) => n === 0);
   const summary = {

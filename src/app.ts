@@ -19,6 +19,8 @@ import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
 import { TaxService, registerTaxRoutes, taxJson } from "./modules/taxes/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
+import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
+import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
 import { createWebhooks, registerWebhookRoutes, type Webhooks } from "./modules/webhooks/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { systemClock, type Clock } from "./shared/clock.ts";
@@ -138,20 +140,28 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     const object = { ...subscriptionJson(view, true), customer: customer && customerJson(customer) };
     return webhooks.service.enqueue(tx, s.orgId, `subscription.${transition}`, "subscription", object);
   });
-  // A subscription's final invoice is issued in the transaction that ends it; clock moves and the
-  // scheduler bill what falls due (after the subscription transitions settled above).
   // Deductions on invoices, in Lago's order: coupons, taxes, credit notes, prepaid credits.
   const coupons = new CouponService(db, clock, { customers });
+  // Credit notes render their fees through invoicing, which is built below (read lazily).
+  const creditNotes = new CreditNoteService(db, clock, { customers, fees: { feeIn: (q, orgId, lagoId) => invoicing.feeIn(q, orgId, lagoId) } });
+  const wallets = new WalletService(db, clock, { customers, webhook: (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object) });
   const adjustments: InvoiceAdjustments = {
     taxes: (q, orgId) => taxes.byCode(orgId, q),
     coupons: (q, orgId, customerId, currency, now) => coupons.terms(q, orgId, customerId, currency, now),
-    creditNotes: async () => [],
-    wallets: async () => [],
+    creditNotes: (q, orgId, customerId, currency) => creditNotes.balances(q, orgId, customerId, currency),
+    wallets: (q, orgId, customerId, currency, now) => wallets.drawable(q, orgId, customerId, currency, now),
     consume: async (q, invoice, result, now) => {
       await coupons.recordUse(q, invoice.orgId, result.couponCredits, now);
+      await creditNotes.draw(q, invoice.orgId, result.creditNoteCredits, now);
+      await wallets.draw(q, invoice.orgId, invoice.id, result.walletDebits, now);
     },
-    creditUnusedAdvanceFee: async () => {},
+    creditUnusedAdvanceFee: (q, unused) => creditNotes.creditUnusedAdvanceFee(q, unused),
   };
+  creditNotes.onCreated(async (tx, note) =>
+    webhooks.service.enqueue(tx, note.orgId, "credit_note.created", "credit_note", creditNoteJson(await creditNotes.view(note.orgId, note, tx))),
+  );
+  // A subscription's final invoice is issued in the transaction that ends it; clock moves and the
+  // scheduler bill what falls due (after the subscription transitions settled above).
   const invoicing = new InvoicingService(db, clock, { customers, subscriptions, metering, adjustments }, {
     onError: (err, context) => http.log.error({ err, ...context }, "billing failed; retried by the next run"),
   });
@@ -196,6 +206,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
           http.log.info({ dropped: r.dropped, identities_deleted: r.identitiesDeleted, slimmed: r.slimmed }, "data lifecycle");
         }
       } catch (err) {
+        // Stopped while it ran (SIGTERM during start-up closes the database under it): nothing failed.
+        if (closing) return;
         http.log.error({ err }, "data lifecycle failed; retried within the hour");
       }
     }));
@@ -269,6 +281,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerCatalogRoutes(http, catalog, async (orgId, codes) => new Map((await taxes.resolve(orgId, codes)).map((t) => [t.code, taxJson(t)])));
   registerTaxRoutes(http, taxes);
   registerCouponRoutes(http, coupons);
+  registerCreditNoteRoutes(http, creditNotes);
+  registerWalletRoutes(http, wallets);
   registerSubscriptionRoutes(http, subscriptions);
   registerMeteringRoutes(http, metering);
   registerTestClockRoutes(http, testClock);

@@ -161,18 +161,20 @@ bench
   .command("billing")
   .description("invoices/s of the billing job: N subscriptions, a plan fee and three usage charges (needs DATABASE_URL, an empty database)")
   .option("--subscriptions <n>", "subscriptions (one customer each), each billed one invoice", "5000")
-  .action(async (opts: { subscriptions: string }) => {
+  .option("--cpu-profile <file>", "write a V8 CPU profile of the billing job alone")
+  .action(async (opts: { subscriptions: string; cpuProfile?: string }) => {
     const { runBillingBench } = await import("../bench/billing.ts");
-    await runBillingBench({ subscriptions: Number(opts.subscriptions) });
+    await runBillingBench({ subscriptions: Number(opts.subscriptions), ...(opts.cpuProfile ? { cpuProfile: opts.cpuProfile } : {}) });
   });
 bench
   .command("jetstream")
   .description("ingest throughput in INGEST_MODE=jetstream (3 local NATS nodes, ingest workers) vs direct mode, same run; checks nothing was lost (needs DATABASE_URL, an empty database, and nats-server)")
   .option("--seconds <n>", "seconds per workload", "10")
   .option("--ingest-workers <n>", "ingest-worker processes", "1")
-  .action(async (opts: { seconds: string; ingestWorkers: string }) => {
+  .option("--no-per-event", "skip the batch100 run with one stream message per event")
+  .action(async (opts: { seconds: string; ingestWorkers: string; perEvent: boolean }) => {
     const { runJetstreamBench } = await import("../bench/jetstream.ts");
-    await runJetstreamBench({ seconds: Number(opts.seconds), ingestWorkers: Number(opts.ingestWorkers) });
+    await runJetstreamBench({ seconds: Number(opts.seconds), ingestWorkers: Number(opts.ingestWorkers), perEventVariant: opts.perEvent });
   });
 bench
   .command("usage")

@@ -39,9 +39,13 @@ async function runServer(config: Config, isWorker: boolean): Promise<void> {
   try {
     await app.start();
   } catch (err) {
+    // Told to stop while starting (a worker SIGTERMed before it was ready): the shutdown closed
+    // the database under the start-up, and exits by itself once it has drained.
+    if (closing) return;
     app.http.log.fatal({ err }, "start-up failed");
     process.exit(1);
   }
+  if (closing) return;
   app.http.log.info({ port: config.port, database: config.databaseUrl ? "postgres" : "embedded", pid: process.pid }, "ready");
 }
 
@@ -71,7 +75,11 @@ async function runPrimary(config: Config): Promise<void> {
   for (let i = 0; i < config.workers; i++) fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) {
-      if (code !== 0) drainFailed = true;
+      // Killed by the SIGTERM itself: it was still loading, before its handler existed (nothing accepted yet).
+      if (code !== 0 && signal !== "SIGTERM") {
+        drainFailed = true;
+        console.error(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, msg: "worker did not drain cleanly", worker: worker.process.pid, code, signal }));
+      }
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(drainFailed ? 1 : 0);
       return;
     }

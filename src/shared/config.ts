@@ -73,6 +73,8 @@ export interface NatsConfig {
   ackWaitMs: number;
   /** NATS_PUBLISH_TIMEOUT_MS: how long the API keeps trying to get an event into the stream before a 503. */
   publishTimeoutMs: number;
+  /** NATS_EVENTS_PER_MESSAGE: most events of one batch request in one stream message (1: a message per event). */
+  eventsPerMessage: number;
 }
 
 /** Invoice collection (src/modules/payments). */
@@ -240,7 +242,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       duplicateWindowMs: int("NATS_DUPLICATE_WINDOW_MS", 120_000, 1_000, 86_400_000),
       consumer: name("NATS_CONSUMER", "valueverse-ingest", /^[A-Za-z0-9_-]{1,64}$/, "letters, digits, _ and - (at most 64)"),
       ackWaitMs: int("NATS_ACK_WAIT_MS", 30_000, 1_000, 3_600_000),
-      publishTimeoutMs: int("NATS_PUBLISH_TIMEOUT_MS", 5_000, 100, 120_000),
+      publishTimeoutMs: int("NATS_PUBLISH_TIMEOUT_MS", 10_000, 100, 120_000),
+      eventsPerMessage: int("NATS_EVENTS_PER_MESSAGE", 100, 1, 1000),
     },
     cache: {
       enabled: oneOf("CACHE", "on", ["on", "off"]) === "on",

@@ -159,7 +159,6 @@ describe(`two-tier cache with Redis, two instances on one ${DB_KIND} database`, 
     try {
       await admin.call("CLIENT", "PAUSE", "1500", "ALL");
       await reprice(p.a, p.apiKey, s, "5");
-      console.log("DEBUG", await counter(p.a, "cache_errors_total", "l2"), await counter(p.a, "cache_errors_total", "l1"), p.a.cache.l1Usable, p.b.cache.l1Usable, JSON.stringify(p.logs));
       expect((await b.usage(s.customer, s.sub)).amount_cents).toBe(500);
       expect((await a.usage(s.customer, s.sub)).amount_cents).toBe(500);
     } finally {

@@ -77,6 +77,7 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
       NATS_SUBJECT: `vvtest.${run}`,
       NATS_CONSUMER: `vv-test-${run}`,
       NATS_ACK_WAIT_MS: "2000",
+      NATS_PUBLISH_TIMEOUT_MS: "1500",
       WEBHOOK_WORKER: "off",
       BILLING_SCHEDULER: "off",
     };
@@ -132,9 +133,12 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
   it("publishes a batch, answers once every event is acknowledged, and the worker stores each exactly once", async () => {
     const sub = uid("sub");
     const events = Array.from({ length: 500 }, (_, i) => ({ transaction_id: `b-${i}`, external_subscription_id: sub, code: "api_calls", timestamp: T0_S, properties: { i } }));
+    const seqBefore = (await (await nc.jetstreamManager()).streams.info(env.NATS_STREAM!)).state.last_seq;
     const r = await client(t).postBatch(events);
     expect(r.statusCode, r.body).toBe(200);
     expect(json(r).events.map((e: { transaction_id: string }) => e.transaction_id)).toEqual(events.map((e) => e.transaction_id));
+    // NATS_EVENTS_PER_MESSAGE (100): five messages for 500 events.
+    expect((await (await nc.jetstreamManager()).streams.info(env.NATS_STREAM!)).state.last_seq - seqBefore).toBe(5);
     await waitFor(async () => (await scalar(t.db, "SELECT count(*) AS n FROM events WHERE external_subscription_id = $1", [sub])) === 500, "500 events stored");
     await drained();
     expect(await scalar(t.db, "SELECT count(*) AS n FROM event_identities i JOIN events e ON e.transaction_id LIKE 'b-%' AND e.external_subscription_id = $1 AND i.ts = e.ts AND i.code = e.code AND i.key_digest = md5(length(e.external_subscription_id)::text || ':' || e.external_subscription_id || e.transaction_id)::uuid", [sub])).toBe(500);
@@ -146,10 +150,16 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
     const event = { transaction_id: "retry-1", external_subscription_id: sub, code: "api_calls", timestamp: T0_S, properties: { a: 1 } };
     const dupBefore = (await metricsOf()).get("billing_ingest_publish_duplicates_total") ?? 0;
     expect((await client(t).postEvent(event)).statusCode).toBe(200);
-    expect((await client(t).postEvent(event)).statusCode).toBe(200);
+    expect((await client(t).postEvent(event)).statusCode).toBe(200); // the same message id: dropped by the stream
+    expect((await metricsOf()).get("billing_ingest_publish_duplicates_total")).toBe(dupBefore + 1);
+    // A batch is another message (another id): it reaches the worker, which stores nothing new...
+    expect((await client(t).postBatch([event, event])).statusCode).toBe(200);
+    expect((await metricsOf()).get("billing_ingest_publish_duplicates_total")).toBe(dupBefore + 1);
+    // ...and the same batch again is dropped by the stream.
     expect((await client(t).postBatch([event, event])).statusCode).toBe(200);
     expect((await metricsOf()).get("billing_ingest_publish_duplicates_total")).toBe(dupBefore + 3);
     await drained();
+    expect(parseMetrics(await worker!.metrics.registry.metrics()).get("billing_usage_events_duplicates_total")).toBeGreaterThanOrEqual(2);
     expect(await storedEvents(t.db, sub)).toHaveLength(1);
     expect(await scalar(t.db, "SELECT count(*) AS n FROM rejected_events WHERE external_subscription_id = $1", [sub])).toBe(0);
   });
@@ -239,10 +249,12 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
     worker = null;
     const sub = uid("sub");
     const events = Array.from({ length: 30 }, (_, i) => ({ transaction_id: `l-${i}`, external_subscription_id: sub, code: "api_calls", timestamp: T0_S }));
-    expect((await client(t).postBatch(events)).statusCode).toBe(200);
+    // 20 single events (a message each) and a batch of 10 (one message).
+    for (const r of await Promise.all(events.slice(0, 20).map((e) => client(t).postEvent(e)))) expect(r.statusCode).toBe(200);
+    expect((await client(t).postBatch(events.slice(20))).statusCode).toBe(200);
     await new Promise((r) => setTimeout(r, 1_100)); // past the gauge's 1 s cache
     const m = await metricsOf();
-    expect(m.get("billing_ingest_lag_messages")).toBe(30);
+    expect(m.get("billing_ingest_lag_messages")).toBe(21);
     expect(m.get("billing_ingest_lag_seconds")).toBeGreaterThan(0);
     expect(await storedEvents(t.db, sub)).toHaveLength(0); // acknowledged, not yet readable
     worker = await startWorker();
@@ -269,5 +281,19 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
       await conn.close();
       await single.stop();
     }
+  });
+
+  // Last: it leaves the cluster without a quorum.
+  it("acknowledges nothing without a quorum of the stream's servers: 503 with Retry-After", async () => {
+    const failuresBefore = (await metricsOf()).get("billing_ingest_publish_failures_total") ?? 0;
+    await cluster.nodes[0]!.kill();
+    await cluster.nodes[1]!.kill();
+    const sub = uid("sub");
+    const r = await client(t).postEvent({ transaction_id: "q-1", external_subscription_id: sub, code: "api_calls", timestamp: T0_S });
+    expect(r.statusCode, r.body).toBe(503);
+    expect(r.headers["retry-after"]).toBe("1");
+    expect(json(r)).toMatchObject({ status: 503, code: "event_stream_unavailable" });
+    expect((await metricsOf()).get("billing_ingest_publish_failures_total")).toBe(failuresBefore + 1);
+    expect(await storedEvents(t.db, sub)).toHaveLength(0);
   });
 });

@@ -156,6 +156,48 @@ describe(`pricing group keys on ${DB_KIND}`, () => {
   });
 });
 
+describe(`pricing group keys on every aggregation on ${DB_KIND}`, () => {
+  it("groups unique counts, latest values, weighted sums and percentage charges by the events' values", async () => {
+    const org = await newOrg();
+    await org.freeze("2024-03-01T00:00:00Z");
+    const users = await org.metric({ code: uid("users"), name: "A users", aggregation_type: "unique_count_agg", field_name: "user" });
+    const latest = await org.metric({ code: uid("latest"), name: "B latest", aggregation_type: "latest_agg", field_name: "gb" });
+    const seats = await org.metric({ code: uid("seats"), name: "C seats", aggregation_type: "weighted_sum_agg", field_name: "seats" });
+    const payments = await org.metric({ code: uid("pay"), name: "D payments", aggregation_type: "sum_agg", field_name: "amount" });
+    const byRegion = { pricing_group_keys: ["region"] };
+    const s = await org.subscribe(
+      [
+        ...[users, latest, seats].map((m) => ({ billable_metric_id: m.lago_id, charge_model: "standard", properties: { amount: "1", ...byRegion } })),
+        { billable_metric_id: payments.lago_id, charge_model: "percentage", properties: { rate: "1", fixed_amount: "0.5", ...byRegion } },
+      ],
+      "2024-03-01T00:00:00Z",
+    );
+    await org.freeze("2024-03-31T12:00:00Z");
+    const at = (day: number) => `2024-03-${String(day).padStart(2, "0")}T00:00:00Z`;
+    await org.send(s.sub, [
+      { code: users.code, at: at(2), properties: { user: "a", region: "eu" } },
+      { code: users.code, at: at(3), properties: { user: "b", region: "eu" } },
+      { code: users.code, at: at(4), properties: { user: "a", region: "us" } },
+      { code: latest.code, at: at(2), properties: { gb: "5", region: "eu" } },
+      { code: latest.code, at: at(5), properties: { gb: "7", region: "eu" } },
+      { code: latest.code, at: at(3), properties: { gb: "3", region: "us" } },
+      // 31 seats held 10 of March's 31 days in eu (from the 22nd), 5 days in us (from the 27th).
+      { code: seats.code, at: at(22), properties: { seats: "31", region: "eu" } },
+      { code: seats.code, at: at(27), properties: { seats: "31", region: "us" } },
+      { code: payments.code, at: at(2), properties: { amount: "100", region: "eu" } },
+      { code: payments.code, at: at(3), properties: { amount: "200", region: "eu" } },
+      { code: payments.code, at: at(4), properties: { amount: "50", region: "us" } },
+    ]);
+    const usage = await org.usage(s);
+    const groups = (m: any) => byCode(usage, m.code).grouped_usage.map((g: any) => [g.grouped_by.region, g.units, g.amount_cents]);
+    expect(groups(users)).toEqual([["eu", "2", 200], ["us", "1", 100]]);
+    expect(groups(latest)).toEqual([["eu", "7", 700], ["us", "3", 300]]);
+    expect(groups(seats)).toEqual([["eu", "10", 1000], ["us", "5", 500]]);
+    // eu: 1% of €300 + 2 × €0.50 = €4; us: 1% of €50 + €0.50 = €1.
+    expect(groups(payments)).toEqual([["eu", "300", 400], ["us", "50", 100]]);
+  });
+});
+
 describe(`prorated recurring charges on ${DB_KIND}`, () => {
   it("bills each seat for the days of April it was present, then in full once it was there all May", async () => {
     const org = await newOrg();

@@ -558,6 +558,14 @@ describe(`payments on ${DB_KIND}`, () => {
       expect(json(r)).toEqual({ status: 422, error: "Unprocessable Entity", code: "validation_errors", error_details: details });
     }
     expect((await invoiceOf(orgA, invoice.lago_id)).payment_status).toBe("pending");
+    for (const [method, url] of [
+      ["GET", "/api/v1/payments"],
+      ["PUT", `/api/v1/invoices/${invoice.lago_id}`],
+      ["POST", `/api/v1/invoices/${invoice.lago_id}/retry_payment`],
+    ] as const) {
+      const r = await t.app.http.inject({ method, url, payload: { invoice: { payment_status: "succeeded" } } });
+      expect(r.statusCode, `${method} ${url} without a key`).toBe(401);
+    }
     for (const [method, url, code] of [
       ["GET", "/api/v1/payments/not-a-uuid", "payment_not_found"],
       ["GET", `/api/v1/payments/${crypto.randomUUID()}`, "payment_not_found"],

@@ -26,7 +26,8 @@ describe("loadConfig: JetStream ingestion", () => {
       duplicateWindowMs: 120_000,
       consumer: "valueverse-ingest",
       ackWaitMs: 30_000,
-      publishTimeoutMs: 5_000,
+      publishTimeoutMs: 10_000,
+      eventsPerMessage: 100,
     });
   });
 

@@ -1,7 +1,11 @@
 // The PostgreSQL invalidation channel (LISTEN/NOTIFY) on a dedicated connection: the channel when no
 // Redis is configured, and the fallback a writer uses when Redis could not take an invalidation.
-// A NOTIFY is sent after the writer's commit and before it answers; every process listening on the
-// database drops the keys from its in-process tier when the notification arrives.
+//
+// A NOTIFY is sent after the writer's commit and before it answers. PostgreSQL hands it to the other
+// listening sessions asynchronously (each backend forwards it when it next idles), so the writer
+// waits for an acknowledgement from every other listener (counted in pg_stat_activity by this
+// connection's application_name), at most ACK_WAIT_MS: once they all dropped the keys, a client
+// reading from any process after our answer cannot get the old value.
 import crypto from "node:crypto";
 import pg from "pg";
 import type { CacheKey } from "./kinds.ts";
@@ -9,6 +13,8 @@ import type { CacheKey } from "./kinds.ts";
 export const PG_CHANNEL = "valueverse_cache";
 // NOTIFY payloads must stay under 8000 bytes.
 const MAX_PAYLOAD = 7000;
+const APPLICATION_NAME = "valueverse-cache";
+const ACK_WAIT_MS = 250;
 
 export interface PgChannelOptions {
   url: string;
@@ -25,7 +31,8 @@ export class PgChannel {
   private logged = false;
   private readonly origin = crypto.randomBytes(8).toString("hex");
   private seq = 0;
-  private readonly echoes = new Map<number, () => void>();
+  /** Our invalidations waiting for the other listeners' acknowledgements, by sequence. */
+  private readonly waiters = new Map<number, { acks: Set<string>; expected: number; done: () => void }>();
 
   constructor(private readonly opts: PgChannelOptions) {}
 
@@ -46,17 +53,24 @@ export class PgChannel {
     const client = this.client;
     if (client === null || !this.listening) throw new Error("the PostgreSQL cache channel is not connected");
     const seq = ++this.seq;
-    let echoed!: () => void;
-    const echo = new Promise<void>((resolve) => (echoed = resolve));
-    const timer = setTimeout(() => echoed(), 1000);
-    this.echoes.set(seq, echoed);
+    const waiter = { acks: new Set<string>(), expected: Number.POSITIVE_INFINITY, done: () => {} };
+    const acked = new Promise<void>((resolve) => (waiter.done = resolve));
+    const timer = setTimeout(() => waiter.done(), ACK_WAIT_MS);
+    this.waiters.set(seq, waiter);
     try {
-      for (const payload of chunks(this.origin, seq, keys)) await client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, payload]);
-      await echo;
-      await new Promise((resolve) => setImmediate(resolve));
+      const payloads = [...chunks(this.origin, seq, keys)];
+      for (const payload of payloads.slice(0, -1)) await client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, payload]);
+      const { rows } = await client.query<{ listeners: string }>(
+        `SELECT pg_notify($1, $2), (SELECT count(*) FROM pg_stat_activity
+                                      WHERE datname = current_database() AND application_name = $3 AND pid <> pg_backend_pid())::text AS listeners`,
+        [PG_CHANNEL, payloads.at(-1)!, APPLICATION_NAME],
+      );
+      waiter.expected = Number(rows[0]?.listeners ?? 0);
+      if (waiter.acks.size >= waiter.expected) waiter.done();
+      await acked;
     } finally {
       clearTimeout(timer);
-      this.echoes.delete(seq);
+      this.waiters.delete(seq);
     }
   }
 
@@ -70,7 +84,7 @@ export class PgChannel {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.opts.url, application_name: "valueverse-cache" });
+    const client = new pg.Client({ connectionString: this.opts.url, application_name: APPLICATION_NAME });
     const lost = () => {
       if (this.client !== client) return;
       this.client = null;
@@ -115,18 +129,26 @@ export class PgChannel {
   }
 
   private onPayload(text: string): void {
-    let msg: { o?: string; k?: [string, string][]; s?: number };
+    let msg: { o?: string; k?: [string, string][]; s?: number; ack?: string; by?: string };
     try {
       msg = JSON.parse(text);
     } catch {
       return;
     }
-    if (msg.o === this.origin) {
-      if (typeof msg.s === "number") this.echoes.get(msg.s)?.();
+    if (msg.ack !== undefined) {
+      if (msg.ack !== this.origin || typeof msg.s !== "number" || msg.by === undefined) return;
+      const waiter = this.waiters.get(msg.s);
+      if (waiter === undefined) return;
+      waiter.acks.add(msg.by);
+      if (waiter.acks.size >= waiter.expected) waiter.done();
       return;
     }
-    if (!Array.isArray(msg.k)) return;
+    if (msg.o === this.origin || !Array.isArray(msg.k)) return;
     this.opts.onMessage(msg.k.map(([kind, key]) => ({ kind, key }) as CacheKey));
+    // Only the last chunk of an invalidation carries its sequence: acknowledged once all arrived.
+    if (typeof msg.s === "number" && this.client !== null) {
+      this.client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, JSON.stringify({ ack: msg.o, s: msg.s, by: this.origin })]).catch(() => {});
+    }
   }
 }
 

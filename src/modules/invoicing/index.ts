@@ -24,6 +24,7 @@ export {
   feeJson,
   invoiceJson,
   invoiceTotals,
+  issuingDateOf,
   computeInvoice,
   type Balance,
   type InvoiceComputation,

@@ -27,7 +27,10 @@ const day = (d: Date | null) => (d === null ? "" : d.toISOString().slice(0, 10))
 
 function feeDescription(f: FeeRecord): string {
   const name = f.item.invoiceDisplayName || f.item.name;
-  const label = f.item.filterInvoiceDisplayName !== null ? `${name} - ${f.item.filterInvoiceDisplayName}` : name;
+  const filtered = f.item.filterInvoiceDisplayName !== null ? `${name} - ${f.item.filterInvoiceDisplayName}` : name;
+  // A fee of one group (pricing group keys) shows the group's values, as Lago's invoices do.
+  const group = Object.values(f.item.groupedBy ?? {}).map((v) => v ?? "(none)");
+  const label = group.length > 0 ? `${filtered} • ${group.join(" • ")}` : filtered;
   return f.from !== null || f.to !== null ? `${label} (${day(f.from)} to ${day(f.to)})` : label;
 }
 

@@ -539,6 +539,11 @@ export class InvoicingService {
     return this.get(orgId, lagoId);
   }
 
+  /** A fee read in the caller's transaction (credit notes render their items with it). */
+  feeIn(q: Queryable, orgId: number, lagoId: string): Promise<FeeRecord | null> {
+    return store.feeByLagoId(q, orgId, lagoId);
+  }
+
   /** GET /fees/:lago_id. */
   async getFee(orgId: number, lagoId: string): Promise<FeeRecord> {
     const fee = UUID.test(lagoId) ? await store.feeByLagoId(this.db, orgId, lagoId) : null;

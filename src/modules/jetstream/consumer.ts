@@ -6,14 +6,14 @@
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "nats";
 import type { NatsConfig } from "../../shared/config.ts";
 import type { Outcome, EventWriter } from "../ingest/index.ts";
-import { decodeEvent, type StreamEvent } from "./core/message.ts";
+import { decodeEvents, type StreamEvent } from "./core/message.ts";
 import type { ConsumerMetrics } from "./metrics.ts";
 import type { Rejection, RejectedEventsService } from "./service.ts";
 
 export interface ConsumerOptions {
   /** Messages pulled per request to the server (INGEST_BATCH_MAX). */
   batchMax: number;
-  /** Messages taken and not yet acknowledged by this worker before it stops taking more. */
+  /** Events of messages taken and not yet acknowledged by this worker before it stops taking more. */
   maxInFlight: number;
   /** Delay before a message whose commit failed is delivered again. */
   retryDelayMs?: number;
@@ -22,7 +22,7 @@ export interface ConsumerOptions {
 
 interface Taken {
   msg: JsMsg;
-  value: StreamEvent;
+  events: StreamEvent[];
 }
 
 const decoder = new TextDecoder();
@@ -31,8 +31,9 @@ export class IngestConsumer {
   private messages: ConsumerMessages | null = null;
   private loop: Promise<void> = Promise.resolve();
   private stopping = false;
+  /** Events of the messages taken and not yet acknowledged (or given back). */
   private inFlight = 0;
-  private gathered: JsMsg[] = [];
+  private gathered: Taken[] = [];
   private flushScheduled = false;
   private roomWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -46,7 +47,7 @@ export class IngestConsumer {
     private readonly opts: ConsumerOptions,
   ) {}
 
-  /** Messages taken and not yet acknowledged (or given back). */
+  /** Events taken and not yet acknowledged (or given back). */
   get pending(): number {
     return this.inFlight;
   }
@@ -87,8 +88,16 @@ export class IngestConsumer {
   }
 
   private take(msg: JsMsg): void {
-    this.inFlight++;
-    this.gathered.push(msg);
+    const d = decodeEvents(decoder.decode(msg.data));
+    if (!d.ok) {
+      // Not events of ours: retrying cannot help, and it must not block the stream.
+      msg.term();
+      this.metrics.undecodable(1);
+      this.opts.onError(new Error(`stream message ${msg.seq} on ${msg.subject} holds no events (${d.reason}); terminated`), "decode");
+      return;
+    }
+    this.inFlight += d.events.length;
+    this.gathered.push({ msg, events: d.events });
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // Messages delivered in the same I/O turn go to the writer together.
@@ -103,56 +112,44 @@ export class IngestConsumer {
     void this.process(group);
   }
 
-  private async process(group: JsMsg[]): Promise<void> {
-    const taken: Taken[] = [];
-    let done = 0;
-    for (const msg of group) {
-      const d = decodeEvent(decoder.decode(msg.data));
-      if (d.ok) taken.push({ msg, value: d.value });
-      else {
-        // Not an event of ours: retrying cannot help, and it must not block the stream.
-        msg.term();
-        this.metrics.undecodable(1);
-        this.opts.onError(new Error(`stream message ${msg.seq} on ${msg.subject} is not an event (${d.reason}); terminated`), "decode");
-        done++;
-      }
-    }
+  private async process(group: Taken[]): Promise<void> {
+    const events = group.flatMap((t) => t.events);
     try {
-      if (taken.length > 0) {
-        const outcomes = await this.writer.submit(taken.map((t) => t.value.event));
-        await this.recordRejections(taken, outcomes);
-        let redelivered = 0;
-        for (const t of taken) {
-          t.msg.ack();
-          if (t.msg.redelivered) redelivered++;
-        }
-        this.metrics.consumed(taken.length, redelivered);
+      const outcomes = await this.writer.submit(events.map((e) => e.event));
+      await this.recordRejections(group, outcomes);
+      let redelivered = 0;
+      for (const t of group) {
+        t.msg.ack();
+        if (t.msg.redelivered) redelivered += t.events.length;
       }
+      this.metrics.consumed(events.length, redelivered);
     } catch (err) {
       // Nothing is lost: the messages come back (to this worker or another) and are judged again.
-      for (const t of taken) t.msg.nak(this.opts.retryDelayMs ?? 1_000);
+      for (const t of group) t.msg.nak(this.opts.retryDelayMs ?? 1_000);
       this.opts.onError(err, "committing a batch failed; its messages will be delivered again");
     } finally {
-      done += taken.length;
-      this.inFlight -= done;
+      this.inFlight -= events.length;
       for (const w of this.roomWaiters.splice(0)) w();
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }
 
-  private async recordRejections(taken: Taken[], outcomes: Outcome[]): Promise<void> {
+  private async recordRejections(group: Taken[], outcomes: Outcome[]): Promise<void> {
     const rejections: Rejection[] = [];
-    outcomes.forEach((o, i) => {
-      if (o.kind !== "conflict" && o.kind !== "invalid") return;
-      const t = taken[i]!;
-      rejections.push({
-        event: t.value.event,
-        reason: o.kind === "conflict" ? "value_already_exist" : "invalid",
-        message: o.kind === "invalid" ? o.reason : "value_already_exist",
-        receivedAtMs: t.value.receivedAtMs,
-        streamSequence: t.msg.seq,
-      });
-    });
+    let i = 0;
+    for (const t of group) {
+      for (const e of t.events) {
+        const o = outcomes[i++]!;
+        if (o.kind !== "conflict" && o.kind !== "invalid") continue;
+        rejections.push({
+          event: e.event,
+          reason: o.kind === "conflict" ? "value_already_exist" : "invalid",
+          message: o.kind === "invalid" ? o.reason : "value_already_exist",
+          receivedAtMs: e.receivedAtMs,
+          streamSequence: t.msg.seq,
+        });
+      }
+    }
     if (rejections.length === 0) return;
     const recorded = await this.rejected.record(rejections);
     const conflicts = recorded.filter((r) => r.reason === "value_already_exist").length;

@@ -8,4 +8,4 @@ export { RejectedEventsService, type Rejection, type RejectedEventJson } from ".
 export { registerRejectedEventRoutes } from "./http.ts";
 export { registerConsumerMetrics, registerLagGauges, registerPublisherMetrics, type ConsumerMetrics } from "./metrics.ts";
 export { StreamSetupError, connectNats, ensureConsumer, ensureStream, readLag, subjectOf, withStartupRetry, type Lag } from "./nats.ts";
-export { decodeEvent, encodeEvent, identityDigest, lagoEventJson, messageId } from "./core/message.ts";
+export { chunkEvents, decodeEvents, encodeEvents, identityDigest, lagoEventJson, messageId } from "./core/message.ts";

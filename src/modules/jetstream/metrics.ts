@@ -57,7 +57,7 @@ export function registerPublisherMetrics(registry: client.Registry): PublisherMe
   });
   const duplicates = new client.Counter({
     name: "billing_ingest_publish_duplicates_total",
-    help: "Publishes JetStream dropped as repeats of a message id within its duplicate window (exact retries)",
+    help: "Events whose message JetStream dropped as a repeat of a message id within its duplicate window (exact retries)",
     registers: [registry],
   });
   const failures = new client.Counter({
@@ -92,12 +92,12 @@ export interface ConsumerMetrics {
 export function registerConsumerMetrics(registry: client.Registry): ConsumerMetrics {
   const consumed = new client.Counter({
     name: "billing_ingest_consumed_total",
-    help: "JetStream messages committed to PostgreSQL and acknowledged by this ingest worker",
+    help: "Events of JetStream messages committed to PostgreSQL and acknowledged by this ingest worker",
     registers: [registry],
   });
   const redelivered = new client.Counter({
     name: "billing_ingest_redelivered_total",
-    help: "Messages delivered again (a worker died or was too slow before acknowledging): stored once all the same",
+    help: "Events of messages delivered again (a worker died or was too slow before acknowledging): stored once all the same",
     registers: [registry],
   });
   const rejected = new client.Counter({

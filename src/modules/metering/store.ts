@@ -100,12 +100,16 @@ SELECT x.dims, sum(x.n)::text AS n, sum(x.s)::text AS s, max(x.mx)::text AS mx F
 const EPOCH = new Date(0);
 
 /**
- * The event's values of the pricing group keys `$n` (a text[]) as a JSON array text in that order
- * (null for a missing property), '' when there are no keys. See core/groups.ts.
+ * The event's values of the pricing group keys as a JSON array text in their order (null for a
+ * missing property), the keys being parameters `$n`, `$n+1`...; without keys the constant '' and
+ * no parameter, so ungrouped reads cost what they did. See core/groups.ts.
  */
-const GROUPS = (n: number) =>
-  `CASE WHEN cardinality($${n}::text[]) = 0 THEN '' ELSE
-     (SELECT jsonb_agg(e.properties ->> g.k ORDER BY g.i)::text FROM unnest($${n}::text[]) WITH ORDINALITY AS g(k, i)) END`;
+function groups(keys: readonly string[], n: number): { sql: string; params: unknown[] } {
+  if (keys.length === 0) return { sql: "''", params: [] };
+  // One parameter per key and no subquery: this runs once per raw event.
+  const values = keys.map((_, i) => `e.properties ->> $${n + i}::text`).join(", ");
+  return { sql: `jsonb_build_array(${values})::text`, params: [...keys] };
+}
 
 /**
  * count/sum/max partials per dims over a window already split by hours: whole hours from the
@@ -134,16 +138,17 @@ const timeBounds = (span: Span) => [iso(span.from), iso(span.to)];
 
 /** Per dims, group and property value, the last event (unique count); events without the property are left out. */
 export async function readUniqueLasts(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[] = []): Promise<(UniqueLast & GroupedRow)[]> {
+  const g = groups(groupKeys, 6);
   const { rows } = await q.query<{ dims: string; groups: string; value: string; removes: boolean; ts_us: string; created_us: string; tx: string }>(
     `SELECT DISTINCT ON (x.dims, x.groups, x.value) x.dims, x.groups, x.value, x.removes, x.ts_us, x.created_us, x.tx FROM (
-       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups, e.properties ->> m.field_name AS value,
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, e.properties ->> m.field_name AS value,
               coalesce(e.properties ->> 'operation_type', 'add') <> 'add' AS removes, ${ORDER_COLUMNS},
               e.ts, e.created_at
        ${METRIC_EVENTS}
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
           AND e.properties ->> m.field_name IS NOT NULL
      ) x ORDER BY x.dims, x.groups, x.value, x.ts DESC, x.created_at DESC, x.tx DESC`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],
   );
   return rows.map((r) => ({
     dims: r.dims,
@@ -158,17 +163,18 @@ export async function readUniqueLasts(q: Queryable, scope: MetricScope, span: Sp
 
 /** Per dims and group, the last event with a numeric value and how many such events there are (latest). */
 export async function readLatest(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[] = []): Promise<(LatestOfDims & GroupedRow)[]> {
+  const g = groups(groupKeys, 6);
   const { rows } = await q.query<{ dims: string; groups: string; value: string; n: string; ts_us: string; created_us: string; tx: string }>(
     `SELECT DISTINCT ON (x.dims, x.groups) x.dims, x.groups, x.value::text AS value, x.n::text AS n, x.ts_us, x.created_us, x.tx FROM (
        SELECT y.*, count(*) OVER (PARTITION BY y.dims, y.groups) AS n FROM (
-         SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups, metering_value(e.properties, m.field_name) AS value,
+         SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, metering_value(e.properties, m.field_name) AS value,
                 ${ORDER_COLUMNS}, e.ts, e.created_at
          ${METRIC_EVENTS}
             AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
             AND metering_value(e.properties, m.field_name) IS NOT NULL
        ) y
      ) x ORDER BY x.dims, x.groups, x.ts DESC, x.created_at DESC, x.tx DESC`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],
   );
   return rows.map((r) => ({
     dims: r.dims,
@@ -188,15 +194,16 @@ export interface ValuedEvent extends WeightedEvent, GroupedRow {}
  * or 1 per event for count_agg (percentage charges rate each transaction; weighted sums hold each value).
  */
 export async function readValuedEvents(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[] = []): Promise<ValuedEvent[]> {
+  const g = groups(groupKeys, 6);
   const { rows } = await q.query<{ dims: string; groups: string; value: string; ts_us: string; created_us: string; tx: string }>(
     `SELECT x.dims, x.groups, x.value::text AS value, x.ts_us, x.created_us, x.tx FROM (
-       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups,
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups,
               CASE WHEN m.aggregation_type = 'count_agg' THEN 1 ELSE metering_value(e.properties, m.field_name) END AS value,
               ${ORDER_COLUMNS}, e.ts, e.created_at
        ${METRIC_EVENTS}
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
      ) x WHERE x.value IS NOT NULL ORDER BY x.ts, x.created_at, x.tx`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],
   );
   return rows.map((r) => ({
     dims: r.dims,
@@ -215,11 +222,12 @@ export async function readSumsBefore(
   before: Date,
   groupKeys: readonly string[] = [],
 ): Promise<{ dims: string; groups: string; sum: Decimal }[]> {
+  const g = groups(groupKeys, 5);
   const { rows } = await q.query<{ dims: string; groups: string; s: string }>(
-    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(5)} AS groups, sum(metering_value(e.properties, m.field_name))::text AS s
+    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, sum(metering_value(e.properties, m.field_name))::text AS s
      ${METRIC_EVENTS} AND e.ts < $4::timestamptz AND metering_value(e.properties, m.field_name) IS NOT NULL
      GROUP BY 1, 2`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, before.toISOString(), [...groupKeys]],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, before.toISOString(), ...g.params],
   );
   return rows.map((r) => ({ dims: r.dims, groups: r.groups, sum: new Decimal(r.s) }));
 }
@@ -229,9 +237,10 @@ export async function readSumsBefore(
  * values the rollups do not keep.
  */
 export async function readRawPartials(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[]): Promise<(Partial & GroupedRow)[]> {
+  const g = groups(groupKeys, 6);
   const { rows } = await q.query<{ dims: string; groups: string; n: string; s: string | null; mx: string | null }>(
     `SELECT x.dims, x.groups, count(*)::text AS n, sum(x.value)::text AS s, max(x.value)::text AS mx FROM (
-       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(6)} AS groups, v.value, m.aggregation_type
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, v.value, m.aggregation_type
          FROM billable_metrics m
          JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
          CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
@@ -239,7 +248,7 @@ export async function readRawPartials(q: Queryable, scope: MetricScope, span: Sp
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
      ) x WHERE x.aggregation_type = 'count_agg' OR x.value IS NOT NULL
      GROUP BY 1, 2`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), [...groupKeys]],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],
   );
   return rows.map((r) => ({ dims: r.dims, groups: r.groups, eventsCount: Number(r.n), valueSum: dec(r.s), valueMax: dec(r.mx) }));
 }
@@ -248,11 +257,12 @@ export interface UniqueEventRow extends UniqueEvent, GroupedRow {}
 
 /** Every event with the unique count's property up to `to`, with its group (prorated unique counts need each value's history). */
 export async function readUniqueEvents(q: Queryable, scope: MetricScope, to: Date, groupKeys: readonly string[]): Promise<UniqueEventRow[]> {
+  const g = groups(groupKeys, 5);
   const { rows } = await q.query<{ dims: string; groups: string; value: string; removes: boolean; ts_us: string; created_us: string; tx: string }>(
-    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${GROUPS(5)} AS groups, e.properties ->> m.field_name AS value,
+    `SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, e.properties ->> m.field_name AS value,
             coalesce(e.properties ->> 'operation_type', 'add') <> 'add' AS removes, ${ORDER_COLUMNS}
      ${METRIC_EVENTS} AND e.ts < $4::timestamptz AND e.properties ->> m.field_name IS NOT NULL`,
-    [scope.orgId, scope.metricId, scope.externalSubscriptionId, to.toISOString(), [...groupKeys]],
+    [scope.orgId, scope.metricId, scope.externalSubscriptionId, to.toISOString(), ...g.params],
   );
   return rows.map((r) => ({
     dims: r.dims,

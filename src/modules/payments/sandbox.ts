@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { Db } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
-import { sandboxBehaviour, type ChargeRequest, type ChargeResult, type PaymentProvider } from "./core/index.ts";
+import { sandboxBehaviour, sandboxNeedsHistory, type ChargeRequest, type ChargeResult, type PaymentProvider } from "./core/index.ts";
 import * as store from "./store.ts";
 
 export const SANDBOX_CODE = "sandbox";
@@ -36,7 +36,9 @@ export class SandboxProvider implements PaymentProvider {
   async charge(r: ChargeRequest, signal: AbortSignal): Promise<ChargeResult> {
     const seen = await store.sandboxChargeByKey(this.db, r.orgId, r.idempotencyKey);
     if (seen !== null) return this.replay(seen, r);
-    const prior = (await store.sandboxCharges(this.db, r.orgId, r.invoiceId)).filter((c) => c.outcome === "transient_failure").length;
+    const prior = sandboxNeedsHistory(r.paymentMethod)
+      ? (await store.sandboxCharges(this.db, r.orgId, r.invoiceId)).filter((c) => c.outcome === "transient_failure").length
+      : 0;
     const behaviour = sandboxBehaviour(r.paymentMethod, prior);
     const base = {
       idempotencyKey: r.idempotencyKey,

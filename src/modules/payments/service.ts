@@ -97,10 +97,6 @@ export class PaymentsService {
     return code === null || code === undefined ? undefined : this.providers.get(code);
   }
 
-  get providerCodes(): string[] {
-    return [...this.providers.keys()];
-  }
-
   /**
    * The invoice-paid hook: `listener` runs once per invoice, in the transaction where its
    * payment_status first becomes `succeeded` (a charge, a manual PUT, or a zero total).
@@ -133,18 +129,15 @@ export class PaymentsService {
    * call this in the transaction that finalizes them.
    */
   readonly collect = async (tx: Queryable, orgId: number, invoiceId: number): Promise<void> => {
-    const invoice = await store.payableInvoice(tx, orgId, { id: invoiceId });
+    const invoice = await store.invoiceToCollect(tx, orgId, invoiceId);
     if (invoice === null || invoice.status !== "finalized") return;
     const now = this.orgNow(orgId);
     if (invoice.paymentStatus === "succeeded") {
       await this.paid(tx, invoice, "nothing_due", now);
       return;
     }
-    if (invoice.totalAmountCents <= 0n) return;
-    const customer = await this.deps.customers.findById(orgId, invoice.customerId, tx);
-    const billing = customer?.attributes.billing_configuration;
-    const provider = this.provider(billing?.payment_provider_code);
-    if (provider === undefined) return;
+    const provider = this.provider(invoice.providerCode);
+    if (invoice.totalAmountCents <= 0n || provider === undefined) return;
     const lagoId = this.newId();
     const inserted = await store.insertPayment(tx, {
       orgId,
@@ -154,7 +147,7 @@ export class PaymentsService {
       amountCents: invoice.totalAmountCents,
       currency: invoice.currency,
       provider: provider.code,
-      providerCustomerId: billing?.provider_customer_id ?? "",
+      providerCustomerId: invoice.providerCustomerId ?? "",
       idempotencyKey: idempotencyKeyOf(lagoId, 1),
       nextAttemptAt: now,
       now,

@@ -122,6 +122,49 @@ export async function payableInvoice(q: Queryable, orgId: number, where: { id: n
   };
 }
 
+/**
+ * A just-finalized invoice with its customer's payment provider code and payment method, in one
+ * read (the finalizing transaction is the billing job's hot path).
+ */
+export async function invoiceToCollect(
+  tx: Queryable,
+  orgId: number,
+  invoiceId: number,
+): Promise<(PayableInvoice & { providerCode: string | null; providerCustomerId: string | null }) | null> {
+  const { rows } = await tx.query<{
+    lago_id: string;
+    customer_id: string;
+    invoice_type: string;
+    status: string;
+    payment_status: PayableInvoice["paymentStatus"];
+    currency: string;
+    total_amount_cents: string;
+    payment_provider_code: string | null;
+    provider_customer_id: string | null;
+  }>(
+    `SELECT i.lago_id::text AS lago_id, i.customer_id, i.invoice_type, i.status, i.payment_status, i.currency, i.total_amount_cents::text AS total_amount_cents,
+            c.payment_provider_code, c.provider_customer_id
+       FROM invoices i JOIN customers c ON c.id = i.customer_id AND c.org_id = i.org_id
+      WHERE i.org_id = $1 AND i.id = $2`,
+    [orgId, invoiceId],
+  );
+  const r = rows[0];
+  if (r === undefined) return null;
+  return {
+    id: invoiceId,
+    orgId,
+    lagoId: r.lago_id,
+    customerId: Number(r.customer_id),
+    invoiceType: r.invoice_type,
+    status: r.status,
+    paymentStatus: r.payment_status,
+    currency: r.currency,
+    totalAmountCents: BigInt(r.total_amount_cents),
+    providerCode: r.payment_provider_code,
+    providerCustomerId: r.provider_customer_id,
+  };
+}
+
 export async function setInvoicePaymentStatus(tx: Queryable, orgId: number, invoiceId: number, status: PayableInvoice["paymentStatus"], now: Date): Promise<void> {
   await tx.query("UPDATE invoices SET payment_status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", [orgId, invoiceId, status, now]);
 }

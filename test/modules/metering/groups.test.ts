@@ -109,6 +109,25 @@ describe("pricing group keys: each group priced on its own", () => {
   });
 });
 
+describe("pricing group keys on a prorated charge", () => {
+  it("each group bills its own prorated units; usage shows the full ones", () => {
+    const seats = metric({ aggregationType: "unique_count_agg", fieldName: "seat", recurring: true });
+    const c = { ...grouped(charge(seats, "standard", { amount: "10" }), ["team"]), prorated: true };
+    const prorated = (team: string, full: string, units: string) => ({
+      ...agg(full),
+      groupedBy: { team },
+      proration: { units: d(units), slices: [{ full: d(full), prorated: d(units) }] },
+    });
+    // ops: 2 seats, one of them from day 16 of 30 (1.5); dev: 1 seat from day 10 (0.7).
+    const usage = priceCharge(c, [[prorated("ops", "2", "1.5"), prorated("dev", "1", "0.7")]], "EUR");
+    expect(usage.fees.map((f) => [f.groupedBy, f.units.toString(), f.proratedUnits?.toString(), f.amountCents])).toEqual([
+      [{ team: "ops" }, "2", "1.5", 1500n],
+      [{ team: "dev" }, "1", "0.7", 700n],
+    ]);
+    expect([usage.units.toString(), usage.amountCents]).toEqual(["3", 2200n]);
+  });
+});
+
 describe("grouped usage in Lago's current usage shape", () => {
   it("lists each group's totals with its filters, and each filter's totals over the groups", () => {
     const m = metric({ aggregationType: "count_agg", filters: [{ key: "tier", values: ["pro"] }] });

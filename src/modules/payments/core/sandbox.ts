@@ -31,6 +31,9 @@ export const SANDBOX_TOKENS = [
 
 const FAILS_THEN_SUCCEEDS = /^pm_fails_(?:(\d{1,3})_)?then_succeeds$/;
 
+/** Whether the token's behaviour depends on earlier transient failures for the invoice (the ledger is read only then). */
+export const sandboxNeedsHistory = (token: string): boolean => FAILS_THEN_SUCCEEDS.test(token);
+
 /** What the sandbox does with a new request (no ledger row for its key), given earlier transient failures for the same invoice. */
 export function sandboxBehaviour(token: string, priorTransientFailures: number): SandboxBehaviour {
   if (token === "") return { kind: "decline", errorCode: "payment_method_missing", message: "the customer has no payment method (billing_configuration.provider_customer_id)" };

@@ -1,0 +1,221 @@
+import crypto from "node:crypto";
+import type { Db, Queryable } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
+import { type Customer, applicableTimezone } from "../customers/index.ts";
+import { type Balance, type FeeRecord, type UnusedAdvanceFee, issuingDateOf } from "../invoicing/index.ts";
+import { type CreditNoteRequest, type CreditableFee, checkCreditNote, creditNoteAmounts, splitTotal } from "./core/credit_note.ts";
+import * as store from "./store.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface CreditNoteDeps {
+  readonly customers: { findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null> };
+  readonly fees: { feeIn(q: Queryable, orgId: number, lagoId: string): Promise<FeeRecord | null> };
+}
+
+/** Runs in the transaction that creates a credit note (webhooks). */
+export type CreditNoteListener = (tx: Queryable, note: store.CreditNoteRecord) => Promise<unknown>;
+
+/** A credit note with what its JSON shows. */
+export interface CreditNoteView {
+  readonly note: store.CreditNoteRecord;
+  readonly customer: Customer;
+  readonly fees: ReadonlyMap<string, FeeRecord>;
+}
+
+const invalidStatus = () => new AppError("not_allowed", "invalid_type_or_status", "credit notes are issued on finalized invoices only");
+
+/**
+ * Credit notes (Lago's /credit_notes): on a finalized invoice, items credit its fees; the credit part
+ * is drawn on by the customer's next invoices (oldest note first), the refund part is recorded for
+ * a payment provider to execute. Terminations and upgrades issue one for the unused part of a
+ * subscription fee paid in advance.
+ */
+export class CreditNoteService {
+  private readonly createdListeners: CreditNoteListener[] = [];
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly deps: CreditNoteDeps,
+    private readonly newId: () => string = () => crypto.randomUUID(),
+  ) {}
+
+  private now(orgId: number): Date {
+    return new Date(this.clock.now(orgId));
+  }
+
+  onCreated(listener: CreditNoteListener): void {
+    this.createdListeners.push(listener);
+  }
+
+  /** POST /credit_notes. */
+  async create(orgId: number, input: unknown): Promise<CreditNoteView> {
+    const checked = checkCreditNote(input);
+    if (!checked.ok) throw validationFailed(checked.errors, "the credit note is invalid");
+    const req = checked.value;
+    const id = await this.db.transaction(async (tx) => {
+      const invoice = await store.invoiceForCredit(tx, orgId, { lagoId: req.invoiceLagoId }, true);
+      if (invoice === null) throw notFound("invoice", req.invoiceLagoId);
+      if (invoice.status !== "finalized") throw invalidStatus();
+      const items = await this.itemsOf(tx, orgId, invoice.id, req);
+      const amounts = creditNoteAmounts(items);
+      const refundable = (invoice.paymentStatus === "succeeded" ? invoice.totalAmountCents : 0n) - invoice.refundedCents;
+      const split = splitTotal(amounts.totalAmountCents, req.creditAmountCents, req.refundAmountCents, refundable < 0n ? 0n : refundable);
+      if (!split.ok) throw validationFailed(split.errors, "the credit note's amounts do not add up");
+      return this.insert(tx, orgId, invoice, { reason: req.reason, description: req.description, amounts, credit: split.credit, refund: split.refund, automatic: false });
+    });
+    return this.view(orgId, (await store.noteById(this.db, orgId, id))!);
+  }
+
+  /** POST /credit_notes/estimate: the amounts a credit note with these items would have. */
+  async estimate(orgId: number, input: unknown) {
+    const checked = checkCreditNote(input, true);
+    if (!checked.ok) throw validationFailed(checked.errors, "the credit note is invalid");
+    const req = checked.value;
+    const invoice = await store.invoiceForCredit(this.db, orgId, { lagoId: req.invoiceLagoId });
+    if (invoice === null) throw notFound("invoice", req.invoiceLagoId);
+    if (invoice.status !== "finalized") throw invalidStatus();
+    const amounts = creditNoteAmounts(await this.itemsOf(this.db, orgId, invoice.id, req));
+    const refundable = (invoice.paymentStatus === "succeeded" ? invoice.totalAmountCents : 0n) - invoice.refundedCents;
+    return { invoice, amounts, maxRefundableCents: refundable < 0n ? 0n : refundable < amounts.totalAmountCents ? refundable : amounts.totalAmountCents };
+  }
+
+  async get(orgId: number, lagoId: string): Promise<CreditNoteView> {
+    const note = UUID.test(lagoId) ? await store.noteByLagoId(this.db, orgId, lagoId) : null;
+    if (note === null) throw notFound("credit_note", lagoId);
+    return this.view(orgId, note);
+  }
+
+  async list(orgId: number, filter: { externalCustomerId?: string }, page: number, perPage: number): Promise<{ items: CreditNoteView[]; total: number }> {
+    const { notes, total } = await store.listNotes(this.db, orgId, filter, perPage, (page - 1) * perPage);
+    const items: CreditNoteView[] = [];
+    for (const note of notes) items.push(await this.view(orgId, note));
+    return { items, total };
+  }
+
+  /** PUT /credit_notes/:id/void: what is left of the credit can no longer be used (405 when nothing is left). */
+  async void(orgId: number, lagoId: string): Promise<CreditNoteView> {
+    if (!UUID.test(lagoId)) throw notFound("credit_note", lagoId);
+    await this.db.transaction(async (tx) => {
+      const note = await store.noteByLagoId(tx, orgId, lagoId, true);
+      if (note === null) throw notFound("credit_note", lagoId);
+      if (note.creditStatus !== "available" || note.balanceAmountCents === 0n) {
+        throw new AppError("not_allowed", "no_voidable_amount", "the credit note has no credit left to void");
+      }
+      await store.voidNote(tx, orgId, note.id, this.now(orgId));
+    });
+    return this.get(orgId, lagoId);
+  }
+
+  /** PUT /credit_notes/:id: the refund's status (a payment provider's outcome). */
+  async update(orgId: number, lagoId: string, input: unknown): Promise<CreditNoteView> {
+    const raw = (input ?? {}) as Record<string, unknown>;
+    const status = raw["refund_status"];
+    const errors: FieldErrors = {};
+    if (status !== "pending" && status !== "succeeded" && status !== "failed") errors["refund_status"] = ["value_is_invalid"];
+    if (Object.keys(errors).length > 0) throw validationFailed(errors, "the credit note is invalid");
+    if (!UUID.test(lagoId)) throw notFound("credit_note", lagoId);
+    await this.db.transaction(async (tx) => {
+      const note = await store.noteByLagoId(tx, orgId, lagoId, true);
+      if (note === null) throw notFound("credit_note", lagoId);
+      if (note.refundAmountCents === 0n) throw validationFailed({ refund_status: ["no_refund_on_credit_note"] }, "the credit note refunds nothing");
+      await store.setRefundStatus(tx, orgId, note.id, status as string, this.now(orgId));
+    });
+    return this.get(orgId, lagoId);
+  }
+
+  // ---- for invoices ------------------------------------------------------------------------------
+
+  balances(q: Queryable, orgId: number, customerId: number, currency: string): Promise<Balance[]> {
+    return store.availableBalances(q, orgId, customerId, currency);
+  }
+
+  async draw(q: Queryable, orgId: number, credits: readonly { id: number; amountCents: bigint }[], now: Date): Promise<void> {
+    for (const c of credits) await store.draw(q, orgId, c.id, c.amountCents, now);
+  }
+
+  /**
+   * The credit note of a termination or upgrade: the unused part of the subscription fee paid in
+   * advance, with its taxes, all credited (Lago's CreditNotes::CreateFromTermination). Nothing when
+   * the fee's invoice was voided or the fee is already fully credited.
+   */
+  async creditUnusedAdvanceFee(tx: Queryable, u: UnusedAdvanceFee): Promise<void> {
+    const invoice = await store.invoiceForCredit(tx, u.orgId, { id: u.invoiceId }, true);
+    if (invoice === null || invoice.status === "voided") return;
+    const fees = await store.creditableFees(tx, u.orgId, invoice.id);
+    const fee = [...fees.values()].find((f) => f.id === u.feeId);
+    if (fee === undefined) return;
+    const left = fee.amountCents - fee.creditedCents;
+    const amount = u.amountCents < left ? u.amountCents : left;
+    if (amount <= 0n) return;
+    const amounts = creditNoteAmounts([{ fee, amountCents: amount }]);
+    await this.insert(tx, u.orgId, invoice, {
+      reason: u.reason,
+      description: null,
+      amounts,
+      credit: amounts.totalAmountCents,
+      refund: 0n,
+      automatic: true,
+      now: u.now,
+    });
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private async itemsOf(q: Queryable, orgId: number, invoiceId: number, req: CreditNoteRequest): Promise<{ fee: CreditableFee; amountCents: bigint }[]> {
+    const fees = await store.creditableFees(q, orgId, invoiceId);
+    const errors: FieldErrors = {};
+    const items: { fee: CreditableFee; amountCents: bigint }[] = [];
+    req.items.forEach((item, i) => {
+      const fee = fees.get(item.feeLagoId);
+      if (fee === undefined) errors[`items[${i}].fee_id`] = ["fee_not_found"];
+      else if (item.amountCents > fee.amountCents - fee.creditedCents) errors[`items[${i}].amount_cents`] = ["higher_than_remaining_fee_amount"];
+      else items.push({ fee, amountCents: item.amountCents });
+    });
+    if (Object.keys(errors).length > 0) throw validationFailed(errors, "the credit note's items are invalid");
+    return items;
+  }
+
+  private async insert(
+    tx: Queryable,
+    orgId: number,
+    invoice: store.CreditedInvoice,
+    n: { reason: store.CreditNoteRecord["reason"]; description: string | null; amounts: ReturnType<typeof creditNoteAmounts>; credit: bigint; refund: bigint; automatic: boolean; now?: Date },
+  ): Promise<number> {
+    const now = n.now ?? this.now(orgId);
+    const customer = await this.deps.customers.findById(orgId, invoice.customerId, tx);
+    const sequentialId = await store.nextSequentialId(tx, orgId, invoice.id);
+    const id = await store.insertCreditNote(tx, {
+      orgId,
+      lagoId: this.newId(),
+      invoice,
+      sequentialId,
+      number: `${invoice.number}-CN${sequentialId}`,
+      issuingDate: issuingDateOf(now, customer === null ? "UTC" : applicableTimezone(customer)),
+      reason: n.reason,
+      description: n.description,
+      amounts: n.amounts,
+      creditAmountCents: n.credit,
+      refundAmountCents: n.refund,
+      automatic: n.automatic,
+      newId: this.newId,
+      now,
+    });
+    const note = (await store.noteById(tx, orgId, id))!;
+    for (const listener of this.createdListeners) await listener(tx, note);
+    return id;
+  }
+
+  /** The note with its customer and fees, read through `q` (the caller's transaction, for webhooks). */
+  async view(orgId: number, note: store.CreditNoteRecord, q: Queryable = this.db): Promise<CreditNoteView> {
+    const customer = (await this.deps.customers.findById(orgId, note.customerId, q))!;
+    const fees = new Map<string, FeeRecord>();
+    for (const item of note.items) {
+      const fee = fees.has(item.feeLagoId) ? null : await this.deps.fees.feeIn(q, orgId, item.feeLagoId);
+      if (fee !== null) fees.set(item.feeLagoId, fee);
+    }
+    return { note, customer, fees };
+  }
+}

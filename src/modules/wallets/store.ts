@@ -1,0 +1,306 @@
+// SQL for wallets and wallet transactions. Every statement is scoped by org_id.
+import type { Queryable } from "../../db/db.ts";
+import { Decimal } from "../../shared/money.ts";
+import type { Balance } from "../invoicing/index.ts";
+import type { WalletPatch } from "./core/wallet.ts";
+
+export interface Wallet {
+  readonly id: number;
+  readonly orgId: number;
+  readonly lagoId: string;
+  readonly customerId: number;
+  readonly customerLagoId: string;
+  readonly externalCustomerId: string;
+  readonly status: "active" | "terminated";
+  readonly name: string | null;
+  readonly code: string | null;
+  readonly priority: number;
+  readonly currency: string;
+  readonly rateAmount: Decimal;
+  readonly balanceCents: bigint;
+  readonly consumedAmountCents: bigint;
+  readonly invoiceRequiresSuccessfulPayment: boolean;
+  readonly expirationAt: Date | null;
+  readonly lastBalanceSyncAt: Date | null;
+  readonly lastConsumedCreditAt: Date | null;
+  readonly terminatedAt: Date | null;
+  readonly createdAt: Date;
+}
+
+interface WalletRow {
+  id: string;
+  org_id: number;
+  lago_id: string;
+  customer_id: string;
+  customer_lago_id: string;
+  external_customer_id: string;
+  status: "active" | "terminated";
+  name: string | null;
+  code: string | null;
+  priority: number;
+  currency: string;
+  rate_amount: string;
+  balance_cents: string;
+  consumed_amount_cents: string;
+  invoice_requires_successful_payment: boolean;
+  expiration_at: Date | null;
+  last_balance_sync_at: Date | null;
+  last_consumed_credit_at: Date | null;
+  terminated_at: Date | null;
+  created_at: Date;
+}
+
+const date = (v: Date | null) => (v === null ? null : new Date(v));
+
+const toWallet = (r: WalletRow): Wallet => ({
+  id: Number(r.id),
+  orgId: Number(r.org_id),
+  lagoId: r.lago_id,
+  customerId: Number(r.customer_id),
+  customerLagoId: r.customer_lago_id,
+  externalCustomerId: r.external_customer_id,
+  status: r.status,
+  name: r.name,
+  code: r.code,
+  priority: Number(r.priority),
+  currency: r.currency,
+  rateAmount: new Decimal(r.rate_amount),
+  balanceCents: BigInt(r.balance_cents),
+  consumedAmountCents: BigInt(r.consumed_amount_cents),
+  invoiceRequiresSuccessfulPayment: r.invoice_requires_successful_payment,
+  expirationAt: date(r.expiration_at),
+  lastBalanceSyncAt: date(r.last_balance_sync_at),
+  lastConsumedCreditAt: date(r.last_consumed_credit_at),
+  terminatedAt: date(r.terminated_at),
+  createdAt: new Date(r.created_at),
+});
+
+const WALLET_SELECT = `
+SELECT w.id, w.org_id, w.lago_id::text AS lago_id, w.customer_id, c.lago_id::text AS customer_lago_id, c.external_id AS external_customer_id,
+       w.status, w.name, w.code, w.priority, w.currency, w.rate_amount::text AS rate_amount, w.balance_cents, w.consumed_amount_cents,
+       w.invoice_requires_successful_payment, w.expiration_at, w.last_balance_sync_at, w.last_consumed_credit_at, w.terminated_at, w.created_at
+  FROM wallets w JOIN customers c ON c.org_id = w.org_id AND c.id = w.customer_id`;
+
+export async function insertWallet(
+  q: Queryable,
+  w: { orgId: number; lagoId: string; customerId: number; name: string | null; code: string | null; priority: number; currency: string; rateAmount: Decimal; expirationAt: Date | null; invoiceRequiresSuccessfulPayment: boolean; now: Date },
+): Promise<number> {
+  const { rows } = await q.query<{ id: string }>(
+    `INSERT INTO wallets (org_id, lago_id, customer_id, status, name, code, priority, currency, rate_amount, invoice_requires_successful_payment,
+                          expiration_at, created_at, updated_at)
+     VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8::numeric, $9, $10, $11, $11) RETURNING id`,
+    [w.orgId, w.lagoId, w.customerId, w.name, w.code, w.priority, w.currency, w.rateAmount.toString(), w.invoiceRequiresSuccessfulPayment, w.expirationAt, w.now],
+  );
+  return Number(rows[0]!.id);
+}
+
+export async function walletById(q: Queryable, orgId: number, id: number): Promise<Wallet | null> {
+  const { rows } = await q.query<WalletRow>(`${WALLET_SELECT} WHERE w.org_id = $1 AND w.id = $2`, [orgId, id]);
+  return rows[0] === undefined ? null : toWallet(rows[0]);
+}
+
+export async function walletByLagoId(q: Queryable, orgId: number, lagoId: string, forUpdate = false): Promise<Wallet | null> {
+  const { rows } = await q.query<WalletRow>(`${WALLET_SELECT} WHERE w.org_id = $1 AND w.lago_id = $2::uuid${forUpdate ? " FOR UPDATE OF w" : ""}`, [orgId, lagoId]);
+  return rows[0] === undefined ? null : toWallet(rows[0]);
+}
+
+export async function listWallets(q: Queryable, orgId: number, externalCustomerId: string | undefined, limit: number, offset: number): Promise<{ wallets: Wallet[]; total: number }> {
+  const params: unknown[] = [orgId];
+  let where = "w.org_id = $1";
+  if (externalCustomerId !== undefined) {
+    params.push(externalCustomerId);
+    where += ` AND c.external_id = $2 AND c.deleted_at IS NULL`;
+  }
+  const { rows } = await q.query<WalletRow>(
+    `${WALLET_SELECT} WHERE ${where} ORDER BY w.created_at DESC, w.id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, limit, offset],
+  );
+  const count = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM wallets w JOIN customers c ON c.org_id = w.org_id AND c.id = w.customer_id WHERE ${where}`, params);
+  return { wallets: rows.map(toWallet), total: Number(count.rows[0]?.n ?? 0) };
+}
+
+export async function updateWallet(q: Queryable, orgId: number, id: number, p: WalletPatch, now: Date): Promise<void> {
+  const sets: string[] = [];
+  const params: unknown[] = [orgId, id, now];
+  const set = (column: string, value: unknown) => {
+    params.push(value);
+    sets.push(`${column} = $${params.length}`);
+  };
+  if (p.name !== undefined) set("name", p.name);
+  if (p.code !== undefined) set("code", p.code);
+  if (p.priority !== undefined) set("priority", p.priority);
+  if (p.expirationAt !== undefined) set("expiration_at", p.expirationAt);
+  if (p.invoiceRequiresSuccessfulPayment !== undefined) set("invoice_requires_successful_payment", p.invoiceRequiresSuccessfulPayment);
+  await q.query(`UPDATE wallets SET ${[...sets, "updated_at = $3"].join(", ")} WHERE org_id = $1 AND id = $2`, params);
+}
+
+export async function terminateWallet(q: Queryable, orgId: number, id: number, now: Date): Promise<void> {
+  await q.query("UPDATE wallets SET status = 'terminated', terminated_at = $3, updated_at = $3 WHERE org_id = $1 AND id = $2 AND status = 'active'", [orgId, id, now]);
+}
+
+/** Adds (or, negative, removes) minor units to the balance; a top-up also stamps the sync time. */
+export async function moveBalance(q: Queryable, orgId: number, id: number, deltaCents: bigint, consumed: boolean, now: Date): Promise<void> {
+  await q.query(
+    `UPDATE wallets SET balance_cents = balance_cents + $3::int8,
+            consumed_amount_cents = consumed_amount_cents + CASE WHEN $4 THEN -$3::int8 ELSE 0 END,
+            last_consumed_credit_at = CASE WHEN $4 THEN $5 ELSE last_consumed_credit_at END,
+            last_balance_sync_at = CASE WHEN $4 THEN last_balance_sync_at ELSE $5 END, updated_at = $5
+      WHERE org_id = $1 AND id = $2`,
+    [orgId, id, deltaCents.toString(), consumed, now],
+  );
+}
+
+/** Active, unexpired wallets of the customer in `currency` with a balance, in drawing order, locked. */
+export async function drawable(q: Queryable, orgId: number, customerId: number, currency: string, now: Date): Promise<Balance[]> {
+  const { rows } = await q.query<{ id: string; balance_cents: string }>(
+    `SELECT id, balance_cents FROM wallets
+      WHERE org_id = $1 AND customer_id = $2 AND currency = $3 AND status = 'active' AND balance_cents > 0
+        AND (expiration_at IS NULL OR expiration_at > $4)
+      ORDER BY priority, created_at, id FOR UPDATE`,
+    [orgId, customerId, currency, now],
+  );
+  return rows.map((r) => ({ id: Number(r.id), balanceCents: BigInt(r.balance_cents) }));
+}
+
+// ---- transactions ----------------------------------------------------------------------------------
+
+export interface WalletTransaction {
+  readonly id: number;
+  readonly lagoId: string;
+  readonly walletLagoId: string;
+  readonly invoiceLagoId: string | null;
+  readonly creditNoteLagoId: string | null;
+  readonly status: "pending" | "settled" | "failed";
+  readonly source: "manual" | "interval" | "threshold";
+  readonly transactionStatus: "purchased" | "granted" | "voided" | "invoiced";
+  readonly transactionType: "inbound" | "outbound";
+  readonly amountCents: bigint;
+  readonly creditAmount: Decimal;
+  readonly currency: string;
+  readonly name: string | null;
+  readonly invoiceRequiresSuccessfulPayment: boolean;
+  readonly metadata: readonly { key: string; value: string }[];
+  readonly settledAt: Date | null;
+  readonly failedAt: Date | null;
+  readonly createdAt: Date;
+}
+
+export interface NewTransaction {
+  readonly lagoId: string;
+  readonly walletId: number;
+  readonly invoiceId: number | null;
+  readonly status: WalletTransaction["status"];
+  readonly transactionStatus: WalletTransaction["transactionStatus"];
+  readonly transactionType: WalletTransaction["transactionType"];
+  readonly amountCents: bigint;
+  readonly creditAmount: Decimal;
+  readonly name: string | null;
+  readonly invoiceRequiresSuccessfulPayment: boolean;
+  readonly metadata: readonly { key: string; value: string }[];
+}
+
+export async function insertTransaction(q: Queryable, orgId: number, t: NewTransaction, now: Date): Promise<number> {
+  const { rows } = await q.query<{ id: string }>(
+    `INSERT INTO wallet_transactions (org_id, lago_id, wallet_id, invoice_id, status, transaction_status, transaction_type, amount_cents, credit_amount,
+                                      name, invoice_requires_successful_payment, metadata, settled_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9::numeric, $10, $11, $12::jsonb, CASE WHEN $5 = 'settled' THEN $13::timestamptz END, $13, $13)
+     RETURNING id`,
+    [orgId, t.lagoId, t.walletId, t.invoiceId, t.status, t.transactionStatus, t.transactionType, t.amountCents.toString(), t.creditAmount.toString(), t.name,
+     t.invoiceRequiresSuccessfulPayment, JSON.stringify(t.metadata), now],
+  );
+  return Number(rows[0]!.id);
+}
+
+interface TransactionRow {
+  id: string;
+  lago_id: string;
+  wallet_lago_id: string;
+  invoice_lago_id: string | null;
+  credit_note_lago_id: string | null;
+  status: WalletTransaction["status"];
+  source: WalletTransaction["source"];
+  transaction_status: WalletTransaction["transactionStatus"];
+  transaction_type: WalletTransaction["transactionType"];
+  amount_cents: string;
+  credit_amount: string;
+  currency: string;
+  name: string | null;
+  invoice_requires_successful_payment: boolean;
+  metadata: { key: string; value: string }[] | string;
+  settled_at: Date | null;
+  failed_at: Date | null;
+  created_at: Date;
+}
+
+const TRANSACTION_SELECT = `
+SELECT t.id, t.lago_id::text AS lago_id, w.lago_id::text AS wallet_lago_id, i.lago_id::text AS invoice_lago_id, cn.lago_id::text AS credit_note_lago_id,
+       t.status, t.source, t.transaction_status, t.transaction_type, t.amount_cents, t.credit_amount::text AS credit_amount, w.currency, t.name,
+       t.invoice_requires_successful_payment, t.metadata, t.settled_at, t.failed_at, t.created_at
+  FROM wallet_transactions t
+  JOIN wallets w ON w.org_id = t.org_id AND w.id = t.wallet_id
+  LEFT JOIN invoices i ON i.org_id = t.org_id AND i.id = t.invoice_id
+  LEFT JOIN credit_notes cn ON cn.org_id = t.org_id AND cn.id = t.credit_note_id`;
+
+const toTransaction = (r: TransactionRow): WalletTransaction => ({
+  id: Number(r.id),
+  lagoId: r.lago_id,
+  walletLagoId: r.wallet_lago_id,
+  invoiceLagoId: r.invoice_lago_id,
+  creditNoteLagoId: r.credit_note_lago_id,
+  status: r.status,
+  source: r.source,
+  transactionStatus: r.transaction_status,
+  transactionType: r.transaction_type,
+  amountCents: BigInt(r.amount_cents),
+  creditAmount: new Decimal(r.credit_amount),
+  currency: r.currency,
+  name: r.name,
+  invoiceRequiresSuccessfulPayment: r.invoice_requires_successful_payment,
+  metadata: typeof r.metadata === "string" ? JSON.parse(r.metadata) : r.metadata,
+  settledAt: date(r.settled_at),
+  failedAt: date(r.failed_at),
+  createdAt: new Date(r.created_at),
+});
+
+export async function transactionById(q: Queryable, orgId: number, id: number): Promise<WalletTransaction | null> {
+  const { rows } = await q.query<TransactionRow>(`${TRANSACTION_SELECT} WHERE t.org_id = $1 AND t.id = $2`, [orgId, id]);
+  return rows[0] === undefined ? null : toTransaction(rows[0]);
+}
+
+export async function transactionByLagoId(q: Queryable, orgId: number, lagoId: string): Promise<WalletTransaction | null> {
+  const { rows } = await q.query<TransactionRow>(`${TRANSACTION_SELECT} WHERE t.org_id = $1 AND t.lago_id = $2::uuid`, [orgId, lagoId]);
+  return rows[0] === undefined ? null : toTransaction(rows[0]);
+}
+
+export interface TransactionFilter {
+  readonly status?: string;
+  readonly transactionStatus?: string;
+  readonly transactionType?: string;
+}
+
+export async function listTransactions(
+  q: Queryable,
+  orgId: number,
+  walletId: number,
+  f: TransactionFilter,
+  limit: number,
+  offset: number,
+): Promise<{ items: WalletTransaction[]; total: number }> {
+  const where = ["t.org_id = $1", "t.wallet_id = $2"];
+  const params: unknown[] = [orgId, walletId];
+  const add = (column: string, v: string | undefined) => {
+    if (v === undefined) return;
+    params.push(v);
+    where.push(`${column} = $${params.length}`);
+  };
+  add("t.status", f.status);
+  add("t.transaction_status", f.transactionStatus);
+  add("t.transaction_type", f.transactionType);
+  const filter = where.join(" AND ");
+  const { rows } = await q.query<TransactionRow>(
+    `${TRANSACTION_SELECT} WHERE ${filter} ORDER BY t.created_at DESC, t.id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, limit, offset],
+  );
+  const count = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM wallet_transactions t WHERE ${filter}`, params);
+  return { items: rows.map(toTransaction), total: Number(count.rows[0]?.n ?? 0) };
+}
