@@ -228,6 +228,14 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // Hooks in callback style: they run on every ingest request, and a promise per hook costs.
   http.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    // Lago's clients call action routes (void, finalize, retry_payment, terminate...) with
+    // `Content-Type: application/json` and no body: that is a request without options, not a
+    // malformed body. An empty body sent to the events routes stays a 400 (an event is required).
+    const h = request.headers;
+    const noBody = h["content-length"] === "0" || (h["content-length"] === undefined && h["transfer-encoding"] === undefined);
+    if (noBody && h["content-type"] !== undefined && !request.url.startsWith("/api/v1/events")) {
+      delete h["content-type"];
+    }
     if (!ready && request.url !== "/health") {
       return done(new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" }));
     }

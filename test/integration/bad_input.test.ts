@@ -52,6 +52,16 @@ describe(`bad request bodies on ${DB_KIND}`, () => {
     expect(json(r)).toMatchObject({ status, code });
   });
 
+  // Lago's clients send action routes a JSON content type with no body; that is no options, not a broken body.
+  it.each<[string, string, number, string]>([
+    ["void of an unknown invoice", "/api/v1/invoices/00000000-0000-4000-8000-000000000000/void", 404, "invoice_not_found"],
+    ["retry_payment of an unknown invoice", "/api/v1/invoices/00000000-0000-4000-8000-000000000000/retry_payment", 404, "invoice_not_found"],
+    ["a customer create without its body", "/api/v1/customers", 400, "missing_parameter"],
+  ])("%s with a JSON content type and an empty body answers %d %s, not empty_body", async (_case, url, status, code) => {
+    const r = await send({ url, body: "" });
+    expect(json(r)).toMatchObject({ status, code });
+  });
+
   it.each<[string, Raw, string]>([
     ["no body and no content type", { contentType: null }, "event"],
     ["an empty object", { body: "{}" }, "event"],

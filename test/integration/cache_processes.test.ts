@@ -8,7 +8,7 @@ import { call } from "../../e2e/helpers/http.ts";
 import { createDataTarget, killAllServers, randomKey, startServer, type DataTarget, type ServerProcess } from "../../e2e/helpers/server.ts";
 import { DB_KIND } from "../helpers/db.ts";
 import { startRedis, type RedisServer } from "../helpers/redis.ts";
-import { uid } from "./support.ts";
+import { parseMetrics, uid } from "./support.ts";
 
 afterAll(async () => {
   await killAllServers();
@@ -20,7 +20,7 @@ async function scenario(env: Record<string, string>) {
   const servers: ServerProcess[] = [];
   try {
     // Billing and delivery off: only the requests below touch the database.
-    const common = { WORKERS: "1", BILLING_SCHEDULER: "off", WEBHOOK_WORKER: "off", PAYMENT_WORKER: "off", LOG_LEVEL: "warn", ...env };
+    const common = { WORKERS: "1", BILLING_SCHEDULER: "off", WEBHOOK_WORKER: "off", PAYMENT_WORKER: "off", ...env };
     servers.push(await startServer({ target, apiKey, env: common }));
     servers.push(await startServer({ target, apiKey, env: common }));
     const [one, two] = servers as [ServerProcess, ServerProcess];
@@ -45,6 +45,8 @@ async function scenario(env: Record<string, string>) {
     // The second process reads (and caches) the plan at 1 EUR an event.
     expect(await usage(two)).toBe(300);
     expect(await usage(two)).toBe(300);
+    const metrics = parseMetrics((await call(two.url, "GET", "/metrics")).body as string);
+    expect(metrics.get('cache_hits_total{kind="plan",tier="l1"}'), "the second read came from its in-process cache").toBeGreaterThan(0);
     for (const [price, expected] of [["2", 600], ["0.5", 150], ["3", 900]] as const) {
       await ok(one, "PUT", `/api/v1/plans/${plan.code}`, { plan: { charges: [charge(price, plan.charges[0].lago_id)] } });
       expect(await usage(two), `priced at ${price} by the other process`).toBe(expected);

@@ -172,14 +172,22 @@ export function renderInvoicePdf({ details, sellerName }: InvoicePdfInput): Prom
     doc.addPage();
     y = 50;
   }
-  const credits = inv.creditNotesAmountCents + inv.prepaidCreditAmountCents + inv.couponsAmountCents;
-  const totals: [string, string, boolean][] = [
-    ["Subtotal (excl. taxes)", money(inv.subTotalExcludingTaxesAmountCents, cur), false],
-    ["Taxes", money(inv.taxesAmountCents, cur), false],
-    ["Subtotal (incl. taxes)", money(inv.subTotalIncludingTaxesAmountCents, cur), false],
-    ["Credits", money(credits === 0n ? 0n : -credits, cur), false],
-    ["Total due", money(inv.status === "voided" ? 0n : inv.totalAmountCents, cur), true],
-  ];
+  // Lago's order: coupons off the fees, taxes (one line each), then credit notes and prepaid credits.
+  const minus = (cents: bigint) => money(cents === 0n ? 0n : -cents, cur);
+  const totals: [string, string, boolean][] = [];
+  if (inv.couponsAmountCents > 0n) {
+    totals.push(["Fees", money(inv.feesAmountCents, cur), false]);
+    for (const c of details.credits.filter((x) => x.beforeTaxes)) totals.push([`Coupon ${c.item.name}`, minus(c.amountCents), false]);
+  }
+  totals.push(["Subtotal (excl. taxes)", money(inv.subTotalExcludingTaxesAmountCents, cur), false]);
+  if (details.appliedTaxes.length === 0) totals.push(["Taxes", money(inv.taxesAmountCents, cur), false]);
+  for (const t of details.appliedTaxes) {
+    totals.push([`${t.taxName} ${t.taxRate.toString()}% on ${money(t.feesAmountCents, cur)}`, money(t.amountCents, cur), false]);
+  }
+  totals.push(["Subtotal (incl. taxes)", money(inv.subTotalIncludingTaxesAmountCents, cur), false]);
+  for (const c of details.credits.filter((x) => !x.beforeTaxes)) totals.push([`Credit note ${c.item.code}`, minus(c.amountCents), false]);
+  if (inv.prepaidCreditAmountCents > 0n) totals.push(["Prepaid credits", minus(inv.prepaidCreditAmountCents), false]);
+  totals.push(["Total due", money(inv.status === "voided" ? 0n : inv.totalAmountCents, cur), true]);
   const labelX = left + 255;
   for (const [label, value, strong] of totals) {
     if (strong) {
@@ -187,7 +195,7 @@ export function renderInvoicePdf({ details, sellerName }: InvoicePdfInput): Prom
       y += 4;
     }
     doc.font(strong ? "Helvetica-Bold" : "Helvetica").fontSize(strong ? 11 : 9).fillColor("#000000");
-    doc.text(label, labelX, y, { width: 150 });
+    doc.text(label, labelX, y, { width: 150, lineBreak: false });
     doc.text(value, left + 410, y, { width: width - 410, align: "right" });
     y += strong ? 18 : 14;
   }

@@ -11,8 +11,6 @@ import type { ConsumerMetrics } from "./metrics.ts";
 import type { Rejection, RejectedEventsService } from "./service.ts";
 
 export interface ConsumerOptions {
-  /** Messages pulled per request to the server (INGEST_BATCH_MAX). */
-  batchMax: number;
   /** Events of messages taken and not yet acknowledged by this worker before it stops taking more. */
   maxInFlight: number;
   /** Delay before a message whose commit failed is delivered again. */
@@ -26,6 +24,8 @@ interface Taken {
 }
 
 const decoder = new TextDecoder();
+/** Bytes one pull may bring (above the API's largest message, ~512 KB). */
+const FETCH_MAX_BYTES = 1 << 20;
 
 export class IngestConsumer {
   private messages: ConsumerMessages | null = null;
@@ -69,19 +69,21 @@ export class IngestConsumer {
 
   private async run(consumer: Consumer): Promise<void> {
     while (!this.stopping) {
+      // Pull only while there is room: messages a worker holds unprocessed would wait on it (and on
+      // its memory) instead of going to another worker. A pull is bounded in bytes (a message holds
+      // one event or up to NATS_EVENTS_PER_MESSAGE of a batch); its messages are handed on as they arrive.
+      while (this.inFlight >= this.opts.maxInFlight && !this.stopping) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      if (this.stopping) break;
       try {
-        // Short pull requests (heartbeats every second): when the server holding this worker's
-        // pull dies, or the consumer's leader moves, the loss is noticed within ~2 s, not 30.
-        const messages = await consumer.consume({ max_messages: this.opts.batchMax, expires: 2_000 });
+        // Short pulls: when the server holding one dies, or the consumer's leader moves, the next
+        // pull goes elsewhere within ~2 s.
+        const messages = await consumer.fetch({ max_bytes: FETCH_MAX_BYTES, expires: 2_000 });
         this.messages = messages;
         if (this.stopping) messages.stop();
-        for await (const msg of messages) {
-          this.take(msg);
-          while (this.inFlight >= this.opts.maxInFlight && !this.stopping) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-        }
+        for await (const msg of messages) this.take(msg);
       } catch (err) {
         if (this.stopping) break;
-        this.opts.onError(err, "consuming from the stream failed; starting again");
+        this.opts.onError(err, "pulling from the stream failed; starting again");
         await new Promise((r) => setTimeout(r, 500));
       }
     }

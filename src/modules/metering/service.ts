@@ -64,6 +64,9 @@ export interface PastUsageQuery {
 // subscription that has run for decades on a weekly plan.
 const MAX_PAST_PERIODS = 520;
 
+/** The taxes (minor units) on a subscription's usage, as its invoice would bear them. */
+export type UsageTaxes = (orgId: number, customer: Customer, plan: Plan, charges: readonly ChargeUsage[]) => Promise<bigint>;
+
 const noActiveSubscription = () =>
   new AppError("not_allowed", "no_active_subscription", "the customer has no active subscription with this external_subscription_id");
 
@@ -77,6 +80,7 @@ export class MeteringService {
   private subscriptions: SubscriptionLookup;
   /** Where current/past usage and unmatched events are read: a read replica when configured, else the primary. */
   private reads: Queryable | null = null;
+  private usageTaxes: UsageTaxes | null = null;
 
   constructor(
     private readonly db: Db,
@@ -85,6 +89,11 @@ export class MeteringService {
     subscriptions: SubscriptionLookup = NO_SUBSCRIPTIONS,
   ) {
     this.subscriptions = subscriptions;
+  }
+
+  /** How current usage is taxed (the taxes module's hierarchy); without it usage carries no taxes. */
+  taxUsageWith(taxes: UsageTaxes): void {
+    this.usageTaxes = taxes;
   }
 
   /** Wires the subscription store (the composition root builds it after this service). */
@@ -220,7 +229,10 @@ export class MeteringService {
     if (sub === null || sub.customerId !== customer.id) throw noActiveSubscription();
     const window = usageWindowAt(sub, sub.plan, now);
     if (window === null) throw noActiveSubscription();
-    return this.usage(orgId, sub, window, undefined, this.reads ?? this.db);
+    const usage = await this.usage(orgId, sub, window, undefined, this.reads ?? this.db);
+    if (this.usageTaxes === null) return usage;
+    const taxes = await this.usageTaxes(orgId, customer, sub.plan, usage.charges);
+    return { ...usage, taxesAmountCents: taxes, totalAmountCents: usage.amountCents + taxes };
   }
 
   /**

@@ -240,12 +240,13 @@ export async function readRawPartials(q: Queryable, scope: MetricScope, span: Sp
   const g = groups(groupKeys, 6);
   const { rows } = await q.query<{ dims: string; groups: string; n: string; s: string | null; mx: string | null }>(
     `SELECT x.dims, x.groups, count(*)::text AS n, sum(x.value)::text AS s, max(x.value)::text AS mx FROM (
-       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, v.value, m.aggregation_type
+       SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${g.sql} AS groups, ${METRIC_VALUE("e.properties", "m")} AS value,
+              m.aggregation_type
          FROM billable_metrics m
          JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
-         CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
         WHERE m.org_id = $1 AND m.id = $2
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
+       OFFSET 0 -- evaluated once per event, not again in the filter
      ) x WHERE x.aggregation_type = 'count_agg' OR x.value IS NOT NULL
      GROUP BY 1, 2`,
     [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],

@@ -33,14 +33,6 @@ export function registerPaymentRoutes(app: FastifyInstance, payments: PaymentsSe
   // Lago answers 200 with no body once the retry is scheduled; ours has been committed by then.
   app.post<ByLagoId>(
     "/api/v1/invoices/:lago_id/retry_payment",
-    {
-      // Lago's client sends `Content-Type: application/json` with no body when called without
-      // options; that is not a malformed body here, just no options.
-      onRequest: (request, _reply, done) => {
-        if (request.headers["content-length"] === "0") delete request.headers["content-type"];
-        done();
-      },
-    },
     async (request, reply) => {
       await payments.retryPayment(request.orgId, request.params.lago_id);
       return reply.code(200).send();
