@@ -1,7 +1,7 @@
 // The JetStream fault test (INGEST_MODE=jetstream): a real 3-node nats-server cluster on 127.0.0.1,
 // the real server and two `valueverse ingest-worker` processes on PostgreSQL. Under a bounded load
 // (single events, batches, exact retries, conflicting payloads), SIGKILL the stream's leader node
-// and one worker; the load keeps going (clients retry 503s as Lago's clients do). Then every
+// and one worker (frozen for a moment first, so it dies holding unacknowledged messages); the load keeps going (clients retry 503s as Lago's clients do). Then every
 // acknowledged event is stored exactly once, as sent, with rollups that agree; of the payloads
 // acknowledged for one identity, exactly one is stored and every other is a rejected event.
 import crypto from "node:crypto";
@@ -86,9 +86,13 @@ describe.skipIf(skipReason !== null)(`JetStream fault test: kill a NATS node and
     log(`killed NATS node ${leader.name} (the stream leader) at ${Math.round(performance.now() - started)} ms, ${ackedAtNatsKill} events acknowledged`);
     await sleep(1_500);
     const ackedAtWorkerKill = load.ackedCount;
+    // Frozen first, so that it dies holding messages it pulled and never acknowledged (a worker
+    // killed between two pulls holds none): those must come back to the other worker.
     const victim = workers[0]!;
+    process.kill(victim.pid, "SIGSTOP");
+    await sleep(500);
     await victim.kill();
-    log(`killed ingest worker ${victim.pid} at ${Math.round(performance.now() - started)} ms, ${ackedAtWorkerKill} events acknowledged`);
+    log(`froze, then killed ingest worker ${victim.pid} at ${Math.round(performance.now() - started)} ms, ${ackedAtWorkerKill} events acknowledged`);
     await loading;
     log(`load: ${JSON.stringify({ requests: load.requests, retried: load.retried, attempted: load.attempted.size, acked: load.acked.size, statuses: load.statuses })}`);
 

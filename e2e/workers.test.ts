@@ -12,6 +12,18 @@ import { checkDatabase } from "./helpers/verify.ts";
 /** The process that answered: request ids start with the worker's pid in base 36. */
 const workerOf = (requestId: string | null) => Number.parseInt((requestId ?? "").split("-")[0] ?? "", 36);
 
+/** Until `count` distinct workers have answered /health 200 (startServer waits for the first one only). */
+async function waitAllWorkersReady(url: string, count: number, timeoutMs = 60_000): Promise<void> {
+  const ready = new Set<number>();
+  const deadline = performance.now() + timeoutMs;
+  while (ready.size < count) {
+    if (performance.now() > deadline) throw new Error(`only ${ready.size} of ${count} workers ready after ${timeoutMs} ms`);
+    const answers = await mapConcurrent(Array.from({ length: 8 }), 8, () => call(url, "GET", "/health"));
+    for (const a of answers) if (a.status === 200) ready.add(workerOf(a.headers.get("x-request-id")));
+    if (ready.size < count) await sleep(100);
+  }
+}
+
 describe.skipIf(E2E_DB_KIND !== "postgres")("worker processes (PostgreSQL only: the embedded database belongs to one process; runs with TEST_DATABASE_URL)", () => {
   const run = crypto.randomBytes(3).toString("hex");
   const apiKey = randomKey();
@@ -29,6 +41,7 @@ describe.skipIf(E2E_DB_KIND !== "postgres")("worker processes (PostgreSQL only: 
     const server = await startServer({ target, apiKey, readyTimeoutMs: 60_000 });
     try {
       const cores = os.availableParallelism();
+      await waitAllWorkersReady(server.url, cores);
       expect(server.logs()).toContain(`starting ${cores} worker processes`);
       // Concurrent requests open several connections, which the primary hands out in turn.
       const seen = new Set<number>();
@@ -48,6 +61,7 @@ describe.skipIf(E2E_DB_KIND !== "postgres")("worker processes (PostgreSQL only: 
 
   it("SIGTERM under load with 2 workers: both drain, the primary exits 0, every acknowledged event is stored exactly once", { timeout: 120_000 }, async () => {
     const server = await startServer({ target, apiKey, env: { WORKERS: "2" }, readyTimeoutMs: 60_000 });
+    await waitAllWorkersReady(server.url, 2);
     const control: LoadControl = { stop: false };
     const loading = runLoad({ url: server.url, apiKey, prefix: `workers-${run}`, clients: 16, durationMs: 8_000, maxNewEvents: 50_000, control, conflictEvery: 0 });
     const started = performance.now();

@@ -17,7 +17,7 @@ import { createPayments, registerPaymentRoutes, type PaymentProvider, type Payme
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
-import { TaxService, registerTaxRoutes, taxJson } from "./modules/taxes/index.ts";
+import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
@@ -130,6 +130,14 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // A metric's rollups are rebuilt in the transaction that creates, changes or deletes it.
   catalog.onMetricChange(metering.onMetricChange);
   registerUnmatchedGauge(metrics.registry, metering);
+  // Current usage shows the taxes its invoice would bear.
+  metering.taxUsageWith(async (orgId, customer, plan, charges) =>
+    usageTaxes(
+      charges.map((c) => ({ amountCents: c.amountCents, chargeTaxCodes: c.charge.taxCodes ?? [] })),
+      { plan: plan.taxCodes ?? [], customer: customer.attributes.tax_codes },
+      await taxes.byCode(orgId),
+    ),
+  );
   // Webhooks are written to the outbox in the transaction of the change they report; retries follow the wall clock.
   const webhooks = createWebhooks(db, wallClock, config.webhooks, metrics.registry, (err) => http.log.warn({ err }, "webhook delivery failed"));
   customers.onUpsert((tx, c, created) => webhooks.service.enqueue(tx, c.orgId, created ? "customer.created" : "customer.updated", "customer", customerJson(c)));

@@ -52,8 +52,9 @@ export function createIngestWorker(
   const metrics = createMetrics(db);
   const partitions = new Partitions(db);
   const maxInFlight = 2 * config.ingest.batchMax * config.ingest.writers;
-  // The writer's queue never refuses here: the consumer bounds what it takes (maxInFlight).
-  const writer = new EventWriter(db, partitions, clock, { batchMax: config.ingest.batchMax, writers: config.ingest.writers, queueMax: 4 * maxInFlight }, metrics);
+  // The writer's queue never refuses here: the consumer bounds what it takes (maxInFlight, plus
+  // at most one pull of 1 MB beyond it).
+  const writer = new EventWriter(db, partitions, clock, { batchMax: config.ingest.batchMax, writers: config.ingest.writers, queueMax: maxInFlight + 1_000_000 }, metrics);
   metrics.setQueueDepth(() => writer.queued);
   // Webhooks are only written to the outbox here; the API processes' delivery workers send them.
   const webhooks = new WebhookService(db, clock, { maxAttempts: config.webhooks.maxAttempts });
@@ -88,7 +89,6 @@ export function createIngestWorker(
       );
       registerLagGauges(metrics.registry, () => readLag(jsm, config.nats));
       consumer = new IngestConsumer(nc.jetstream(), config.nats, deps.wrapWriter ? deps.wrapWriter(writer) : writer, rejected, consumerMetrics, {
-        batchMax: config.ingest.batchMax,
         maxInFlight,
         onError: (err, context) => log.error({ err }, context),
       });

@@ -34,8 +34,10 @@ async function runServer(config: Config, isWorker: boolean): Promise<void> {
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
-  // Listen first so /health can say 503 while the database opens and migrates.
-  await app.http.listen({ port: config.port, host: config.host });
+  // A single process listens first, so /health says 503 while the database opens and migrates. A
+  // cluster worker listens once started (the primary migrated already): the primary hands
+  // connections to every listening worker, and one still starting would answer them 503.
+  if (!isWorker) await app.http.listen({ port: config.port, host: config.host });
   try {
     await app.start();
   } catch (err) {
@@ -46,6 +48,7 @@ async function runServer(config: Config, isWorker: boolean): Promise<void> {
     process.exit(1);
   }
   if (closing) return;
+  if (isWorker) await app.http.listen({ port: config.port, host: config.host });
   app.http.log.info({ port: config.port, database: config.databaseUrl ? "postgres" : "embedded", pid: process.pid }, "ready");
 }
 

@@ -23,7 +23,11 @@ const skipReason =
       ? "nats-server is not installed (Debian package nats-server)"
       : null;
 
-const silent = { warn: () => {}, error: () => {} };
+const workerErrors: string[] = [];
+const workerLog = {
+  warn: () => {},
+  error: (o: { err?: unknown }, msg?: string) => workerErrors.push(`${msg}: ${(o.err as Error | undefined)?.message}`),
+};
 
 // The API answers with the lago_id the worker will store the event under, computed without the database.
 describe(`identity digest: the API's equals the database's (${DB_KIND})`, () => {
@@ -57,7 +61,7 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
   let nc: NatsConnection;
 
   const startWorker = async (wrapWriter?: (w: EventWriter) => Pick<EventWriter, "submit">) => {
-    const w = createIngestWorker(loadConfig({ ...env, LOG_LEVEL: "silent" }), t.db, silent, wrapWriter ? { wrapWriter } : {});
+    const w = createIngestWorker(loadConfig({ ...env, LOG_LEVEL: "silent" }), t.db, workerLog, wrapWriter ? { wrapWriter } : {});
     await w.start();
     return w;
   };
@@ -281,6 +285,11 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
       await conn.close();
       await single.stop();
     }
+  });
+
+  it("logged no worker error but the simulated crash", () => {
+    expect(workerErrors.filter((e) => !e.includes("simulated crash"))).toEqual([]);
+    expect(workerErrors.length).toBeGreaterThanOrEqual(1);
   });
 
   // Last: it leaves the cluster without a quorum.

@@ -101,6 +101,9 @@ describe("taxes", () => {
     const sub2 = await subscribe(org, plain, p.plan);
     await org.freeze("2026-01-10T00:00:00Z");
     await sendCalls(org, sub, p.calls, 123, "2026-01-10T00:00:00Z");
+    // Current usage carries the taxes its invoice will: 615 × 5.5 % = 33.825 → 34.
+    const usage = (await org.api("GET", `/api/v1/customers/${cus}/current_usage?external_subscription_id=${sub}`)).customer_usage;
+    expect(usage).toMatchObject({ amount_cents: 615, taxes_amount_cents: 34, total_amount_cents: 649 });
     await org.freeze("2026-02-01T00:00:00Z");
 
     const [listed] = await invoicesOf(org, cus);

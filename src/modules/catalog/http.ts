@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { AppError, validationFailed, type FieldErrors } from "../../shared/errors.ts";
-import type { BillableMetric, Charge, ChargeFilter, Plan } from "./core/index.ts";
+import type { BillableMetric, Charge, ChargeFilter, MinimumCommitment, Plan, UsageThreshold } from "./core/index.ts";
 import type { CatalogService, MetricView, Page } from "./service.ts";
 import { paginationMeta, positiveIntParam } from "../../shared/pagination.ts";
 
@@ -94,10 +94,37 @@ export const planJson = (p: Plan, taxes?: TaxesJson) => ({
   charges: p.charges.map((c) => chargeJson(c, taxes)),
   taxes: taxesOf(p.taxCodes, taxes),
   tax_codes: [...(p.taxCodes ?? [])],
+  minimum_commitment: p.minimumCommitment == null ? null : commitmentJson(p, p.minimumCommitment, taxes),
+  usage_thresholds: (p.usageThresholds ?? []).map(usageThresholdJson),
+});
+
+/** Lago's MinimumCommitmentObject. */
+export const commitmentJson = (p: Plan, c: MinimumCommitment, taxes?: TaxesJson) => ({
+  lago_id: c.lagoId,
+  plan_code: p.code,
+  amount_cents: cents(c.amountCents),
+  invoice_display_name: c.invoiceDisplayName,
+  interval: p.interval,
+  created_at: iso(c.createdAt),
+  updated_at: iso(c.updatedAt),
+  taxes: taxesOf(c.taxCodes, taxes),
+  tax_codes: [...c.taxCodes],
+});
+
+/** Lago's UsageThresholdObject. */
+export const usageThresholdJson = (t: UsageThreshold) => ({
+  lago_id: t.lagoId,
+  threshold_display_name: t.thresholdDisplayName,
+  amount_cents: cents(t.amountCents),
+  recurring: t.recurring,
+  created_at: iso(t.createdAt),
+  updated_at: iso(t.updatedAt),
 });
 
 /** Every tax code a plan and its charges name. */
-export const planTaxCodes = (p: Plan): string[] => [...new Set([...(p.taxCodes ?? []), ...p.charges.flatMap((c) => c.taxCodes ?? [])])];
+export const planTaxCodes = (p: Plan): string[] => [
+  ...new Set([...(p.taxCodes ?? []), ...p.charges.flatMap((c) => c.taxCodes ?? []), ...(p.minimumCommitment?.taxCodes ?? [])]),
+];
 
 function body(raw: unknown, key: string): unknown {
   const value = (raw as Record<string, unknown> | null)?.[key];

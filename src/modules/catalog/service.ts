@@ -54,6 +54,8 @@ export type TaxCodeCheck = (tx: Queryable, orgId: number, fields: ReadonlyMap<st
 function taxCodeFields(draft: PlanDraft): Map<string, readonly string[]> {
   const fields = new Map<string, readonly string[]>();
   if (draft.taxCodes.length > 0) fields.set("tax_codes", draft.taxCodes);
+  const commitmentTaxes = draft.minimumCommitment?.taxCodes ?? [];
+  if (commitmentTaxes.length > 0) fields.set("minimum_commitment.tax_codes", commitmentTaxes);
   draft.charges?.forEach((c, i) => {
     if (c.taxCodes.length > 0) fields.set(`charges[${i}].tax_codes`, c.taxCodes);
   });
@@ -302,7 +304,7 @@ export class CatalogService {
           const taken = code !== undefined && (await store.planCodeTaken(tx, orgId, code));
           const draft = collect(checked, taken, message);
           await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
-          const id = await store.insertPlan(tx, orgId, this.newId(), draft, this.now(orgId));
+          const id = await store.insertPlan(tx, orgId, this.newId(), draft, this.now(orgId), this.newId);
           await this.saveCharges(tx, orgId, id, draft);
           return this.loadPlan(tx, orgId, id);
         }),
@@ -339,7 +341,7 @@ export class CatalogService {
           const taken = newCode !== current.code && (await store.planCodeTaken(tx, orgId, newCode));
           const draft = collect(checked, taken, message);
           await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
-          await store.updatePlanRow(tx, orgId, current.id, draft, this.now(orgId));
+          await store.updatePlanRow(tx, orgId, current.id, draft, this.now(orgId), this.newId);
           if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft);
           return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code };
         }),

@@ -11,11 +11,14 @@ import type {
   FilterValues,
   MetricDraft,
   MetricFilter,
+  MinimumCommitment,
   Plan,
   PlanDraft,
   PlanInterval,
   RoundingFunction,
+  UsageThreshold,
 } from "./core/index.ts";
+import { planExtrasOf } from "./core/index.ts";
 
 interface MetricRow {
   id: string;
@@ -191,8 +194,64 @@ interface PlanRow {
   pay_in_advance: boolean;
   bill_charges_monthly: boolean | null;
   tax_codes: string[] | null;
+  minimum_commitment: StoredCommitment | string | null;
+  usage_thresholds: StoredThreshold[] | string | null;
   created_at: Date;
   deleted_at: Date | null;
+}
+
+// A plan's commitment and thresholds as stored (JSON; amounts as strings so no digit is lost).
+type StoredCommitment = { lago_id: string; amount_cents: string; invoice_display_name: string | null; tax_codes: string[]; created_at: string; updated_at: string };
+type StoredThreshold = { lago_id: string; amount_cents: string; threshold_display_name: string | null; recurring: boolean; created_at: string; updated_at: string };
+
+const parsed = <T>(v: T | string | null): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : v);
+
+function commitmentFrom(v: StoredCommitment | string | null): MinimumCommitment | null {
+  const c = parsed(v);
+  if (c === null) return null;
+  return {
+    lagoId: c.lago_id,
+    amountCents: BigInt(c.amount_cents),
+    invoiceDisplayName: c.invoice_display_name,
+    taxCodes: c.tax_codes,
+    createdAt: new Date(c.created_at),
+    updatedAt: new Date(c.updated_at),
+  };
+}
+
+function thresholdsFrom(v: StoredThreshold[] | string | null): UsageThreshold[] {
+  return (parsed(v) ?? []).map((t) => ({
+    lagoId: t.lago_id,
+    amountCents: BigInt(t.amount_cents),
+    thresholdDisplayName: t.threshold_display_name,
+    recurring: t.recurring,
+    createdAt: new Date(t.created_at),
+    updatedAt: new Date(t.updated_at),
+  }));
+}
+
+function storedExtras(d: PlanDraft, newId: () => string, now: Date): [string | null, string] {
+  const { minimumCommitment: c, usageThresholds } = planExtrasOf(d, newId, now);
+  const commitment: StoredCommitment | null =
+    c === null
+      ? null
+      : {
+          lago_id: c.lagoId,
+          amount_cents: c.amountCents.toString(),
+          invoice_display_name: c.invoiceDisplayName,
+          tax_codes: [...c.taxCodes],
+          created_at: c.createdAt.toISOString(),
+          updated_at: c.updatedAt.toISOString(),
+        };
+  const thresholds: StoredThreshold[] = usageThresholds.map((t) => ({
+    lago_id: t.lagoId,
+    amount_cents: t.amountCents.toString(),
+    threshold_display_name: t.thresholdDisplayName,
+    recurring: t.recurring,
+    created_at: t.createdAt.toISOString(),
+    updated_at: t.updatedAt.toISOString(),
+  }));
+  return [commitment === null ? null : JSON.stringify(commitment), JSON.stringify(thresholds)];
 }
 
 interface ChargeRow {
@@ -336,6 +395,8 @@ export async function loadPlans(q: Queryable, orgId: number, planRows: readonly 
     billChargesMonthly: p.bill_charges_monthly,
     charges: chargesByPlan.get(Number(p.id)) ?? [],
     taxCodes: p.tax_codes ?? [],
+    minimumCommitment: commitmentFrom(p.minimum_commitment),
+    usageThresholds: thresholdsFrom(p.usage_thresholds),
     createdAt: new Date(p.created_at),
     deletedAt: p.deleted_at === null ? null : new Date(p.deleted_at),
   }));
@@ -346,23 +407,24 @@ const planParams = (d: PlanDraft) => [
   d.trialPeriod === null ? null : String(d.trialPeriod), d.payInAdvance, d.billChargesMonthly, [...d.taxCodes],
 ];
 
-export async function insertPlan(q: Queryable, orgId: number, lagoId: string, d: PlanDraft, now: Date): Promise<number> {
+/** `newId`: ids of a new commitment and new thresholds. */
+export async function insertPlan(q: Queryable, orgId: number, lagoId: string, d: PlanDraft, now: Date, newId: () => string): Promise<number> {
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO plans (org_id, lago_id, code, name, invoice_display_name, description, interval, amount_cents, amount_currency,
-                        trial_period, pay_in_advance, bill_charges_monthly, tax_codes, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9, $10::numeric, $11, $12, $13::text[], $14, $14) RETURNING id`,
-    [orgId, lagoId, ...planParams(d), now],
+                        trial_period, pay_in_advance, bill_charges_monthly, tax_codes, created_at, updated_at, minimum_commitment, usage_thresholds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9, $10::numeric, $11, $12, $13::text[], $14, $14, $15::jsonb, $16::jsonb) RETURNING id`,
+    [orgId, lagoId, ...planParams(d), now, ...storedExtras(d, newId, now)],
   );
   return Number(rows[0]!.id);
 }
 
-export async function updatePlanRow(q: Queryable, orgId: number, id: number, d: PlanDraft, now: Date): Promise<void> {
+export async function updatePlanRow(q: Queryable, orgId: number, id: number, d: PlanDraft, now: Date, newId: () => string): Promise<void> {
   await q.query(
     `UPDATE plans SET code = $3, name = $4, invoice_display_name = $5, description = $6, interval = $7, amount_cents = $8::int8,
             amount_currency = $9, trial_period = $10::numeric, pay_in_advance = $11, bill_charges_monthly = $12, tax_codes = $13::text[],
-            updated_at = $14
+            updated_at = $14, minimum_commitment = $15::jsonb, usage_thresholds = $16::jsonb
       WHERE org_id = $1 AND id = $2`,
-    [orgId, id, ...planParams(d), now],
+    [orgId, id, ...planParams(d), now, ...storedExtras(d, newId, now)],
   );
 }
 

@@ -380,7 +380,7 @@ export async function insertFees(
   tx: Queryable,
   orgId: number,
   invoiceId: number,
-  subscriptionId: number,
+  subscriptionId: number | null,
   currency: string,
   fees: readonly { lagoId: string; draft: FeeDraft; deductions?: FeeDeductions; newId?: () => string }[],
   firstPosition: number,
@@ -420,6 +420,10 @@ export async function insertFees(
     item_type: f.item.itemType,
     amount_details: f.amountDetails,
     grouped_by: f.item.groupedBy ?? null,
+    description: f.addOn?.description ?? null,
+    adjusts_billed_at: f.lateAdjustment?.billedAt.toISOString() ?? null,
+    adjusted_fee_id: f.lateAdjustment?.adjustedFeeId ?? null,
+    late_events_after: f.lateAdjustment?.eventsAfter.toISOString() ?? null,
     taxes_amount_cents: (deductions?.taxes.amountCents ?? 0n).toString(),
     taxes_rate: deductions?.taxes.rate.toString() ?? "0",
     taxes_precise_amount_cents: deductions?.taxes.preciseAmountCents.toString() ?? "0",
@@ -443,13 +447,14 @@ export async function insertFees(
                        units, total_aggregated_units, events_count, precise_amount, amount_cents, precise_unit_amount, unit_amount_cents,
                        pay_in_advance, invoiceable, item_code, item_name, item_description, invoice_display_name, filter_invoice_display_name,
                        filter_values, lago_item_id, item_type, amount_details, taxes_amount_cents, taxes_rate, taxes_precise_amount_cents,
-                       precise_coupons_amount_cents, applied_taxes, grouped_by)
+                       precise_coupons_amount_cents, applied_taxes, grouped_by, description, adjusts_billed_at, adjusted_fee_id, late_events_after)
      SELECT $1, $2, $3, $4, $5, $5, r.lago_id, r.charge_id, r.charge_lago_id, r.charge_filter_id, r.billable_metric_id, r.fee_type, r.position,
             r.from_datetime, r.to_datetime, r.usage_from, r.usage_to, r.bucket_filters, r.bucket_index, r.units, r.total_aggregated_units,
             r.events_count, r.precise_amount, r.amount_cents, r.precise_unit_amount, r.unit_amount_cents, r.pay_in_advance, r.invoiceable,
             r.item_code, r.item_name, r.item_description, r.invoice_display_name, r.filter_invoice_display_name, r.filter_values,
             r.lago_item_id, r.item_type, coalesce(r.amount_details, '{}'::jsonb), r.taxes_amount_cents, r.taxes_rate,
-            r.taxes_precise_amount_cents, r.precise_coupons_amount_cents, coalesce(r.applied_taxes, '[]'::jsonb), r.grouped_by
+            r.taxes_precise_amount_cents, r.precise_coupons_amount_cents, coalesce(r.applied_taxes, '[]'::jsonb), r.grouped_by,
+            r.description, r.adjusts_billed_at, r.adjusted_fee_id, r.late_events_after
        FROM jsonb_to_recordset($6::jsonb) AS r(
               lago_id uuid, charge_id bigint, charge_lago_id uuid, charge_filter_id bigint, billable_metric_id bigint, fee_type text,
               position int, from_datetime timestamptz, to_datetime timestamptz, usage_from timestamptz, usage_to timestamptz,
@@ -458,7 +463,8 @@ export async function insertFees(
               invoiceable boolean, item_code text, item_name text, item_description text, invoice_display_name text,
               filter_invoice_display_name text, filter_values jsonb, lago_item_id uuid, item_type text, amount_details jsonb,
               taxes_amount_cents bigint, taxes_rate numeric, taxes_precise_amount_cents numeric, precise_coupons_amount_cents numeric,
-              applied_taxes jsonb, grouped_by jsonb)`,
+              applied_taxes jsonb, grouped_by jsonb, description text, adjusts_billed_at timestamptz, adjusted_fee_id bigint,
+              late_events_after timestamptz)`,
     [orgId, invoiceId, subscriptionId, currency, now, JSON.stringify(rows)],
   );
 }
@@ -515,6 +521,10 @@ interface FeeRow {
   item_type: "Subscription" | "BillableMetric" | "AddOn";
   amount_details: Record<string, unknown> | string;
   grouped_by: Record<string, string | null> | string | null;
+  description: string | null;
+  adjusts_billed_at: Date | null;
+  late_events_after: Date | null;
+  original_fee_lago_id: string | null;
   created_at: Date;
 }
 
@@ -574,6 +584,8 @@ function toFee(r: FeeRow): FeeRecord {
       groupedBy: json<Record<string, string | null>>(r.grouped_by),
     },
     amountDetails: json<Record<string, unknown>>(r.amount_details) ?? {},
+    description: r.description,
+    lateAdjustment: r.adjusts_billed_at === null ? null : { adjustsBilledAt: new Date(r.adjusts_billed_at), eventsAfter: date(r.late_events_after), originalFeeLagoId: r.original_fee_lago_id },
     createdAt: new Date(r.created_at),
   };
 }
@@ -587,7 +599,9 @@ SELECT f.id, f.org_id, f.lago_id::text AS lago_id, f.invoice_id, i.lago_id::text
        f.precise_amount::text AS precise_amount, f.amount_cents, f.precise_unit_amount::text AS precise_unit_amount, f.unit_amount_cents,
        f.taxes_amount_cents, f.taxes_rate::text AS taxes_rate, f.taxes_precise_amount_cents::text AS taxes_precise_amount_cents,
        f.precise_coupons_amount_cents::text AS precise_coupons_amount_cents, f.applied_taxes, f.pay_in_advance, f.invoiceable, f.item_code, f.item_name, f.item_description, f.invoice_display_name,
-       f.filter_invoice_display_name, f.filter_values, f.lago_item_id::text AS lago_item_id, f.item_type, f.amount_details, f.grouped_by, f.created_at
+       f.filter_invoice_display_name, f.filter_values, f.lago_item_id::text AS lago_item_id, f.item_type, f.amount_details, f.grouped_by,
+       f.description, f.adjusts_billed_at, f.late_events_after,
+       (SELECT o.lago_id::text FROM fees o WHERE o.org_id = f.org_id AND o.id = f.adjusted_fee_id) AS original_fee_lago_id, f.created_at
   FROM fees f
   JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
   JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id

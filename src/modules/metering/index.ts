@@ -3,6 +3,7 @@
 // invoices, live and past usage (Lago's current_usage / past_usage), and the unmatched events.
 export {
   MeteringService,
+  type UsageTaxes,
   NO_SUBSCRIPTIONS,
   type PastUsageQuery,
   type SubscriptionLookup,

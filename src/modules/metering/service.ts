@@ -3,7 +3,7 @@ import type { Clock } from "../../shared/clock.ts";
 import { AppError, notFound } from "../../shared/errors.ts";
 import { sum } from "../../shared/money.ts";
 import type { Charge, MetricChangeListener, Plan } from "../catalog/index.ts";
-import type { CustomerService } from "../customers/index.ts";
+import type { Customer, CustomerService } from "../customers/index.ts";
 import {
   type BucketInput,
   type ChargeUsage,

@@ -202,6 +202,7 @@ export async function readValuedEvents(q: Queryable, scope: MetricScope, span: S
               ${ORDER_COLUMNS}, e.ts, e.created_at
        ${METRIC_EVENTS}
           AND e.ts >= coalesce($4::timestamptz, '-infinity') AND e.ts < $5::timestamptz
+       OFFSET 0 -- the value is computed once per event, not again in the filter
      ) x WHERE x.value IS NOT NULL ORDER BY x.ts, x.created_at, x.tx`,
     [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],
   );

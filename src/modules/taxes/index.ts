@@ -10,6 +10,7 @@ export {
   rateNumber,
   roundCents,
   taxesForFee,
+  usageTaxes,
   type FeeTaxLine,
   type FeeTaxes,
   type InvoiceTaxLine,

@@ -13,4 +13,14 @@ export {
   readChargeFilters,
   readProperties,
 } from "./charge.ts";
-export { type ChargeDraft, type MetricLookup, type PlanDraft, checkPlanCreate, checkPlanUpdate, metricRefs } from "./plan.ts";
+export {
+  type ChargeDraft,
+  type CommitmentDraft,
+  type MetricLookup,
+  type PlanDraft,
+  type ThresholdDraft,
+  checkPlanCreate,
+  checkPlanUpdate,
+  metricRefs,
+  planExtrasOf,
+} from "./plan.ts";

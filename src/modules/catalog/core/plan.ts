@@ -11,7 +11,15 @@ import {
   readProperties,
 } from "./charge.ts";
 import { type Checked, ErrorSink, Fields, INVALID, MANDATORY, TAKEN, isRecord } from "./fields.ts";
-import { type BillableMetric, type Charge, PLAN_INTERVALS, type Plan, type PlanInterval } from "./types.ts";
+import {
+  type BillableMetric,
+  type Charge,
+  type MinimumCommitment,
+  PLAN_INTERVALS,
+  type Plan,
+  type PlanInterval,
+  type UsageThreshold,
+} from "./types.ts";
 
 export interface ChargeDraft {
   /** Internal id of the charge this entry updates; null for a new charge. */
@@ -45,6 +53,49 @@ export interface PlanDraft {
   /** The plan's whole list of charges; null when an update leaves them as they are. */
   readonly charges: readonly ChargeDraft[] | null;
   readonly taxCodes: readonly string[];
+  readonly minimumCommitment: CommitmentDraft | null;
+  /** Ordered by amount, the recurring one last. */
+  readonly usageThresholds: readonly ThresholdDraft[];
+}
+
+/** A minimum commitment as sent; `lagoId` and `createdAt` are kept from the plan's (null: new). */
+export interface CommitmentDraft {
+  readonly lagoId: string | null;
+  readonly amountCents: bigint;
+  readonly invoiceDisplayName: string | null;
+  readonly taxCodes: readonly string[];
+  readonly createdAt: Date | null;
+}
+
+export interface ThresholdDraft {
+  readonly lagoId: string | null;
+  readonly amountCents: bigint;
+  readonly thresholdDisplayName: string | null;
+  readonly recurring: boolean;
+  readonly createdAt: Date | null;
+}
+
+/** The draft's commitment and thresholds as stored: new ones get an id and `now` as creation time. */
+export function planExtrasOf(
+  d: Pick<PlanDraft, "minimumCommitment" | "usageThresholds">,
+  newId: () => string,
+  now: Date,
+): { minimumCommitment: MinimumCommitment | null; usageThresholds: UsageThreshold[] } {
+  const c = d.minimumCommitment;
+  return {
+    minimumCommitment:
+      c === null
+        ? null
+        : { lagoId: c.lagoId ?? newId(), amountCents: c.amountCents, invoiceDisplayName: c.invoiceDisplayName, taxCodes: c.taxCodes, createdAt: c.createdAt ?? now, updatedAt: now },
+    usageThresholds: d.usageThresholds.map((t) => ({
+      lagoId: t.lagoId ?? newId(),
+      amountCents: t.amountCents,
+      thresholdDisplayName: t.thresholdDisplayName,
+      recurring: t.recurring,
+      createdAt: t.createdAt ?? now,
+      updatedAt: now,
+    })),
+  };
 }
 
 /** The organization's (non-deleted) metrics that a plan body refers to. */
@@ -131,6 +182,8 @@ function readPlan(raw: unknown, base: Plan | null, metrics: MetricLookup): Check
   if (list) charges = readCharges(f, list, base, metrics);
   // Whether the codes name taxes is checked by the service (it knows the organization's taxes).
   const taxCodes = take("tax_codes", () => f.stringList("tax_codes") ?? [], base?.taxCodes ?? []);
+  const minimumCommitment = f.has("minimum_commitment") ? readCommitment(f, base) : commitmentOf(base);
+  const usageThresholds = f.has("usage_thresholds") ? readThresholds(f, base) : thresholdsOf(base);
 
   return sink.result({
     code,
@@ -145,7 +198,74 @@ function readPlan(raw: unknown, base: Plan | null, metrics: MetricLookup): Check
     billChargesMonthly,
     charges,
     taxCodes,
+    minimumCommitment,
+    usageThresholds,
   });
+}
+
+const commitmentOf = (base: Plan | null): CommitmentDraft | null => base?.minimumCommitment ?? null;
+const thresholdsOf = (base: Plan | null): ThresholdDraft[] => [...(base?.usageThresholds ?? [])];
+
+/**
+ * Lago's `minimum_commitment`: `amount_cents` (more than 0), `invoice_display_name`, `tax_codes`.
+ * null or `{}` removes the plan's commitment (Lago's Plans::UpdateService on a blank one).
+ */
+function readCommitment(f: Fields, base: Plan | null): CommitmentDraft | null {
+  const raw = f.obj["minimum_commitment"];
+  if (raw === null || (isRecord(raw) && Object.keys(raw).length === 0)) return null;
+  if (!isRecord(raw)) {
+    f.fail("minimum_commitment", INVALID);
+    return commitmentOf(base);
+  }
+  const g = new Fields(raw, f.sink, `${f.prefix}minimum_commitment.`);
+  const current = base?.minimumCommitment ?? null;
+  let amountCents = current?.amountCents;
+  if (current === null || g.has("amount_cents")) {
+    const v = g.cents("amount_cents");
+    if (v === undefined && (raw["amount_cents"] === undefined || raw["amount_cents"] === null)) g.fail("amount_cents", MANDATORY);
+    else if (v === 0n) g.fail("amount_cents", "value_is_out_of_range");
+    else if (v !== undefined) amountCents = v;
+  }
+  const invoiceDisplayName = g.take(current !== null, "invoice_display_name", () => g.optionalText("invoice_display_name", 255), current?.invoiceDisplayName ?? null);
+  const taxCodes = g.take(current !== null, "tax_codes", () => g.stringList("tax_codes") ?? [], current?.taxCodes ?? []);
+  if (amountCents === undefined) return commitmentOf(base);
+  return { lagoId: current?.lagoId ?? null, amountCents, invoiceDisplayName, taxCodes, createdAt: current?.createdAt ?? null };
+}
+
+/**
+ * Lago's `usage_thresholds`: the plan's whole list (null or [] removes them). Each has
+ * `amount_cents` (more than 0), `threshold_display_name` and `recurring`; at most one is
+ * recurring and fixed amounts are distinct. A threshold kept with the same amount and kind keeps its id.
+ */
+function readThresholds(f: Fields, base: Plan | null): ThresholdDraft[] {
+  const list = f.array("usage_thresholds");
+  if (list === null) return [];
+  if (list === undefined) return thresholdsOf(base);
+  const existing = new Map((base?.usageThresholds ?? []).map((t) => [`${t.recurring}:${t.amountCents}`, t]));
+  const out: ThresholdDraft[] = [];
+  const amounts = new Set<bigint>();
+  let recurringSeen = false;
+  list.forEach((item, i) => {
+    const at = `usage_thresholds[${i}]`;
+    if (!isRecord(item)) return f.fail(at, INVALID);
+    const g = new Fields(item, f.sink, `${f.prefix}${at}.`);
+    const amountCents = g.cents("amount_cents");
+    if (amountCents === undefined && (item["amount_cents"] === undefined || item["amount_cents"] === null)) g.fail("amount_cents", MANDATORY);
+    if (amountCents === 0n) g.fail("amount_cents", "value_is_out_of_range");
+    const thresholdDisplayName = g.optionalText("threshold_display_name", 255) ?? null;
+    const recurring = g.bool("recurring") ?? false;
+    if (amountCents === undefined || amountCents === 0n) return;
+    if (recurring) {
+      if (recurringSeen) return g.fail("recurring", TAKEN);
+      recurringSeen = true;
+    } else {
+      if (amounts.has(amountCents)) return g.fail("amount_cents", TAKEN);
+      amounts.add(amountCents);
+    }
+    const kept = existing.get(`${recurring}:${amountCents}`);
+    out.push({ lagoId: kept?.lagoId ?? null, amountCents, thresholdDisplayName, recurring, createdAt: kept?.createdAt ?? null });
+  });
+  return out.sort((a, b) => (a.recurring !== b.recurring ? (a.recurring ? 1 : -1) : a.amountCents < b.amountCents ? -1 : a.amountCents > b.amountCents ? 1 : 0));
 }
 
 function readCharges(f: Fields, list: unknown[], base: Plan | null, metrics: MetricLookup): ChargeDraft[] {

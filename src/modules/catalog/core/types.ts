@@ -105,7 +105,35 @@ export interface Plan {
   readonly charges: readonly Charge[];
   /** Codes of the taxes on the plan's fees (over the customer's); absent: none. */
   readonly taxCodes?: readonly string[];
+  /** Lago's `minimum_commitment`; absent or null: none. */
+  readonly minimumCommitment?: MinimumCommitment | null;
+  /** Lago's `usage_thresholds` (progressive billing), by amount; absent: none. */
+  readonly usageThresholds?: readonly UsageThreshold[];
   readonly createdAt: Date;
   /** Set once the plan is deleted (plans read by id keep answering for billing history). */
   readonly deletedAt: Date | null;
+}
+
+/** A plan's minimum spend per billing period (Lago's `minimum_commitment`), topped up by a `commitment` fee. */
+export interface MinimumCommitment {
+  readonly lagoId: string;
+  /** Minor units of the plan's currency; more than 0. */
+  readonly amountCents: bigint;
+  readonly invoiceDisplayName: string | null;
+  /** Codes of the taxes on the commitment fee; absent: the plan's. */
+  readonly taxCodes: readonly string[];
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** A usage amount that issues a `progressive_billing` invoice when the period's usage reaches it. */
+export interface UsageThreshold {
+  readonly lagoId: string;
+  /** Minor units of the plan's currency; more than 0. */
+  readonly amountCents: bigint;
+  readonly thresholdDisplayName: string | null;
+  /** Crossed again every time usage grows by `amountCents` past the highest fixed threshold. */
+  readonly recurring: boolean;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
 }

@@ -58,6 +58,19 @@ export interface FeeDraft {
   readonly invoiceable: boolean;
   readonly item: FeeItem;
   readonly amountDetails: Readonly<Record<string, unknown>>;
+  /** Add-on fees (one-off invoices): the fee's taxes (its own codes, else the add-on's) and description. */
+  readonly addOn?: { readonly taxCodes: readonly string[]; readonly description: string | null };
+  /** A late-events adjustment (core/adjustments_late.ts): the billed period it corrects. */
+  readonly lateAdjustment?: LateAdjustmentRef;
+}
+
+/** What an adjustment fee corrects: a subscription's billed period, its fee for the bucket (if any), and since when events are late. */
+export interface LateAdjustmentRef {
+  /** The billing instant of the corrected period (with the fee's subscription, unique). */
+  readonly billedAt: Date;
+  readonly adjustedFeeId: number | null;
+  /** Events stored after this (events.created_at) are the late ones. */
+  readonly eventsAfter: Date;
 }
 
 /** The amount in minor units, rounded half-up once (the money rule): "1.005" USD is 101. */

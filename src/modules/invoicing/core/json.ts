@@ -19,7 +19,8 @@ export function feeJson(f: FeeRecord) {
     lago_invoice_id: f.invoiceLagoId,
     lago_true_up_fee_id: null,
     lago_true_up_parent_fee_id: null,
-    lago_original_fee_id: null,
+    // A late-events adjustment: the fee of the period it corrects.
+    lago_original_fee_id: f.lateAdjustment?.originalFeeLagoId ?? null,
     lago_subscription_id: f.subscriptionLagoId,
     lago_customer_id: f.customerLagoId,
     external_customer_id: f.externalCustomerId,
@@ -49,7 +50,7 @@ export function feeJson(f: FeeRecord) {
     failed_at: null,
     refunded_at: null,
     event_transaction_id: null,
-    description: null,
+    description: f.description,
     precise_coupons_amount_cents: f.preciseCouponsAmountCents.toString(),
     // Lago: the fee's amount before coupons (the invoice shows coupons as credits).
     sub_total_excluding_taxes_amount_cents: cents(f.amountCents),
@@ -82,6 +83,11 @@ export function feeJson(f: FeeRecord) {
       created_at: iso(f.createdAt),
     })),
     pricing_unit_details: null,
+    // Ours: a fee correcting an already invoiced period for events stored after it was invoiced.
+    late_events_adjustment:
+      f.lateAdjustment === null
+        ? null
+        : { adjusted_billed_at: iso(f.lateAdjustment.adjustsBilledAt), events_stored_after: iso(f.lateAdjustment.eventsAfter) },
     presentation_breakdowns: [] as unknown[],
   };
 }

@@ -94,6 +94,10 @@ export interface FeeRecord {
   readonly invoiceable: boolean;
   readonly item: FeeItem;
   readonly amountDetails: Readonly<Record<string, unknown>>;
+  /** Add-on fees: the line's description (Lago's fee `description`). */
+  readonly description: string | null;
+  /** A late-events adjustment: the period it corrects (its billing instant), the fee it corrects, since when events are late. */
+  readonly lateAdjustment: { readonly adjustsBilledAt: Date; readonly eventsAfter: Date | null; readonly originalFeeLagoId: string | null } | null;
   readonly createdAt: Date;
 }
 

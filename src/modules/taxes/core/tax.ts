@@ -153,3 +153,21 @@ export function invoiceTaxes(fees: readonly { readonly base: Decimal; readonly t
 
 /** The JSON number Lago shows for a rate ("20.0" → 20). */
 export const rateNumber = (rate: Decimal): number => Number(rate.toString());
+
+/**
+ * The taxes on a subscription's usage (current usage): each charge's amount taxed by its level
+ * (charge > plan > customer > organization), each tax rounded once, as the invoice will.
+ */
+export function usageTaxes(
+  charges: readonly { readonly amountCents: bigint; readonly chargeTaxCodes: readonly string[] }[],
+  levels: { readonly plan: readonly string[]; readonly customer: readonly string[] },
+  byCode: ReadonlyMap<string, Tax>,
+): bigint {
+  const lines = invoiceTaxes(
+    charges.map((c) => ({
+      base: new Decimal(c.amountCents.toString()),
+      taxes: taxesForFee({ charge: c.chargeTaxCodes, plan: levels.plan, customer: levels.customer }, byCode),
+    })),
+  );
+  return lines.reduce((s, l) => s + l.amountCents, 0n);
+}
