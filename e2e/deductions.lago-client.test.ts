@@ -25,7 +25,8 @@ const hasPoppler = spawnSync("pdftotext", ["-v"]).error === undefined;
 //     invoice: 6468 × 20 % = 1293.6 → 1294 (rounded once, half-up)
 //     per fee: (5000 − 669.52…) × 20 % = 866.10 → 866; (2468 − 330.48…) × 20 % = 427.50… → 428
 //   sub total including taxes    6468 + 1294                       7762
-//   wallet: 20 paid + 10 granted credits at 1.00 EUR = 30.00      −3000 (prepaid_credit_amount_cents)
+//   wallet: 20 paid (its credit invoice paid) + 10 granted credits at 1.00 EUR = 30.00
+//                                                                 −3000 (prepaid_credit_amount_cents)
 //   total due                    7762 − 3000                       4762
 // Afterwards the coupon has 2 periods left and the wallet is empty.
 const EXPECTED = {
@@ -95,8 +96,15 @@ describe(`a month with a coupon, a tax and a wallet through lago-javascript-clie
     expect(applied).toMatchObject({ status: "active", frequency_duration_remaining: 3 });
     const wallet = (await lago.wallets.createWallet({ wallet: { external_customer_id: customerId, currency: "EUR", rate_amount: "1", paid_credits: "20", granted_credits: "10", name: "Prepaid" } }))
       .data.wallet;
-    expect(wallet).toMatchObject({ balance_cents: 3000, credits_balance: "30" });
+    // The 10 granted credits count at once; the 20 paid ones once their credit invoice is paid.
+    expect(wallet).toMatchObject({ balance_cents: 1000, credits_balance: "10" });
     walletId = wallet.lago_id;
+    const purchase = (await lago.wallets.findAllWalletTransactions(walletId, { transaction_status: "purchased" })).data.wallet_transactions[0]!;
+    expect(purchase).toMatchObject({ status: "pending", amount: "20.00" });
+    const credit = (await lago.invoices.findInvoice(purchase.lago_invoice_id!)).data.invoice;
+    expect(credit).toMatchObject({ invoice_type: "credit", total_amount_cents: 2000, taxes_amount_cents: 0 });
+    await lago.invoices.updateInvoice(credit.lago_id, { invoice: { payment_status: "succeeded" } });
+    expect((await lago.wallets.findWallet(walletId)).data.wallet).toMatchObject({ balance_cents: 3000, credits_balance: "30" });
   });
 
   it("takes 1,234 calls in May", async () => {
@@ -115,7 +123,7 @@ describe(`a month with a coupon, a tax and a wallet through lago-javascript-clie
 
   it("bills May on June 1st: coupon before the tax, prepaid credits after it", async () => {
     await freeze("2024-06-01T00:00:00Z");
-    const list = (await lago.invoices.findAllInvoices({ external_customer_id: customerId })).data.invoices;
+    const list = (await lago.invoices.findAllInvoices({ external_customer_id: customerId, invoice_type: "subscription" })).data.invoices;
     expect(list).toHaveLength(1);
     const invoice = (await lago.invoices.findInvoice(list[0]!.lago_id)).data.invoice;
     expect(invoice).toMatchObject({ status: "finalized", currency: "EUR", ...EXPECTED });
@@ -134,7 +142,7 @@ describe(`a month with a coupon, a tax and a wallet through lago-javascript-clie
   });
 
   it.skipIf(!hasPoppler)("the PDF shows the coupon, the tax line and the prepaid credits (needs poppler-utils)", async () => {
-    const list = (await lago.invoices.findAllInvoices({ external_customer_id: customerId })).data.invoices;
+    const list = (await lago.invoices.findAllInvoices({ external_customer_id: customerId, invoice_type: "subscription" })).data.invoices;
     const r = await fetch(`${server.url}/api/v1/invoices/${list[0]!.lago_id}/pdf`, { headers: { authorization: `Bearer ${apiKey}` } });
     expect(r.status).toBe(200);
     const file = path.join(os.tmpdir(), `invoice-${run}.pdf`);

@@ -7,7 +7,7 @@ import { openDatabase, openReadReplica } from "./db/open.ts";
 import { ReplicaReads, replicaMetrics } from "./db/replica.ts";
 import { Cache, createCacheMetrics } from "./modules/cache/index.ts";
 import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
-import { CatalogService, registerCatalogRoutes } from "./modules/catalog/index.ts";
+import { CatalogService, registerCatalogRoutes, usageThresholdJson } from "./modules/catalog/index.ts";
 import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
 import { RejectedEventsService, createJetstreamIngest, registerRejectedEventRoutes } from "./modules/jetstream/index.ts";
@@ -18,6 +18,8 @@ import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from 
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
 import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
+import { AddOnService, registerAddOnRoutes } from "./modules/add_ons/index.ts";
+import { invoiceDetailsJson, recordUsageCutoff, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
@@ -118,6 +120,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const catalog = new CatalogService(db, clock, { cache });
   // Taxes by code on customers, plans and charges: unknown codes are refused where they are set.
   const taxes = new TaxService(db, clock);
+  // Add-ons (one-off invoices bill them); their tax codes are checked like a plan's.
+  const addOns = new AddOnService(db, clock, { taxes });
   customers.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
   catalog.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
   const subscriptions = new SubscriptionService(db, clock, catalog, customers, { cache });
@@ -152,7 +156,12 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const coupons = new CouponService(db, clock, { customers });
   // Credit notes render their fees through invoicing, which is built below (read lazily).
   const creditNotes = new CreditNoteService(db, clock, { customers, fees: { feeIn: (q, orgId, lagoId) => invoicing.feeIn(q, orgId, lagoId) } });
-  const wallets = new WalletService(db, clock, { customers, webhook: (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object) });
+  // Purchased credits are billed on a credit invoice (invoicing, built below) and count once it is paid.
+  const wallets = new WalletService(db, clock, {
+    customers,
+    webhook: (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object),
+    invoices: { issueCreditInvoice: (tx, customer, currency, fee, now) => invoicing.issueCreditInvoice(tx, customer, currency, fee, now) },
+  });
   const adjustments: InvoiceAdjustments = {
     taxes: (q, orgId) => taxes.byCode(orgId, q),
     coupons: (q, orgId, customerId, currency, now) => coupons.terms(q, orgId, customerId, currency, now),
@@ -174,6 +183,13 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     onError: (err, context) => http.log.error({ err, ...context }, "billing failed; retried by the next run"),
   });
   subscriptions.onTransition(invoicing.onSubscriptionTransition);
+  // Lago's subscription.usage_threshold_reached: the subscription with its plan and customer, and the threshold.
+  invoicing.onUsageThresholdReached(async (tx, view, crossing) => {
+    const sub = view.subscription;
+    const customer = await customers.findById(sub.orgId, sub.customerId, tx);
+    const object = { ...subscriptionJson(view, true), customer: customer && customerJson(customer), usage_threshold: usageThresholdJson(crossing.threshold) };
+    return webhooks.service.enqueue(tx, sub.orgId, "subscription.usage_threshold_reached", "subscription", object);
+  });
   // Rule: lists and usage may lag (read replica); writes, what they answer and single-resource GETs use the primary.
   for (const service of [ingest, customers, subscriptions, metering, invoicing]) service.readFrom(reads);
   testClock.onAdvance(async (orgId) => {
@@ -192,7 +208,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     deps.paymentProviders,
   );
   invoicing.onFinalized(payments.service.collect);
+  // Events stored after this (wall clock, as events.created_at) are late for the invoice's periods.
+  invoicing.onFinalized((tx, orgId, invoiceId) => recordUsageCutoff(tx, orgId, invoiceId, new Date(wallClock.now())));
+  invoicing.onOneOffIssued((tx, d) => webhooks.service.enqueue(tx, d.invoice.orgId, "invoice.one_off_created", "invoice", invoiceDetailsJson(d)));
   invoicing.onVoided(payments.service.stopCollecting);
+  payments.service.onInvoicePaid((tx, paid) => wallets.settlePurchases(tx, paid.orgId, paid.invoiceId));
   // Payments that fell due by the new time have been attempted when PUT /test_clock answers.
   testClock.onAdvance(async (orgId) => {
     await payments.worker.runDue({ orgId });
@@ -304,6 +324,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerTestClockRoutes(http, testClock);
   registerWebhookRoutes(http, webhooks.service);
   registerInvoiceRoutes(http, invoicing);
+  registerAddOnRoutes(http, addOns);
+  registerOneOffInvoiceRoute(http, { invoicing, customers, addOns, taxes, db, now: (orgId) => new Date(clock.now(orgId)) });
   registerPaymentRoutes(http, payments.service);
   // Read-only GraphQL over the same services, keyed and organization-scoped like /api/v1.
   registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing, reads }));

@@ -53,7 +53,7 @@ export function createIngestWorker(
   const partitions = new Partitions(db);
   const maxInFlight = 2 * config.ingest.batchMax * config.ingest.writers;
   // The writer's queue never refuses here: the consumer bounds what it takes (maxInFlight, plus
-  // at most one pull of 1 MB beyond it).
+  // at most one pull of 256 messages beyond it).
   const writer = new EventWriter(db, partitions, clock, { batchMax: config.ingest.batchMax, writers: config.ingest.writers, queueMax: maxInFlight + 1_000_000 }, metrics);
   metrics.setQueueDepth(() => writer.queued);
   // Webhooks are only written to the outbox here; the API processes' delivery workers send them.

@@ -10,7 +10,7 @@ export {
   type Page,
   type Paged,
 } from "./service.ts";
-export { registerCatalogRoutes, chargeJson, metricJson, planJson } from "./http.ts";
+export { registerCatalogRoutes, chargeJson, metricJson, planJson, usageThresholdJson } from "./http.ts";
 export {
   AGGREGATION_TYPES,
   ALL_FILTER_VALUES,
@@ -21,9 +21,11 @@ export {
   type ChargeFilter,
   type FilterValues,
   type MetricFilter,
+  type MinimumCommitment,
   type Plan,
   type PlanInterval,
   type RoundingFunction,
+  type UsageThreshold,
 } from "./core/index.ts";
 // The field readers and charge-property rules, for other modules that accept charge prices
 // (subscriptions' plan_overrides) and must validate them exactly as plans do.

@@ -13,6 +13,8 @@ export {
 export { BillingScheduler, type BillingSchedulerOptions } from "./scheduler.ts";
 export type { InvoiceAdjustments, InvoiceRef, UnusedAdvanceFee } from "./adjustments.ts";
 export { invoiceDetailsJson, registerInvoiceRoutes } from "./http.ts";
+export { LATE_PERIODS, recordUsageCutoff } from "./late_events.ts";
+export { addOnFee, checkOneOffInvoice, createOneOffInvoice, registerOneOffInvoiceRoute, type OneOffDeps } from "./oneoff.ts";
 export {
   FEE_TYPES,
   INVOICE_STATUSES,
@@ -27,6 +29,7 @@ export {
   issuingDateOf,
   computeInvoice,
   type Balance,
+  type FeeDraft,
   type InvoiceComputation,
   type BillingInstant,
   type BillingTerms,

@@ -30,12 +30,30 @@ import {
   initialPaymentStatus,
   computeInvoice,
   invoiceNumber,
+  invoiceTotals,
   issuingDateOf,
+  linkTrueUps,
   paymentDueDate,
   subscriptionFee,
   unusedAdvanceCredit,
+  withTrueUps,
+  crossedThresholds,
+  type ThresholdCrossing,
 } from "./core/index.ts";
+import { lateAdjustmentsOf } from "./late_events.ts";
 import * as store from "./store.ts";
+import { commitmentFeeOf } from "./minimums.ts";
+import {
+  appliedThresholds,
+  currentChargeSpan,
+  insertAppliedThresholds,
+  progressivelyBilled,
+  thresholdCandidates,
+  thresholdsOf,
+} from "./progressive.ts";
+
+/** Runs in the transaction that issues a progressive billing invoice, once per threshold crossed (webhooks). */
+export type ThresholdListener = (tx: Queryable, view: SubscriptionView, crossing: ThresholdCrossing, invoiceId: number) => Promise<unknown>;
 
 /** A hook run inside an invoicing transaction, with the invoice's internal id. */
 export type InvoiceListener = (tx: Queryable, orgId: number, invoiceId: number) => Promise<void>;
@@ -114,6 +132,8 @@ export class InvoicingService {
   private reads: Queryable | null = null;
   private readonly finalizedListeners: InvoiceListener[] = [];
   private readonly voidedListeners: InvoiceListener[] = [];
+  private readonly thresholdListeners: ThresholdListener[] = [];
+  private readonly oneOffListeners: ((tx: Queryable, details: InvoiceDetails) => Promise<unknown>)[] = [];
 
   constructor(
     private readonly db: Db,
@@ -179,6 +199,7 @@ export class InvoicingService {
         }
       };
       await Promise.all(Array.from({ length: Math.min(lanes, candidates.length) }, lane));
+      summary.invoicesIssued += await this.billUsageThresholds(orgId, now, summary);
       for (const lagoId of await store.draftsDue(this.db, orgId, now)) {
         try {
           await this.finalize(orgId, lagoId);
@@ -304,7 +325,8 @@ export class InvoicingService {
     // Caught up after its grace period already ended (a stopped job): issued final at once.
     const final = graceUntil === null || graceUntil.getTime() <= now.getTime();
     const ref: InvoiceRef = { orgId, id: invoiceId, lagoId, customerId: sub.customerId, currency: sub.plan.amountCurrency };
-    const totals = await this.writeFees(tx, ref, customer, [{ sub, fees }], final, now);
+    const credit = instant.charges === null ? 0n : await progressivelyBilled(tx, orgId, sub.id, instant.charges.period.start);
+    const totals = await this.writeFees(tx, ref, customer, [{ sub, fees }], final, now, credit);
     if (final) {
       await this.finalizeIn(tx, { orgId, invoiceId, customerId: sub.customerId, prefix, issuingDate, netPaymentTerm, totals, now });
     }
@@ -320,9 +342,10 @@ export class InvoicingService {
     tx: Queryable,
     invoice: InvoiceRef,
     customer: Customer,
-    groups: readonly { sub: Subscription; fees: readonly FeeDraft[] }[],
+    groups: readonly { sub: Subscription | null; fees: readonly FeeDraft[] }[],
     final: boolean,
     now: Date,
+    progressiveCreditCents = 0n,
   ): Promise<InvoiceTotals> {
     const { orgId, customerId, currency } = invoice;
     const adj = this.deps.adjustments;
@@ -333,12 +356,20 @@ export class InvoicingService {
     const billable = groups.flatMap(({ sub, fees }) =>
       fees.map((f) => ({
         amountCents: f.amountCents,
-        planCode: sub.plan.code,
+        planCode: sub?.plan.code ?? null,
         metricCode: f.feeType === "charge" ? f.item.code : null,
         taxes: taxesForFee(
           {
-            charge: f.charge === null ? [] : (sub.plan.charges.find((c) => c.id === f.charge!.id)?.taxCodes ?? []),
-            plan: sub.plan.taxCodes ?? [],
+            // An add-on fee (one-off invoice): its own codes, else the add-on's, else the customer's.
+            charge:
+              f.addOn !== undefined
+                ? f.addOn.taxCodes
+                : f.feeType === "commitment"
+                  ? (sub?.plan.minimumCommitment?.taxCodes ?? [])
+                  : f.charge === null || sub === null
+                    ? []
+                    : (sub.plan.charges.find((c) => c.id === f.charge!.id)?.taxCodes ?? []),
+            plan: sub?.plan.taxCodes ?? [],
             customer: customer.attributes.tax_codes,
           },
           taxes,
@@ -350,6 +381,7 @@ export class InvoicingService {
       coupons: adj === undefined ? [] : await adj.coupons(tx, orgId, customerId, currency, now),
       creditNotes: final && adj !== undefined ? await adj.creditNotes(tx, orgId, customerId, currency) : [],
       wallets: final && adj !== undefined ? await adj.wallets(tx, orgId, customerId, currency, now) : [],
+      progressiveCreditCents,
     });
     let position = 0;
     for (const { sub, fees } of groups) {
@@ -358,9 +390,9 @@ export class InvoicingService {
         tx,
         orgId,
         invoice.id,
-        sub.id,
+        sub?.id ?? null,
         currency,
-        fees.map((draft, i) => ({ lagoId: this.newId(), draft, deductions: result.fees[at + i]!, newId: this.newId })),
+        fees.map((draft, i) => ({ lagoId: draft.lagoId ?? this.newId(), draft, deductions: result.fees[at + i]!, newId: this.newId })),
         at,
         now,
       );
@@ -412,8 +444,12 @@ export class InvoicingService {
       const c = instant.charges;
       const window: UsageWindow = { period: c.period, from: c.from, to: c.to, issuingDate: issuingDateOf(c.period.end, sub.timezone) };
       const usage = await this.deps.metering.usage(sub.orgId, sub, window, undefined, q);
-      fees.push(...chargeFees(usage.charges, c, currency));
+      fees.push(...linkTrueUps(withTrueUps(usage.charges, chargeFees(usage.charges, c, currency), c, terms, currency), this.newId));
     }
+    const commitment = await commitmentFeeOf(q, sub, terms, instant, fees);
+    if (commitment !== null) fees.push(commitment);
+    // Events stored since the subscription's earlier periods were invoiced (late_events.ts).
+    fees.push(...(await lateAdjustmentsOf(q, sub, terms, instant.at, (w) => this.deps.metering.usage(sub.orgId, sub, w, undefined, q))).fees);
     return fees;
   }
 
@@ -430,6 +466,84 @@ export class InvoicingService {
     const planAmount = fromCents(paid.planAmountCents ?? sub.plan.amountCents, currency);
     const amountCents = unusedAdvanceCredit(planAmount, unused, terms.endedBy, terms.trialEndsAt, paid.amountCents, currency);
     return { amountCents, feeId: paid.feeId, invoiceId: paid.invoiceId };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Progressive billing (progressive.ts, core/progressive.ts)
+
+  /** Runs in the transaction of a progressive billing invoice, for each threshold it was issued for. */
+  onUsageThresholdReached(listener: ThresholdListener): void {
+    this.thresholdListeners.push(listener);
+  }
+
+  /** The pass over the organization's subscriptions with usage thresholds; answers the invoices issued. */
+  private async billUsageThresholds(orgId: number, now: Date, summary: BillingRunSummary): Promise<number> {
+    let issued = 0;
+    for (const id of await thresholdCandidates(this.db, orgId)) {
+      try {
+        issued += await this.billThresholdsOf(orgId, id, now);
+      } catch (err) {
+        // Another run recorded the same crossing first: it is billed.
+        if (sqlState(err) === "23505") continue;
+        summary.failures += 1;
+        this.options.onError?.(err, { orgId, subscriptionId: id, pass: "usage_thresholds" });
+      }
+    }
+    return issued;
+  }
+
+  /**
+   * One subscription: its current period's usage so far against its thresholds. A crossing issues a
+   * `progressive_billing` invoice for that usage, less what the period's earlier progressive
+   * invoices billed; finalized at once, with no grace period (Lago).
+   */
+  async billThresholdsOf(orgId: number, subscriptionId: number, now = this.now(orgId)): Promise<number> {
+    const sub = await this.deps.subscriptions.getById(orgId, subscriptionId);
+    const terms = sub === null || sub.status !== "active" ? null : termsOf(sub);
+    const thresholds = sub === null ? [] : thresholdsOf(sub);
+    if (sub === null || terms === null || thresholds.length === 0) return 0;
+    const span = currentChargeSpan(terms, now);
+    if (span === null) return 0;
+    // Read before the transaction (the embedded database has one connection); for the webhook.
+    const view = this.thresholdListeners.length > 0 ? await this.deps.subscriptions.getViewById(orgId, sub.id) : null;
+    return this.db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [BILLING_LOCK_NAMESPACE, `${orgId}:${sub.id}`]);
+      const currency = sub.plan.amountCurrency;
+      const window: UsageWindow = { period: span.period, from: span.from, to: span.to, issuingDate: issuingDateOf(span.period.end, sub.timezone) };
+      const usage = await this.deps.metering.usage(orgId, sub, window, undefined, tx);
+      // Only charges in arrears count (Lago): advance charges are paid as they happen.
+      const fees = chargeFees(usage.charges.filter((c) => !c.charge.payInAdvance), span, currency);
+      const usageCents = fees.reduce((a, f) => a + f.amountCents, 0n);
+      const crossings = crossedThresholds(thresholds, usageCents, await appliedThresholds(tx, orgId, sub.id, span.period.start));
+      if (crossings.length === 0) return 0;
+      const customer = await this.deps.customers.findById(orgId, sub.customerId, tx);
+      if (customer === null) throw new Error(`customer ${sub.customerId} of subscription ${sub.lagoId} is missing`);
+      const org = await store.organizationBilling(tx, orgId);
+      const issuingDate = issuingDateOf(now, sub.timezone);
+      const netPaymentTerm = customer.attributes.net_payment_term ?? 0;
+      const prefix = documentNumberPrefix(org.name, org.publicId);
+      const lagoId = this.newId();
+      const invoiceId = await store.insertInvoice(tx, {
+        orgId,
+        lagoId,
+        customerId: sub.customerId,
+        invoiceType: "progressive_billing",
+        number: draftNumber(prefix),
+        issuingDate,
+        paymentDueDate: paymentDueDate(issuingDate, netPaymentTerm),
+        netPaymentTerm,
+        currency,
+        graceUntil: null,
+        now,
+      });
+      const credit = await progressivelyBilled(tx, orgId, sub.id, span.period.start);
+      await insertAppliedThresholds(tx, orgId, sub.id, invoiceId, span.period.start, crossings, thresholds, usageCents, now);
+      const ref: InvoiceRef = { orgId, id: invoiceId, lagoId, customerId: sub.customerId, currency };
+      const totals = await this.writeFees(tx, ref, customer, [{ sub, fees }], true, now, credit);
+      await this.finalizeIn(tx, { orgId, invoiceId, customerId: sub.customerId, prefix, issuingDate, netPaymentTerm, totals, now });
+      if (view !== null) for (const crossing of crossings) for (const listener of this.thresholdListeners) await listener(tx, view, crossing, invoiceId);
+      return 1;
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -539,6 +653,86 @@ export class InvoicingService {
     return this.get(orgId, lagoId);
   }
 
+  /** Runs in the transaction that issues a one-off invoice, with the invoice as issued (webhooks). */
+  onOneOffIssued(listener: (tx: Queryable, details: InvoiceDetails) => Promise<unknown>): void {
+    this.oneOffListeners.push(listener);
+  }
+
+  /**
+   * POST /invoices (Lago's one-off invoice, oneoff.ts builds the fees): issued finalized at once,
+   * numbered in the organization's sequence, its totals through the same deductions as every
+   * invoice (coupons, taxes, credit notes, prepaid credits); collected like the others.
+   */
+  async issueOneOff(orgId: number, customer: Customer, currency: string, timezone: string, fees: readonly FeeDraft[]): Promise<InvoiceDetails> {
+    const lagoId = this.newId();
+    await this.db.transaction(async (tx) => {
+      const now = this.now(orgId);
+      const org = await store.organizationBilling(tx, orgId);
+      const issuingDate = issuingDateOf(now, timezone);
+      const netPaymentTerm = customer.attributes.net_payment_term ?? 0;
+      const prefix = documentNumberPrefix(org.name, org.publicId);
+      const invoiceId = await store.insertInvoice(tx, {
+        orgId,
+        lagoId,
+        customerId: customer.id,
+        invoiceType: "one_off",
+        number: draftNumber(prefix),
+        issuingDate,
+        paymentDueDate: paymentDueDate(issuingDate, netPaymentTerm),
+        netPaymentTerm,
+        currency,
+        graceUntil: null,
+        now,
+      });
+      const ref: InvoiceRef = { orgId, id: invoiceId, lagoId, customerId: customer.id, currency };
+      const totals = await this.writeFees(tx, ref, customer, [{ sub: null, fees }], true, now);
+      await this.finalizeIn(tx, { orgId, invoiceId, customerId: customer.id, prefix, issuingDate, netPaymentTerm, totals, now });
+      if (this.oneOffListeners.length > 0) {
+        const details = await this.details(orgId, (await store.invoiceByLagoId(tx, orgId, lagoId))!, tx);
+        for (const listener of this.oneOffListeners) await listener(tx, details);
+      }
+    });
+    return this.get(orgId, lagoId);
+  }
+
+  /**
+   * A wallet's purchase of credits (Lago's credit invoice): its one `credit` fee, issued finalized in
+   * the caller's transaction and collected like any invoice. No coupons, taxes, credit notes or
+   * prepaid credits apply: the credits are taxed on the invoices they pay.
+   */
+  async issueCreditInvoice(
+    tx: Queryable,
+    customer: Customer,
+    currency: string,
+    fee: FeeDraft,
+    now: Date,
+  ): Promise<{ id: number; lagoId: string }> {
+    const orgId = customer.orgId;
+    const lagoId = this.newId();
+    const org = await store.organizationBilling(tx, orgId);
+    const issuingDate = issuingDateOf(now, customer.attributes.timezone ?? "UTC");
+    const netPaymentTerm = customer.attributes.net_payment_term ?? 0;
+    const prefix = documentNumberPrefix(org.name, org.publicId);
+    const invoiceId = await store.insertInvoice(tx, {
+      orgId,
+      lagoId,
+      customerId: customer.id,
+      invoiceType: "credit",
+      number: draftNumber(prefix),
+      issuingDate,
+      paymentDueDate: paymentDueDate(issuingDate, netPaymentTerm),
+      netPaymentTerm,
+      currency,
+      graceUntil: null,
+      now,
+    });
+    await store.insertFees(tx, orgId, invoiceId, null, currency, [{ lagoId: this.newId(), draft: fee }], 0, now);
+    const totals = invoiceTotals([fee.amountCents]);
+    await store.saveTotals(tx, orgId, invoiceId, totals, "pending", now);
+    await this.finalizeIn(tx, { orgId, invoiceId, customerId: customer.id, prefix, issuingDate, netPaymentTerm, totals, now });
+    return { id: invoiceId, lagoId };
+  }
+
   /** A fee read in the caller's transaction (credit notes render their items with it). */
   feeIn(q: Queryable, orgId: number, lagoId: string): Promise<FeeRecord | null> {
     return store.feeByLagoId(q, orgId, lagoId);
@@ -568,6 +762,8 @@ export class InvoicingService {
       from: fee.usageFrom,
       to: fee.usageTo,
       groupedBy: fee.item.groupedBy ?? null,
+      // An adjustment fee is traced to the late events only.
+      createdAfter: fee.lateAdjustment?.eventsAfter ?? null,
     };
     let dims: string[] | null = null;
     if (fee.bucket.filters.length > 0) {
@@ -588,13 +784,13 @@ export class InvoicingService {
     return invoice;
   }
 
-  private async details(orgId: number, invoice: InvoiceRecord): Promise<InvoiceDetails> {
+  private async details(orgId: number, invoice: InvoiceRecord, q: Queryable = this.db): Promise<InvoiceDetails> {
     const [fees, billingPeriods, customer, appliedTaxes, credits] = await Promise.all([
-      store.feesOf(this.db, orgId, [invoice.id]),
-      store.billingPeriodsOf(this.db, orgId, [invoice.id]),
-      this.deps.customers.findById(orgId, invoice.customerId),
-      store.appliedTaxesOf(this.db, orgId, [invoice.id]),
-      store.creditsOf(this.db, orgId, [invoice.id]),
+      store.feesOf(q, orgId, [invoice.id]),
+      store.billingPeriodsOf(q, orgId, [invoice.id]),
+      this.deps.customers.findById(orgId, invoice.customerId, q),
+      store.appliedTaxesOf(q, orgId, [invoice.id]),
+      store.creditsOf(q, orgId, [invoice.id]),
     ]);
     const views: SubscriptionView[] = [];
     for (const id of new Set(billingPeriods.map((p) => p.subscriptionId))) {
@@ -628,13 +824,15 @@ export class InvoicingService {
   ): Promise<InvoiceTotals> {
     await store.deleteFees(tx, invoice.orgId, invoice.id);
     const groups: { sub: Subscription; fees: FeeDraft[] }[] = [];
+    let credit = 0n;
     for (const { period, sub } of subs) {
       const terms = termsOf(sub);
       const instant = terms === null ? null : describeInstant(terms, period.billedAt);
       groups.push({ sub, fees: terms === null || instant === null ? [] : await this.feesOf(tx, sub, terms, instant) });
+      if (instant?.charges != null) credit += await progressivelyBilled(tx, invoice.orgId, sub.id, instant.charges.period.start);
     }
     const ref: InvoiceRef = { orgId: invoice.orgId, id: invoice.id, lagoId: invoice.lagoId, customerId: invoice.customerId, currency: invoice.currency };
-    return this.writeFees(tx, ref, customer, groups, final, now);
+    return this.writeFees(tx, ref, customer, groups, final, now, credit);
   }
 }
 

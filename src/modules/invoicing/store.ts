@@ -50,6 +50,7 @@ interface InvoiceRow {
   sub_total_excluding_taxes_amount_cents: string;
   sub_total_including_taxes_amount_cents: string;
   total_amount_cents: string;
+  progressive_billing_credit_amount_cents: string;
   grace_until: Date | null;
   finalized_at: Date | null;
   voided_at: Date | null;
@@ -62,7 +63,7 @@ const INVOICE_COLUMNS = `i.id, i.org_id, i.lago_id::text AS lago_id, i.customer_
   i.organization_sequential_id, i.sequential_id, i.issuing_date::text AS issuing_date, i.payment_due_date::text AS payment_due_date,
   i.net_payment_term, i.currency, i.fees_amount_cents, i.coupons_amount_cents, i.credit_notes_amount_cents, i.prepaid_credit_amount_cents,
   i.taxes_amount_cents, i.sub_total_excluding_taxes_amount_cents, i.sub_total_including_taxes_amount_cents, i.total_amount_cents,
-  i.grace_until, i.finalized_at, i.voided_at, i.created_at, i.updated_at`;
+  i.progressive_billing_credit_amount_cents, i.grace_until, i.finalized_at, i.voided_at, i.created_at, i.updated_at`;
 
 function toInvoice(r: InvoiceRow): InvoiceRecord {
   return {
@@ -88,6 +89,7 @@ function toInvoice(r: InvoiceRow): InvoiceRecord {
     subTotalExcludingTaxesAmountCents: big(r.sub_total_excluding_taxes_amount_cents),
     subTotalIncludingTaxesAmountCents: big(r.sub_total_including_taxes_amount_cents),
     totalAmountCents: big(r.total_amount_cents),
+    progressiveBillingCreditAmountCents: big(r.progressive_billing_credit_amount_cents),
     graceUntil: date(r.grace_until),
     finalizedAt: date(r.finalized_at),
     voidedAt: date(r.voided_at),
@@ -131,13 +133,14 @@ export interface Totals {
   readonly subTotalExcludingTaxesAmountCents: bigint;
   readonly subTotalIncludingTaxesAmountCents: bigint;
   readonly totalAmountCents: bigint;
+  readonly progressiveBillingCreditAmountCents?: bigint;
 }
 
 export async function saveTotals(tx: Queryable, orgId: number, invoiceId: number, t: Totals, paymentStatus: PaymentStatus, now: Date): Promise<void> {
   await tx.query(
     `UPDATE invoices SET fees_amount_cents = $3, coupons_amount_cents = $4, credit_notes_amount_cents = $5, prepaid_credit_amount_cents = $6,
             taxes_amount_cents = $7, sub_total_excluding_taxes_amount_cents = $8, sub_total_including_taxes_amount_cents = $9,
-            total_amount_cents = $10, payment_status = $11, updated_at = $12
+            total_amount_cents = $10, payment_status = $11, updated_at = $12, progressive_billing_credit_amount_cents = $13
       WHERE org_id = $1 AND id = $2`,
     [
       orgId,
@@ -152,6 +155,7 @@ export async function saveTotals(tx: Queryable, orgId: number, invoiceId: number
       t.totalAmountCents.toString(),
       paymentStatus,
       now,
+      (t.progressiveBillingCreditAmountCents ?? 0n).toString(),
     ],
   );
 }
@@ -424,6 +428,8 @@ export async function insertFees(
     adjusts_billed_at: f.lateAdjustment?.billedAt.toISOString() ?? null,
     adjusted_fee_id: f.lateAdjustment?.adjustedFeeId ?? null,
     late_events_after: f.lateAdjustment?.eventsAfter.toISOString() ?? null,
+    true_up_fee_lago_id: f.trueUpFeeLagoId ?? null,
+    true_up_parent_fee_lago_id: f.trueUpParentFeeLagoId ?? null,
     taxes_amount_cents: (deductions?.taxes.amountCents ?? 0n).toString(),
     taxes_rate: deductions?.taxes.rate.toString() ?? "0",
     taxes_precise_amount_cents: deductions?.taxes.preciseAmountCents.toString() ?? "0",
@@ -447,14 +453,15 @@ export async function insertFees(
                        units, total_aggregated_units, events_count, precise_amount, amount_cents, precise_unit_amount, unit_amount_cents,
                        pay_in_advance, invoiceable, item_code, item_name, item_description, invoice_display_name, filter_invoice_display_name,
                        filter_values, lago_item_id, item_type, amount_details, taxes_amount_cents, taxes_rate, taxes_precise_amount_cents,
-                       precise_coupons_amount_cents, applied_taxes, grouped_by, description, adjusts_billed_at, adjusted_fee_id, late_events_after)
+                       precise_coupons_amount_cents, applied_taxes, grouped_by, description, adjusts_billed_at, adjusted_fee_id, late_events_after,
+                       true_up_fee_lago_id, true_up_parent_fee_lago_id)
      SELECT $1, $2, $3, $4, $5, $5, r.lago_id, r.charge_id, r.charge_lago_id, r.charge_filter_id, r.billable_metric_id, r.fee_type, r.position,
             r.from_datetime, r.to_datetime, r.usage_from, r.usage_to, r.bucket_filters, r.bucket_index, r.units, r.total_aggregated_units,
             r.events_count, r.precise_amount, r.amount_cents, r.precise_unit_amount, r.unit_amount_cents, r.pay_in_advance, r.invoiceable,
             r.item_code, r.item_name, r.item_description, r.invoice_display_name, r.filter_invoice_display_name, r.filter_values,
             r.lago_item_id, r.item_type, coalesce(r.amount_details, '{}'::jsonb), r.taxes_amount_cents, r.taxes_rate,
             r.taxes_precise_amount_cents, r.precise_coupons_amount_cents, coalesce(r.applied_taxes, '[]'::jsonb), r.grouped_by,
-            r.description, r.adjusts_billed_at, r.adjusted_fee_id, r.late_events_after
+            r.description, r.adjusts_billed_at, r.adjusted_fee_id, r.late_events_after, r.true_up_fee_lago_id, r.true_up_parent_fee_lago_id
        FROM jsonb_to_recordset($6::jsonb) AS r(
               lago_id uuid, charge_id bigint, charge_lago_id uuid, charge_filter_id bigint, billable_metric_id bigint, fee_type text,
               position int, from_datetime timestamptz, to_datetime timestamptz, usage_from timestamptz, usage_to timestamptz,
@@ -464,7 +471,7 @@ export async function insertFees(
               filter_invoice_display_name text, filter_values jsonb, lago_item_id uuid, item_type text, amount_details jsonb,
               taxes_amount_cents bigint, taxes_rate numeric, taxes_precise_amount_cents numeric, precise_coupons_amount_cents numeric,
               applied_taxes jsonb, grouped_by jsonb, description text, adjusts_billed_at timestamptz, adjusted_fee_id bigint,
-              late_events_after timestamptz)`,
+              late_events_after timestamptz, true_up_fee_lago_id uuid, true_up_parent_fee_lago_id uuid)`,
     [orgId, invoiceId, subscriptionId, currency, now, JSON.stringify(rows)],
   );
 }
@@ -518,13 +525,15 @@ interface FeeRow {
   filter_invoice_display_name: string | null;
   filter_values: Record<string, string[]> | string | null;
   lago_item_id: string;
-  item_type: "Subscription" | "BillableMetric" | "AddOn";
+  item_type: "Subscription" | "BillableMetric" | "AddOn" | "Commitment";
   amount_details: Record<string, unknown> | string;
   grouped_by: Record<string, string | null> | string | null;
   description: string | null;
   adjusts_billed_at: Date | null;
   late_events_after: Date | null;
   original_fee_lago_id: string | null;
+  true_up_fee_lago_id: string | null;
+  true_up_parent_fee_lago_id: string | null;
   created_at: Date;
 }
 
@@ -585,6 +594,8 @@ function toFee(r: FeeRow): FeeRecord {
     },
     amountDetails: json<Record<string, unknown>>(r.amount_details) ?? {},
     description: r.description,
+    trueUpFeeLagoId: r.true_up_fee_lago_id,
+    trueUpParentFeeLagoId: r.true_up_parent_fee_lago_id,
     lateAdjustment: r.adjusts_billed_at === null ? null : { adjustsBilledAt: new Date(r.adjusts_billed_at), eventsAfter: date(r.late_events_after), originalFeeLagoId: r.original_fee_lago_id },
     createdAt: new Date(r.created_at),
   };
@@ -601,6 +612,7 @@ SELECT f.id, f.org_id, f.lago_id::text AS lago_id, f.invoice_id, i.lago_id::text
        f.precise_coupons_amount_cents::text AS precise_coupons_amount_cents, f.applied_taxes, f.pay_in_advance, f.invoiceable, f.item_code, f.item_name, f.item_description, f.invoice_display_name,
        f.filter_invoice_display_name, f.filter_values, f.lago_item_id::text AS lago_item_id, f.item_type, f.amount_details, f.grouped_by,
        f.description, f.adjusts_billed_at, f.late_events_after,
+       f.true_up_fee_lago_id::text AS true_up_fee_lago_id, f.true_up_parent_fee_lago_id::text AS true_up_parent_fee_lago_id,
        (SELECT o.lago_id::text FROM fees o WHERE o.org_id = f.org_id AND o.id = f.adjusted_fee_id) AS original_fee_lago_id, f.created_at
   FROM fees f
   JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
@@ -631,6 +643,8 @@ export interface FeeEventScope {
   readonly to: Date;
   /** The fee's group (pricing group keys): only events with these property values (null: without the property). */
   readonly groupedBy?: Readonly<Record<string, string | null>> | null;
+  /** A late-events adjustment: only events stored after this. */
+  readonly createdAfter?: Date | null;
 }
 
 // The metric's events of the subscription in the window that its aggregation counts (for sum, max,
@@ -666,6 +680,10 @@ export async function feeEvents(
   if (dims !== null) {
     params.push([...dims]);
     where = ` AND ${METRIC_DIMS("e.properties", "m")} = ANY($${params.length}::text[])`;
+  }
+  if (s.createdAfter != null) {
+    params.push(s.createdAfter.toISOString());
+    where += ` AND e.created_at > $${params.length}::timestamptz`;
   }
   for (const [key, value] of Object.entries(s.groupedBy ?? {})) {
     params.push(key, value);

@@ -24,8 +24,8 @@ interface Taken {
 }
 
 const decoder = new TextDecoder();
-/** Bytes one pull may bring (above the API's largest message, ~512 KB). */
-const FETCH_MAX_BYTES = 1 << 20;
+/** Messages one pull may bring: one event each, or up to NATS_EVENTS_PER_MESSAGE of a batch. */
+const PULL_MESSAGES = 256;
 
 export class IngestConsumer {
   private messages: ConsumerMessages | null = null;
@@ -70,14 +70,15 @@ export class IngestConsumer {
   private async run(consumer: Consumer): Promise<void> {
     while (!this.stopping) {
       // Pull only while there is room: messages a worker holds unprocessed would wait on it (and on
-      // its memory) instead of going to another worker. A pull is bounded in bytes (a message holds
-      // one event or up to NATS_EVENTS_PER_MESSAGE of a batch); its messages are handed on as they arrive.
+      // its memory) instead of going to another worker. Its messages are handed on as they arrive.
+      // (A pull bounded in bytes would be better for memory, but this client then also caps it at
+      // 100 messages and holds it open until it expires: 50 messages/s.)
       while (this.inFlight >= this.opts.maxInFlight && !this.stopping) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       if (this.stopping) break;
       try {
         // Short pulls: when the server holding one dies, or the consumer's leader moves, the next
         // pull goes elsewhere within ~2 s.
-        const messages = await consumer.fetch({ max_bytes: FETCH_MAX_BYTES, expires: 2_000 });
+        const messages = await consumer.fetch({ max_messages: PULL_MESSAGES, expires: 2_000 });
         this.messages = messages;
         if (this.stopping) messages.stop();
         for await (const msg of messages) this.take(msg);

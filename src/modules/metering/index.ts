@@ -1,6 +1,7 @@
 // Metering: exact hourly rollups per billable metric (kept by the ingest statement, rebuilt from
 // raw events when a metric is created or changes meaning), the aggregation engine behind usage and
-// invoices, live and past usage (Lago's current_usage / past_usage), and the unmatched events.
+// invoices (charge filters, pricing group keys, prorated recurring charges), live and past usage
+// (Lago's current_usage / past_usage), and the unmatched events.
 export {
   MeteringService,
   type UsageTaxes,
@@ -14,8 +15,11 @@ export { UNMATCHED_REASONS, type UnmatchedEvent, type UnmatchedQuery, type Unmat
 export {
   type Aggregate,
   type BucketAggregate,
+  type BucketInput,
   type ChargeUsage,
   type FeeUsage,
+  type GroupAggregate,
+  type GroupedBy,
   type Span,
   type SubscriptionUsage,
   type UsageWindow,

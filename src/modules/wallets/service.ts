@@ -5,28 +5,37 @@ import type { Clock } from "../../shared/clock.ts";
 import { Decimal } from "../../shared/money.ts";
 import { notFound, validationFailed } from "../../shared/errors.ts";
 import type { Customer } from "../customers/index.ts";
-import type { Balance } from "../invoicing/index.ts";
-import { type TopUpDraft, centsToCredits, checkTopUp, checkWalletCreate, checkWalletUpdate, creditsToCents } from "./core/wallet.ts";
+import type { Balance, FeeDraft } from "../invoicing/index.ts";
+import { type TopUpDraft, centsToCredits, checkTopUp, checkWalletCreate, checkWalletUpdate, creditsToCents, purchaseFee } from "./core/wallet.ts";
 import { walletJson, walletTransactionJson } from "./json.ts";
 import * as store from "./store.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Writes a webhook in the caller's transaction (the outbox). */
-export type WalletWebhook = (tx: Queryable, orgId: number, type: "wallet.created" | "wallet.updated" | "wallet.terminated" | "wallet_transaction.created", objectType: string, object: unknown) => Promise<unknown>;
+export type WalletWebhook = (
+  tx: Queryable,
+  orgId: number,
+  type: "wallet.created" | "wallet.updated" | "wallet.terminated" | "wallet_transaction.created" | "wallet_transaction.updated",
+  objectType: string,
+  object: unknown,
+) => Promise<unknown>;
 
 export interface WalletDeps {
   readonly customers: {
     findByExternalId(orgId: number, externalId: string, q?: Queryable): Promise<Customer | null>;
     ensureCurrency(tx: Queryable, customer: Customer, currency: string): Promise<Customer>;
+    findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null>;
   };
   readonly webhook?: WalletWebhook;
+  /** Issues a purchase's credit invoice; without it, purchased credits are settled at once. */
+  readonly invoices?: { issueCreditInvoice(tx: Queryable, customer: Customer, currency: string, fee: FeeDraft, now: Date): Promise<{ id: number; lagoId: string }> };
 }
 
 /**
  * Wallets (Lago's /wallets and /wallet_transactions): prepaid credits a customer's invoices draw on
- * after taxes and credit notes. Granted credits count at once. Paid credits count at once too:
- * there are no credit invoices for purchases yet, so a purchase is recorded as settled.
+ * after taxes and credit notes. Granted credits count at once; paid credits are billed on a credit
+ * invoice and count once it is paid (`settlePurchases`, the invoice-paid hook).
  */
 export class WalletService {
   constructor(
@@ -149,6 +158,15 @@ export class WalletService {
 
   // ---- for invoices ------------------------------------------------------------------------------
 
+  /** The invoice-paid hook: purchases billed on this invoice are settled and their credits count. */
+  async settlePurchases(tx: Queryable, orgId: number, invoiceId: number): Promise<void> {
+    const now = this.now(orgId);
+    for (const p of await store.settlePurchases(tx, orgId, invoiceId, now)) {
+      await store.moveBalance(tx, orgId, p.walletId, p.amountCents, false, now);
+      await this.deps.webhook?.(tx, orgId, "wallet_transaction.updated", "wallet_transaction", walletTransactionJson((await store.transactionById(tx, orgId, p.id))!));
+    }
+  }
+
   drawable(q: Queryable, orgId: number, customerId: number, currency: string, now: Date): Promise<Balance[]> {
     return store.drawable(q, orgId, customerId, currency, now);
   }
@@ -194,15 +212,18 @@ export class WalletService {
       const cents = creditsToCents(m.credits, wallet.rateAmount, wallet.currency);
       const outbound = m.status === "voided";
       if (outbound && cents > balance) throw validationFailed({ voided_credits: ["insufficient_credits"] }, "the wallet does not hold that many credits");
-      balance += outbound ? -cents : cents;
+      // A purchase waits for its credit invoice to be paid (when invoices are wired).
+      const billed = m.status === "purchased" && this.deps.invoices !== undefined;
+      if (!billed) balance += outbound ? -cents : cents;
+      const lagoId = this.newId();
       const id = await store.insertTransaction(
         tx,
         wallet.orgId,
         {
-          lagoId: this.newId(),
+          lagoId,
           walletId: wallet.id,
           invoiceId: null,
-          status: "settled",
+          status: billed ? "pending" : "settled",
           transactionStatus: m.status,
           transactionType: outbound ? "outbound" : "inbound",
           amountCents: cents,
@@ -213,7 +234,12 @@ export class WalletService {
         },
         now,
       );
-      await store.moveBalance(tx, wallet.orgId, wallet.id, outbound ? -cents : cents, false, now);
+      if (billed) {
+        const customer = (await this.deps.customers.findById(wallet.orgId, wallet.customerId, tx))!;
+        const fee = purchaseFee({ credits: m.credits, rateAmount: wallet.rateAmount, currency: wallet.currency, transactionLagoId: lagoId, walletName: wallet.name, name: d.name, at: now });
+        const invoice = await this.deps.invoices!.issueCreditInvoice(tx, customer, wallet.currency, fee, now);
+        await store.setTransactionInvoice(tx, wallet.orgId, id, invoice.id);
+      } else await store.moveBalance(tx, wallet.orgId, wallet.id, outbound ? -cents : cents, false, now);
       const t = (await store.transactionById(tx, wallet.orgId, id))!;
       await this.deps.webhook?.(tx, wallet.orgId, "wallet_transaction.created", "wallet_transaction", walletTransactionJson(t));
       out.push(t);

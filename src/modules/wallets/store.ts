@@ -164,6 +164,21 @@ export async function drawable(q: Queryable, orgId: number, customerId: number, 
 
 // ---- transactions ----------------------------------------------------------------------------------
 
+export async function setTransactionInvoice(q: Queryable, orgId: number, id: number, invoiceId: number): Promise<void> {
+  await q.query("UPDATE wallet_transactions SET invoice_id = $3 WHERE org_id = $1 AND id = $2", [orgId, id, invoiceId]);
+}
+
+/** Purchases waiting for this invoice's payment, locked; each marked settled. */
+export async function settlePurchases(q: Queryable, orgId: number, invoiceId: number, now: Date): Promise<{ id: number; walletId: number; amountCents: bigint }[]> {
+  const { rows } = await q.query<{ id: string; wallet_id: string; amount_cents: string }>(
+    `UPDATE wallet_transactions SET status = 'settled', settled_at = $3, updated_at = $3
+      WHERE org_id = $1 AND invoice_id = $2 AND status = 'pending' AND transaction_type = 'inbound' AND transaction_status = 'purchased'
+      RETURNING id, wallet_id, amount_cents`,
+    [orgId, invoiceId, now],
+  );
+  return rows.map((r) => ({ id: Number(r.id), walletId: Number(r.wallet_id), amountCents: BigInt(r.amount_cents) }));
+}
+
 export interface WalletTransaction {
   readonly id: number;
   readonly lagoId: string;

@@ -206,6 +206,9 @@ describe("a plan update", () => {
       payInAdvance: true,
       billChargesMonthly: true,
       charges: null,
+      taxCodes: [],
+      minimumCommitment: null,
+      usageThresholds: [],
     });
   });
 

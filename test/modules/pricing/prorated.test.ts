@@ -1,6 +1,7 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Decimal, d } from "../../../src/shared/money.ts";
-import { type ProratedSlice, rateProrated } from "../../../src/modules/pricing/index.ts";
+import { type ProratedSlice, rateGraduated, rateProrated } from "../../../src/modules/pricing/index.ts";
 import { expectWellFormed, price } from "./helpers.ts";
 
 // Slices are changes of the units in stream order: `full` units arriving (> 0) or leaving (< 0) and
@@ -85,5 +86,78 @@ describe("prorated graduated", () => {
 
   it("bills nothing without prorated units", () => {
     expect(rateProrated(graduated, usage("0", [slice("1", "0"), slice("-1", "0")])).lines).toEqual([]);
+  });
+});
+
+describe("prorated pricing invariants (property tests)", () => {
+  const money = fc.integer({ min: 0, max: 100_000 }).map((n) => d(n).div(100).toString());
+  const graduated = fc
+    .array(fc.record({ width: fc.integer({ min: 1, max: 50 }), per_unit_amount: money, flat_amount: money }), { minLength: 1, maxLength: 4 })
+    .map((tiers) => {
+      let from = 0;
+      const ranges = tiers.map((t, i) => {
+        const to = i === tiers.length - 1 ? null : from + t.width;
+        const range = { from_value: from, to_value: to, per_unit_amount: t.per_unit_amount, flat_amount: t.flat_amount };
+        from = (to ?? 0) + 1;
+        return range;
+      });
+      return price("graduated", { graduated_ranges: ranges });
+    });
+  // Arrivals of 1–20 units, each present a share days/30 of a 30-day month.
+  const arrivals = fc.array(fc.tuple(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 30 })), { minLength: 1, maxLength: 8 });
+  const asSlices = (xs: [number, number][], present: (days: number) => number) =>
+    xs.map(([units, days]) => ({ full: d(units), prorated: d(units).times(present(days)).div(30) }));
+
+  it("units present the whole period bill exactly what the unprorated graduated charge bills", () => {
+    fc.assert(
+      fc.property(graduated, arrivals, (g, xs) => {
+        const slices = asSlices(xs, () => 30);
+        const full = slices.reduce((s, x) => s.plus(x.full), d(0));
+        const r = rateProrated(g, usage(full.toString(), slices));
+        expectWellFormed(r);
+        expect(r.amount.eq(rateGraduated(g, full).amount)).toBe(true);
+      }),
+    );
+  });
+
+  it("present fewer days never bills more, and the lines stay well formed", () => {
+    fc.assert(
+      fc.property(graduated, arrivals, (g, xs) => {
+        const slices = asSlices(xs, (days) => days);
+        const full = slices.reduce((s, x) => s.plus(x.full), d(0));
+        const r = rateProrated(g, usage(full.toString(), slices));
+        expectWellFormed(r);
+        expect(r.amount.lte(rateGraduated(g, full).amount)).toBe(true);
+      }),
+    );
+  });
+
+  it("a single open tier bills its price times the prorated units, like standard", () => {
+    fc.assert(
+      fc.property(money, arrivals, (amount, xs) => {
+        const slices = asSlices(xs, (days) => days);
+        const one = price("graduated", { graduated_ranges: [{ from_value: 0, to_value: null, per_unit_amount: amount, flat_amount: "0" }] });
+        const u = usage("0", slices);
+        expect(rateProrated(one, u).amount.eq(rateProrated(price("standard", { amount }), u).amount)).toBe(true);
+      }),
+    );
+  });
+
+  it("a change split across tiers loses nothing beyond the 30th decimal", () => {
+    fc.assert(
+      fc.property(graduated, arrivals, (g, xs) => {
+        const slices = asSlices(xs, (days) => days);
+        const flat = price("graduated", {
+          graduated_ranges: g.graduated_ranges.map((r) => ({
+            from_value: r.from_value.toNumber(),
+            to_value: r.to_value?.toNumber() ?? null,
+            per_unit_amount: "1",
+            flat_amount: "0",
+          })),
+        });
+        const total = slices.reduce((s, x) => s.plus(x.prorated), d(0));
+        expect(rateProrated(flat, usage("0", slices)).amount.toDecimalPlaces(30).eq(total.toDecimalPlaces(30))).toBe(true);
+      }),
+    );
   });
 });

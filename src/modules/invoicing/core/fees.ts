@@ -21,7 +21,7 @@ export interface FeeItem {
   readonly filters: FilterValues | null;
   /** The subscription's lago_id (subscription fee) or the billable metric's (charge fee). */
   readonly lagoItemId: string;
-  readonly itemType: "Subscription" | "BillableMetric" | "AddOn";
+  readonly itemType: "Subscription" | "BillableMetric" | "AddOn" | "Commitment" | "WalletTransaction";
   /** Lago's `grouped_by`: the group a charge fee prices (pricing group keys); absent or null otherwise. */
   readonly groupedBy?: Readonly<Record<string, string | null>> | null;
 }
@@ -58,6 +58,12 @@ export interface FeeDraft {
   readonly invoiceable: boolean;
   readonly item: FeeItem;
   readonly amountDetails: Readonly<Record<string, unknown>>;
+  /** A spending minimum's true-up fee: the charge fee it tops up (core/commitments.ts). */
+  readonly trueUpOf?: FeeDraft;
+  /** Fixed before storing when fees name each other (a true-up and its charge fee); else one is drawn. */
+  readonly lagoId?: string;
+  readonly trueUpFeeLagoId?: string | null;
+  readonly trueUpParentFeeLagoId?: string | null;
   /** Add-on fees (one-off invoices): the fee's taxes (its own codes, else the add-on's) and description. */
   readonly addOn?: { readonly taxCodes: readonly string[]; readonly description: string | null };
   /** A late-events adjustment (core/adjustments_late.ts): the billed period it corrects. */
@@ -178,10 +184,15 @@ export function chargeFees(usage: readonly ChargeUsage[], span: ChargesSpan, cur
   for (const c of usage) {
     const charge = c.charge;
     const filters = bucketFilters(charge);
-    c.fees.forEach((f) => {
+    // A charge with a spending minimum keeps one line (its default bucket) even when nothing was
+    // used: its true-up fee tops that line up (core/commitments.ts).
+    const keepOne = charge.minAmountCents > 0n && !charge.payInAdvance;
+    const kept = out.length;
+    c.fees.forEach((f, i) => {
       const precise = f.rated.amount;
       const cents = centsOf(precise, currency);
-      if (f.units.isZero() && cents === 0n && precise.isZero()) return;
+      const lastChance = keepOne && out.length === kept && i === c.fees.length - 1;
+      if (f.units.isZero() && cents === 0n && precise.isZero() && !lastChance) return;
       const unit = f.units.isZero() ? ZERO : precise.div(f.units);
       const index = f.filterIndex;
       out.push({

@@ -28,6 +28,8 @@ export interface InvoiceRecord {
   readonly subTotalExcludingTaxesAmountCents: bigint;
   readonly subTotalIncludingTaxesAmountCents: bigint;
   readonly totalAmountCents: bigint;
+  /** Usage already billed by the period's progressive billing invoices, credited before coupons (absent: 0). */
+  readonly progressiveBillingCreditAmountCents?: bigint;
   /** Drafts: when the billing job finalizes them. */
   readonly graceUntil: Date | null;
   readonly finalizedAt: Date | null;
@@ -98,6 +100,10 @@ export interface FeeRecord {
   readonly description: string | null;
   /** A late-events adjustment: the period it corrects (its billing instant), the fee it corrects, since when events are late. */
   readonly lateAdjustment: { readonly adjustsBilledAt: Date; readonly eventsAfter: Date | null; readonly originalFeeLagoId: string | null } | null;
+  /** A charge fee topped up by a spending minimum's true-up fee: that fee (Lago's lago_true_up_fee_id). */
+  readonly trueUpFeeLagoId?: string | null;
+  /** A true-up fee: the charge fee it tops up (Lago's lago_true_up_parent_fee_id). */
+  readonly trueUpParentFeeLagoId?: string | null;
   readonly createdAt: Date;
 }
 

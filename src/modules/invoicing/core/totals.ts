@@ -6,6 +6,8 @@ import { type FeeTaxes, type InvoiceTaxLine, type Tax, feeTaxes, invoiceTaxes } 
 import { Decimal } from "../../../shared/money.ts";
 
 export interface Deductions {
+  /** Usage already billed by progressive billing invoices of the period (core/progressive.ts), before coupons. */
+  readonly progressiveCreditCents?: bigint;
   readonly couponsCents?: bigint;
   readonly taxesCents?: bigint;
   readonly creditNotesCents?: bigint;
@@ -21,6 +23,8 @@ export interface InvoiceTotals {
   readonly creditNotesAmountCents: bigint;
   readonly prepaidCreditAmountCents: bigint;
   readonly totalAmountCents: bigint;
+  /** Lago's progressive_billing_credit_amount_cents (absent: 0). */
+  readonly progressiveBillingCreditAmountCents?: bigint;
 }
 
 const capped = (wanted: bigint, left: bigint): bigint => (wanted <= 0n ? 0n : wanted < left ? wanted : left);
@@ -32,8 +36,9 @@ export function invoiceTotals(fees: readonly bigint[], deductions: Deductions = 
     if (f < 0n) throw new RangeError(`a fee is never negative, got ${f}`);
     feesAmount += f;
   }
-  const coupons = capped(deductions.couponsCents ?? 0n, feesAmount);
-  const subTotalExcluding = feesAmount - coupons;
+  const progressive = capped(deductions.progressiveCreditCents ?? 0n, feesAmount);
+  const coupons = capped(deductions.couponsCents ?? 0n, feesAmount - progressive);
+  const subTotalExcluding = feesAmount - progressive - coupons;
   const taxes = deductions.taxesCents !== undefined && deductions.taxesCents > 0n ? deductions.taxesCents : 0n;
   const subTotalIncluding = subTotalExcluding + taxes;
   const creditNotes = capped(deductions.creditNotesCents ?? 0n, subTotalIncluding);
@@ -47,7 +52,27 @@ export function invoiceTotals(fees: readonly bigint[], deductions: Deductions = 
     creditNotesAmountCents: creditNotes,
     prepaidCreditAmountCents: prepaid,
     totalAmountCents: subTotalIncluding - creditNotes - prepaid,
+    progressiveBillingCreditAmountCents: progressive,
   };
+}
+
+/**
+ * `credit` spread over `amounts` in whole minor units, in proportion (the remainder a unit at a time
+ * from the first fee with room): what each fee's taxes and coupons no longer see.
+ */
+export function spreadCredit(credit: bigint, amounts: readonly bigint[]): bigint[] {
+  const totalAmount = amounts.reduce((a, b) => a + b, 0n);
+  const wanted = capped(credit, totalAmount);
+  if (wanted === 0n) return amounts.map(() => 0n);
+  const shares = amounts.map((a) => (wanted * a) / totalAmount);
+  let left = wanted - shares.reduce((a, b) => a + b, 0n);
+  for (let i = 0; i < shares.length && left > 0n; i++) {
+    if (shares[i]! < amounts[i]!) {
+      shares[i]! += 1n;
+      left -= 1n;
+    }
+  }
+  return shares;
 }
 
 // ---- the whole computation: coupons → taxes → credit notes → prepaid credits --------------------
@@ -71,6 +96,8 @@ export interface InvoiceInput {
   readonly creditNotes?: readonly Balance[];
   /** Active wallets in the order they are drawn on (finalization only). */
   readonly wallets?: readonly Balance[];
+  /** Usage already billed by the period's progressive billing invoices: credited first, spread over the fees. */
+  readonly progressiveCreditCents?: bigint;
 }
 
 export interface FeeDeductions {
@@ -111,10 +138,13 @@ const total = (xs: readonly { amountCents: bigint }[]) => xs.reduce((s, x) => s 
  * prepaid credits off the total including taxes, each capped at what is left to pay.
  */
 export function computeInvoice(input: InvoiceInput): InvoiceComputation {
-  const { credits, feeCoupons } = applyCoupons(input.fees, input.coupons ?? []);
+  const progressiveShares = spreadCredit(input.progressiveCreditCents ?? 0n, input.fees.map((f) => f.amountCents));
+  const progressiveCreditCents = progressiveShares.reduce((a, b) => a + b, 0n);
+  const couponable = progressiveCreditCents === 0n ? input.fees : input.fees.map((f, i) => ({ ...f, amountCents: f.amountCents - progressiveShares[i]! }));
+  const { credits, feeCoupons } = applyCoupons(couponable, input.coupons ?? []);
   const fees = input.fees.map((f, i) => {
     const couponsPreciseCents = feeCoupons[i]!;
-    const base = new Decimal(f.amountCents.toString()).minus(couponsPreciseCents);
+    const base = new Decimal(couponable[i]!.amountCents.toString()).minus(couponsPreciseCents);
     return { couponsPreciseCents, base, taxes: feeTaxes(base, f.taxes) };
   });
   const appliedTaxes = invoiceTaxes(fees.map((f, i) => ({ base: f.base, taxes: input.fees[i]!.taxes })));
@@ -122,13 +152,13 @@ export function computeInvoice(input: InvoiceInput): InvoiceComputation {
   const taxesCents = total(appliedTaxes);
   const before = invoiceTotals(
     input.fees.map((f) => f.amountCents),
-    { couponsCents, taxesCents },
+    { progressiveCreditCents, couponsCents, taxesCents },
   );
   const creditNoteCredits = draw(input.creditNotes ?? [], before.subTotalIncludingTaxesAmountCents);
   const walletDebits = draw(input.wallets ?? [], before.subTotalIncludingTaxesAmountCents - total(creditNoteCredits));
   const totals = invoiceTotals(
     input.fees.map((f) => f.amountCents),
-    { couponsCents, taxesCents, creditNotesCents: total(creditNoteCredits), prepaidCreditCents: total(walletDebits) },
+    { progressiveCreditCents, couponsCents, taxesCents, creditNotesCents: total(creditNoteCredits), prepaidCreditCents: total(walletDebits) },
   );
   return {
     fees: fees.map((f) => ({ couponsPreciseCents: f.couponsPreciseCents, taxes: f.taxes })),

@@ -6,10 +6,10 @@ export const PAYMENT_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
 /** `one_off` (add-ons) is reserved in the schema; only subscription invoices are issued so far. */
-export const INVOICE_TYPES = ["subscription", "one_off"] as const;
+export const INVOICE_TYPES = ["subscription", "one_off", "progressive_billing", "credit"] as const;
 export type InvoiceType = (typeof INVOICE_TYPES)[number];
 
-export const FEE_TYPES = ["subscription", "charge", "add_on"] as const;
+export const FEE_TYPES = ["subscription", "charge", "add_on", "commitment", "credit"] as const;
 export type FeeType = (typeof FEE_TYPES)[number];
 
 /** Lago's `invoicing_reason` of a billing period on an invoice. */

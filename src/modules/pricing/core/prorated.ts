@@ -69,7 +69,9 @@ export function rateProratedGraduated(price: GraduatedPrice, usage: ProratedUsag
       const from = lo.gt(floor) ? lo : floor;
       const to = top === null || hi.lt(top) ? hi : top;
       if (!to.gt(from)) return;
-      inTier[i] = inTier[i]!.plus(s.prorated.times(to.minus(from)).div(size));
+      const part = to.minus(from);
+      // A change that fits in one tier keeps its prorated units exact (no ratio round trip).
+      inTier[i] = inTier[i]!.plus(part.eq(size) ? s.prorated : s.prorated.times(part).div(size));
       if (!s.full.isNegative() && i > reached) reached = i;
     });
     held = held.plus(s.full);

@@ -3,6 +3,7 @@
 // on after taxes, and the transactions that move it. Pure: "now" is handed in.
 import { type Checked, ErrorSink, Fields } from "../../catalog/index.ts";
 import { Decimal, ZERO, isCurrency, minorUnits } from "../../../shared/money.ts";
+import type { FeeDraft } from "../../invoicing/index.ts";
 
 const AMOUNT = /^\d{1,15}(?:\.\d{1,15})?$/;
 const MAX_CREDITS = new Decimal("1e15");
@@ -173,4 +174,46 @@ export function centsToCredits(cents: bigint, rateAmount: Decimal, currency: str
 /** Minor units as a plain amount string ("12.50"). */
 export function centsToAmount(cents: bigint, currency: string): string {
   return new Decimal(cents.toString()).div(Decimal.pow(10, minorUnits(currency))).toFixed(minorUnits(currency));
+}
+
+/**
+ * The one fee of a purchase's credit invoice: the credits bought as units at the wallet's rate
+ * (Lago's `credit` fee), traced to the wallet transaction.
+ */
+export function purchaseFee(
+  p: { credits: Decimal; rateAmount: Decimal; currency: string; transactionLagoId: string; walletName: string | null; name: string | null; at: Date },
+): FeeDraft {
+  const precise = p.credits.times(p.rateAmount);
+  const cents = creditsToCents(p.credits, p.rateAmount, p.currency);
+  const unitCents = creditsToCents(new Decimal(1), p.rateAmount, p.currency);
+  const name = p.name ?? (p.walletName !== null ? `Prepaid credits - ${p.walletName}` : "Prepaid credits");
+  return {
+    feeType: "credit",
+    charge: null,
+    chargeFilterId: null,
+    from: p.at,
+    to: p.at,
+    usage: null,
+    units: p.credits,
+    totalAggregatedUnits: p.credits,
+    eventsCount: 0,
+    preciseAmount: precise,
+    amountCents: cents,
+    preciseUnitAmount: p.rateAmount,
+    unitAmountCents: unitCents,
+    payInAdvance: true,
+    invoiceable: true,
+    item: {
+      type: "credit",
+      code: "credit",
+      name,
+      description: null,
+      invoiceDisplayName: name,
+      filterInvoiceDisplayName: null,
+      filters: null,
+      lagoItemId: p.transactionLagoId,
+      itemType: "WalletTransaction",
+    },
+    amountDetails: {},
+  };
 }
