@@ -71,7 +71,12 @@ export function createIngestWorker(
     metrics,
     async start() {
       await partitions.ensureAround(clock.now());
-      nc = await connectNats(config.nats, `valueverse-ingest-worker-${process.pid}`);
+      const waiting = setInterval(() => log.warn({ servers: config.nats.servers }, "waiting for a NATS server to answer"), 5_000);
+      try {
+        nc = await connectNats(config.nats, `valueverse-ingest-worker-${process.pid}`);
+      } finally {
+        clearInterval(waiting);
+      }
       const conn = nc;
       void (async () => {
         for await (const s of conn.status()) {

@@ -313,6 +313,7 @@ describe(`plans on ${DB_KIND}`, () => {
       properties: props,
       filters: [],
       taxes: [],
+      tax_codes: [],
       ...extra,
     });
     expect(plan).toEqual({
@@ -334,6 +335,7 @@ describe(`plans on ${DB_KIND}`, () => {
       parent_id: null,
       pending_deletion: false,
       taxes: [],
+      tax_codes: [],
       charges: [
         charge(calls, "standard", { amount: "0.25", pricing_group_keys: ["agent"], grouped_by: ["agent"] }, {
           invoice_display_name: "API calls",

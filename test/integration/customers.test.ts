@@ -46,6 +46,9 @@ const liveRows = (externalId: string) =>
 describe(`customers API on ${DB_KIND}`, () => {
   it("creates a customer with POST and answers 200 with Lago's customer object", async () => {
     const externalId = uid("cus");
+    // Tax codes name taxes of the organization (422 otherwise).
+    const tax = await t.app.http.inject({ method: "POST", url: "/api/v1/taxes", headers: bearer(t.apiKey), payload: { tax: { name: "TVA", code: "vat_fr", rate: "20" } } });
+    expect(tax.statusCode, tax.body).toBe(200);
     const r = await upsert({
       external_id: externalId,
       name: "Gavin Belson",
@@ -112,7 +115,7 @@ describe(`customers API on ${DB_KIND}`, () => {
       },
       shipping_address: { address_line1: null, address_line2: null, city: "Lyon", state: null, zipcode: null, country: "FR" },
       metadata: [{ lago_id: expect.stringMatching(UUID), key: "PO", value: "123", display_in_invoice: true, created_at: lagoTime(T0) }],
-      taxes: [],
+      taxes: [expect.objectContaining({ code: "vat_fr", rate: 20 })],
       tax_codes: ["vat_fr"],
       integration_customers: [],
       applicable_invoice_custom_sections: [],

@@ -36,7 +36,13 @@ export function createJetstreamIngest(
       },
     },
     async start() {
-      nc = await connectNats(config.nats, `valueverse-api-${process.pid}`);
+      // Until NATS answers, /health stays 503 ("starting"); say why now and then.
+      const waiting = setInterval(() => onRetry(new Error(`no NATS server answers at ${config.nats.servers.join(",")}`)), 5_000);
+      try {
+        nc = await connectNats(config.nats, `valueverse-api-${process.pid}`);
+      } finally {
+        clearInterval(waiting);
+      }
       const jsm = await nc.jetstreamManager();
       await withStartupRetry(
         async () => {

@@ -73,11 +73,14 @@ export async function taxesByCodes(q: Queryable, orgId: number, codes: readonly 
   return rows.map(toTax);
 }
 
-/** Renames (to = the new code) or removes (to = null) a tax code wherever customers, plans and charges list it. */
+/**
+ * Renames (to = the new code) or removes (to = null) a tax code wherever customers, plans, charges
+ * and add-ons list it. (Billing skips codes naming no tax, so a list missed here only bills less.)
+ */
 export async function retargetCode(q: Queryable, orgId: number, from: string, to: string | null): Promise<void> {
   const expr = to === null ? "array_remove(tax_codes, $2)" : "array_replace(tax_codes, $2, $3)";
   const params = to === null ? [orgId, from] : [orgId, from, to];
-  for (const table of ["customers", "plans", "charges"]) {
+  for (const table of ["customers", "plans", "charges", "add_ons"]) {
     await q.query(`UPDATE ${table} SET tax_codes = ${expr} WHERE org_id = $1 AND $2 = ANY(tax_codes)`, params);
   }
 }
