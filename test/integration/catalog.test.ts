@@ -336,6 +336,8 @@ describe(`plans on ${DB_KIND}`, () => {
       pending_deletion: false,
       taxes: [],
       tax_codes: [],
+      minimum_commitment: null,
+      usage_thresholds: [],
       charges: [
         charge(calls, "standard", { amount: "0.25", pricing_group_keys: ["agent"], grouped_by: ["agent"] }, {
           invoice_display_name: "API calls",
