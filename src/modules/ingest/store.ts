@@ -8,7 +8,8 @@ import type { PreparedEvent } from "./core/event.ts";
  * The identity digests, computed by the database from the ids so every writer (batch, naive, a
  * JetStream worker) derives them identically; MD5 is stable across PostgreSQL versions.
  */
-export const TX_HASH = (tx: string) => `('x' || left(md5(${tx}), 16))::bit(64)::int8`;
+/** 32 bits suffice for finding an event by transaction_id alone (migration 0015); key_digest decides identity. */
+export const TX_HASH = (tx: string) => `('x' || left(md5(${tx}), 8))::bit(32)::int4`;
 export const KEY_DIGEST = (sub: string, tx: string) => `md5(length(${sub})::text || ':' || ${sub} || ${tx})::uuid`;
 
 /**
@@ -316,6 +317,8 @@ export class Partitions {
       const exists = await tx.query("SELECT 1 FROM pg_class WHERE relname = $1 AND relkind IN ('r', 'p')", [name]);
       if (exists.rowCount === 0) {
         await tx.query(`CREATE TABLE ${name} PARTITION OF events FOR VALUES FROM ('${from}') TO ('${to}')`);
+        // The query index and the hot-data index; the lifecycle slims both once the partition is old.
+        await tx.query(`CREATE INDEX ${name}_main_idx ON ${name} (org_id, code, external_subscription_id, ts)`);
         await tx.query(`CREATE INDEX ${name}_recent_idx ON ${name} (org_id, ts)`);
       }
     });
