@@ -1,6 +1,6 @@
 // Every metric (and label) that deploy/prometheus/alerts.yml and the Grafana dashboards query is one the
-// server exports on GET /metrics. deploy/prometheus/alerts-pending.yml is deliberately not checked:
-// it holds rules on metrics that later work will export (see deploy/README.md).
+// server exports on GET /metrics. deploy/prometheus/alerts-jetstream.yml is not checked here: its
+// metrics exist only with INGEST_MODE=jetstream (see deploy/README.md).
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
