@@ -67,8 +67,11 @@ describe.skipIf(DB_KIND !== "postgres")("read replica (PostgreSQL only: PGlite h
   });
 
   afterAll(async () => {
-    await t?.close(); // closes (and drops) the test database too
-    await replica?.destroy();
+    try {
+      await t?.close(); // closes (and drops) the test database too
+    } finally {
+      await replica?.destroy();
+    }
   });
 
   it("lists, usage and GraphQL read the replica (its lag shows); a write's answer and single GETs read the primary", async () => {
