@@ -160,4 +160,24 @@ describe("credit notes", () => {
     expect(final).toMatchObject({ fees_amount_cents: 500, taxes_amount_cents: 100, credit_notes_amount_cents: 600, total_amount_cents: 0 });
     expect((await org.api("GET", `/api/v1/credit_notes/${cn.lago_id}`)).credit_note).toMatchObject({ balance_amount_cents: 720, credit_status: "available" });
   });
+
+  it("an upgrade credits the old plan's unused days (order_change) and the new plan's first invoice draws on it", async () => {
+    const org = await newOrg(t);
+    await org.freeze("2024-03-01T00:00:00Z");
+    await org.api("POST", "/api/v1/taxes", { tax: { name: "VAT", code: "vat", rate: "20", applied_to_organization: true } });
+    const small = await plan(org, { amount_cents: 3100, pay_in_advance: true });
+    const big = await plan(org, { amount_cents: 6200, pay_in_advance: true });
+    const cus = await customer(org);
+    const sub = await subscribe(org, cus, small.plan);
+    await org.freeze("2024-03-20T12:00:00Z");
+    await org.api("POST", "/api/v1/subscriptions", { subscription: { external_customer_id: cus, plan_code: big.plan, external_id: sub } });
+    // The upgrade's day goes to the new plan: March 20th–31st unused, 12/31 × 31.00 = 12.00 + 20 % = 14.40.
+    const [cn] = (await org.api("GET", `/api/v1/customers/${cus}/credit_notes`)).credit_notes;
+    expect(cn).toMatchObject({ reason: "order_change", automatic: true, sub_total_excluding_taxes_amount_cents: 1200, total_amount_cents: 1440 });
+    // The new plan, March 20th–31st in advance: 12/31 × 62.00 = 24.00 + 20 % = 28.80, less the 14.40 credit.
+    const invoices = await invoicesOf(org, cus);
+    const upgraded = invoices.find((i: any) => i.fees_amount_cents === 2400);
+    expect(upgraded).toMatchObject({ taxes_amount_cents: 480, credit_notes_amount_cents: 1440, total_amount_cents: 1440 });
+    expect((await org.api("GET", `/api/v1/credit_notes/${cn.lago_id}`)).credit_note).toMatchObject({ credit_status: "consumed", balance_amount_cents: 0 });
+  });
 });

@@ -77,6 +77,10 @@ describe("wallets", () => {
     expect422(await org.raw("POST", "/api/v1/wallets", { wallet: { external_customer_id: cus, currency: "EUR", rate_amount: "1", expiration_at: "2001-01-01T00:00:00Z" } }), "expiration_at");
     expect422(await org.raw("POST", "/api/v1/wallet_transactions", { wallet_transaction: { wallet_id: "x", paid_credits: "-1" } }), "wallet_id", "paid_credits");
     expect((await topUp(org, crypto.randomUUID(), { paid_credits: "1" })).statusCode).toBe(404);
+    // More money than an exact JSON number holds: refused, never a 500.
+    const big = await createWallet(org, cus, { rate_amount: "999999999999999" });
+    expect422(await topUp(org, big.lago_id, { granted_credits: "999999999999999" }), "granted_credits");
+    expect422(await org.raw("POST", "/api/v1/wallets", { wallet: "nope" }), "wallet");
     expect((await org.raw("GET", "/api/v1/wallets/nope")).statusCode).toBe(404);
   });
 

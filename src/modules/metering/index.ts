@@ -4,6 +4,7 @@
 // (Lago's current_usage / past_usage), and the unmatched events.
 export {
   MeteringService,
+  batchableCharge,
   type UsageTaxes,
   NO_SUBSCRIPTIONS,
   type PastUsageQuery,

@@ -14,6 +14,7 @@ import {
   type SubscriptionTimes,
   type SubscriptionUsage,
   type UsageWindow,
+  type Partial,
   chargeOrder,
   combinePartials,
   isRolledUp,
@@ -151,6 +152,7 @@ export class MeteringService {
     }
 
     if (isRolledUp(agg)) {
+      if (!slots.grouped && !usesEventAmounts(charge)) return rolledUpInputs(charge, slots, await store.readPartials(q, scope, splitByHours(span)));
       const partials = slots.grouped
         ? await store.readRawPartials(q, scope, span, keys)
         : (await store.readPartials(q, scope, splitByHours(span))).map((p) => ({ ...p, groups: WHOLE }));
@@ -217,8 +219,43 @@ export class MeteringService {
     const charges = plan.charges
       .filter((c) => billableMetricCode === undefined || c.metric.code === billableMetricCode)
       .sort(chargeOrder);
-    const priced = await Promise.all(charges.map((c) => this.chargeUsage(orgId, sub, c, window, plan.amountCurrency, q)));
+    // The pools (primary, replica) read the charges concurrently; any other `q` may be one
+    // transaction's connection, which runs one statement at a time (pg 9 refuses overlapping ones).
+    const priced: ChargeUsage[] = [];
+    if (q === this.db || q === this.reads) priced.push(...(await Promise.all(charges.map((c) => this.chargeUsage(orgId, sub, c, window, plan.amountCurrency, q)))));
+    else for (const c of charges) priced.push(await this.chargeUsage(orgId, sub, c, window, plan.amountCurrency, q));
     return subscriptionUsage(window, plan.amountCurrency, priced);
+  }
+
+  /**
+   * `usage` of many subscriptions over one window, one statement per metric: for the billing job's
+   * batches. Every charge of every plan must be `batchableCharge` (the caller checks). Keyed by
+   * external id.
+   */
+  async usageMany(orgId: number, subs: readonly UsageSubscription[], window: UsageWindow, q: Queryable = this.db): Promise<Map<string, SubscriptionUsage>> {
+    const byMetric = new Map<number, { metric: Charge["metric"]; subs: Set<string> }>();
+    for (const sub of subs) {
+      for (const c of sub.plan.charges) {
+        if (!batchableCharge(c)) throw new Error(`charge ${c.lagoId} cannot be read in a batch`);
+        const m = byMetric.get(c.metric.id) ?? { metric: c.metric, subs: new Set<string>() };
+        m.subs.add(sub.externalId);
+        byMetric.set(c.metric.id, m);
+      }
+    }
+    const partials = new Map<number, Map<string, Partial[]>>();
+    for (const [metricId, { metric, subs: ids }] of byMetric) {
+      const span: Span = metric.recurring ? { from: null, to: window.to } : { from: window.from, to: window.to };
+      partials.set(metricId, await store.readPartialsMany(q, orgId, metricId, [...ids], splitByHours(span)));
+    }
+    const out = new Map<string, SubscriptionUsage>();
+    for (const sub of subs) {
+      const plan = sub.plan;
+      const priced = [...plan.charges]
+        .sort(chargeOrder)
+        .map((c) => priceCharge(c, rolledUpInputs(c, new ChargeSlots(c), partials.get(c.metric.id)?.get(sub.externalId) ?? []), plan.amountCurrency));
+      out.set(sub.externalId, subscriptionUsage(window, plan.amountCurrency, priced));
+    }
+    return out;
   }
 
   /** GET /customers/:id/current_usage: the open period at the organization's now. */
@@ -301,6 +338,22 @@ function isProrated(charge: Charge): boolean {
 }
 
 const rowsOf = <T>(split: readonly Map<string, T[]>[], bucket: number, group: string): T[] => split[bucket]?.get(group) ?? [];
+
+/**
+ * Whether `usageMany` can read the charge: ungrouped count, sum or max (rollups), not prorated,
+ * not rated per transaction (percentage).
+ */
+export function batchableCharge(charge: Charge): boolean {
+  return isRolledUp(charge.metric.aggregationType) && !isProrated(charge) && !usesEventAmounts(charge) && !new ChargeSlots(charge).grouped;
+}
+
+/** The buckets of an ungrouped rolled-up charge from its partials (one read or a batch's). */
+function rolledUpInputs(charge: Charge, slots: ChargeSlots, partials: readonly Partial[]): BucketInput[] {
+  const agg = charge.metric.aggregationType;
+  if (!isRolledUp(agg)) throw new Error(`${agg} has no rollups`);
+  const parts = slots.split(partials.map((p) => ({ ...p, groups: WHOLE })));
+  return bucketInputs(slots, slots.groupsOf(parts), (b, g) => combinePartials(agg, rowsOf(parts, b, g)));
+}
 
 /** Percentage charges need each transaction's amount (on sum or count metrics; others rate the aggregate). */
 function usesEventAmounts(charge: Charge): boolean {

@@ -130,8 +130,62 @@ export async function readPartials(q: Queryable, scope: MetricScope, split: Hour
     iso(first?.to ?? EPOCH),
     iso(second?.from ?? null),
     iso(second?.to ?? first?.to ?? EPOCH),
-  ]);
+  ], { prepare: "metering_partials" });
   return rows.map((row) => ({ dims: row.dims, eventsCount: Number(row.n), valueSum: dec(row.s), valueMax: dec(row.mx) }));
+}
+
+// PARTIALS for many subscriptions at once (the billing job's batches): the same hours, per
+// subscription and dims.
+const PARTIALS_MANY = `
+SELECT x.sub, x.dims, sum(x.n)::text AS n, sum(x.s)::text AS s, max(x.mx)::text AS mx FROM (
+  SELECT r.external_subscription_id AS sub, r.dims, r.events_count AS n, r.value_sum AS s, r.value_max AS mx
+    FROM metric_rollups_hourly r
+   WHERE r.org_id = $1 AND r.metric_id = $2 AND r.external_subscription_id = ANY($3::text[])
+     AND $4::boolean AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz
+  UNION ALL
+  SELECT e.external_subscription_id, ${METRIC_DIMS("e.properties", "m")}, 1, v.value, v.value
+    FROM billable_metrics m
+    JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = ANY($3::text[])
+    CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
+   WHERE m.org_id = $1 AND m.id = $2
+     AND e.ts >= coalesce($7::timestamptz, '-infinity') AND e.ts < $10::timestamptz
+     AND ((e.ts >= coalesce($7::timestamptz, '-infinity') AND e.ts < $8::timestamptz) OR (e.ts >= $9::timestamptz AND e.ts < $10::timestamptz))
+     AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+) x GROUP BY x.sub, x.dims`;
+
+/** `readPartials` of many subscriptions over one window, in one statement: each subscription's partials (absent: none). */
+export async function readPartialsMany(
+  q: Queryable,
+  orgId: number,
+  metricId: number,
+  externalSubscriptionIds: readonly string[],
+  split: HourSplit,
+): Promise<Map<string, Partial[]>> {
+  const r = split.rollups;
+  const [first, second] = split.raw;
+  const { rows } = await q.query<{ sub: string; dims: string; n: string; s: string | null; mx: string | null }>(
+    PARTIALS_MANY,
+    [
+      orgId,
+      metricId,
+      externalSubscriptionIds,
+      r !== null,
+      iso(r?.from ?? null),
+      iso(r?.to ?? EPOCH),
+      first === undefined ? iso(EPOCH) : iso(first.from),
+      iso(first?.to ?? EPOCH),
+      iso(second?.from ?? null),
+      iso(second?.to ?? first?.to ?? EPOCH),
+    ],
+    { prepare: "metering_partials_many" },
+  );
+  const out = new Map<string, Partial[]>();
+  for (const row of rows) {
+    let list = out.get(row.sub);
+    if (list === undefined) out.set(row.sub, (list = []));
+    list.push({ dims: row.dims, eventsCount: Number(row.n), valueSum: dec(row.s), valueMax: dec(row.mx) });
+  }
+  return out;
 }
 
 const timeBounds = (span: Span) => [iso(span.from), iso(span.to)];

@@ -10,6 +10,7 @@ import { type TopUpDraft, centsToCredits, checkTopUp, checkWalletCreate, checkWa
 import { walletJson, walletTransactionJson } from "./json.ts";
 import * as store from "./store.ts";
 
+const MAX_CENTS = BigInt(Number.MAX_SAFE_INTEGER);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Writes a webhook in the caller's transaction (the outbox). */
@@ -210,6 +211,9 @@ export class WalletService {
     for (const m of moves) {
       if (m.credits.lte(0)) continue;
       const cents = creditsToCents(m.credits, wallet.rateAmount, wallet.currency);
+      const field = m.status === "purchased" ? "paid_credits" : m.status === "granted" ? "granted_credits" : "voided_credits";
+      // Amounts stay exact JSON numbers (Lago's clients read cents as numbers).
+      if (cents > MAX_CENTS || balance + cents > MAX_CENTS) throw validationFailed({ [field]: ["value_is_out_of_range"] }, "too many credits");
       const outbound = m.status === "voided";
       if (outbound && cents > balance) throw validationFailed({ voided_credits: ["insufficient_credits"] }, "the wallet does not hold that many credits");
       // A purchase waits for its credit invoice to be paid (when invoices are wired).

@@ -73,6 +73,8 @@ function civilMs(year: number, month: number, day: number, hour = 0, minute = 0,
 
 /** The customer's wall clock at `ms`, as milliseconds of a UTC clock showing the same time. */
 function wallMs(ms: number, timezone: string): number {
+  // UTC's wall clock is the instant itself (most customers): no formatter needed.
+  if (timezone === "UTC" || timezone === "Etc/UTC") return ms;
   let year = 0;
   let month = 1;
   let day = 1;
