@@ -129,6 +129,11 @@ export class CustomerService {
     return store.findById(q, orgId, id);
   }
 
+  /** Customers by internal id, deleted ones included (the billing job's batches). */
+  findByIds(orgId: number, ids: readonly number[], q: Queryable = this.db): Promise<Customer[]> {
+    return store.findByIds(q, orgId, ids);
+  }
+
   /**
    * Gives a customer without a currency this one (Lago: a first subscription's plan sets it);
    * 422 `currencies_does_not_match` when the customer already bills in another.

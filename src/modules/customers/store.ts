@@ -235,6 +235,13 @@ export async function findById(q: Queryable, orgId: number, id: number): Promise
   return rows[0] ? toCustomer(rows[0]) : null;
 }
 
+/** Customers of the organization by internal id, deleted ones included; ids not found are left out. */
+export async function findByIds(q: Queryable, orgId: number, ids: readonly number[]): Promise<Customer[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await q.query<CustomerRow>("SELECT * FROM customers WHERE org_id = $1 AND id = ANY($2::bigint[])", [orgId, ids.map(String)]);
+  return rows.map(toCustomer);
+}
+
 /**
  * The next sequential id of the organization's customers (deleted ones keep theirs) and what its
  * slug is made of. The caller holds the organization's customer lock until it inserts.

@@ -390,8 +390,24 @@ export async function insertFees(
   firstPosition: number,
   now: Date,
 ): Promise<void> {
-  if (fees.length === 0) return;
-  const rows = fees.map(({ lagoId, draft: f, deductions, newId }, i) => ({
+  await insertFeesMany(tx, orgId, [{ invoiceId, subscriptionId, currency, fees, firstPosition }], now);
+}
+
+/** The fees of one invoice (one subscription's group of them), for `insertFeesMany`. */
+export interface InvoiceFees {
+  readonly invoiceId: number;
+  readonly subscriptionId: number | null;
+  readonly currency: string;
+  readonly fees: readonly { lagoId: string; draft: FeeDraft; deductions?: FeeDeductions; newId?: () => string }[];
+  readonly firstPosition: number;
+}
+
+/** Writes the fees of several invoices in one statement (the billing job's batches). */
+export async function insertFeesMany(tx: Queryable, orgId: number, invoices: readonly InvoiceFees[], now: Date): Promise<void> {
+  const rows = invoices.flatMap(({ invoiceId, subscriptionId, currency, fees, firstPosition }) => fees.map(({ lagoId, draft: f, deductions, newId }, i) => ({
+    invoice_id: invoiceId,
+    subscription_id: subscriptionId,
+    currency,
     lago_id: lagoId,
     charge_id: f.charge?.id ?? null,
     charge_lago_id: f.charge?.lagoId ?? null,
@@ -446,7 +462,8 @@ export async function insertFees(
         precise_amount_cents: l.preciseAmountCents.toString(),
       }),
     ),
-  }));
+  })));
+  if (rows.length === 0) return;
   await tx.query(
     `INSERT INTO fees (org_id, invoice_id, subscription_id, currency, created_at, updated_at, lago_id, charge_id, charge_lago_id, charge_filter_id,
                        billable_metric_id, fee_type, position, from_datetime, to_datetime, usage_from, usage_to, bucket_filters, bucket_index,
@@ -455,15 +472,15 @@ export async function insertFees(
                        filter_values, lago_item_id, item_type, amount_details, taxes_amount_cents, taxes_rate, taxes_precise_amount_cents,
                        precise_coupons_amount_cents, applied_taxes, grouped_by, description, adjusts_billed_at, adjusted_fee_id, late_events_after,
                        true_up_fee_lago_id, true_up_parent_fee_lago_id)
-     SELECT $1, $2, $3, $4, $5, $5, r.lago_id, r.charge_id, r.charge_lago_id, r.charge_filter_id, r.billable_metric_id, r.fee_type, r.position,
+     SELECT $1, r.invoice_id, r.subscription_id, r.currency, $2, $2, r.lago_id, r.charge_id, r.charge_lago_id, r.charge_filter_id, r.billable_metric_id, r.fee_type, r.position,
             r.from_datetime, r.to_datetime, r.usage_from, r.usage_to, r.bucket_filters, r.bucket_index, r.units, r.total_aggregated_units,
             r.events_count, r.precise_amount, r.amount_cents, r.precise_unit_amount, r.unit_amount_cents, r.pay_in_advance, r.invoiceable,
             r.item_code, r.item_name, r.item_description, r.invoice_display_name, r.filter_invoice_display_name, r.filter_values,
             r.lago_item_id, r.item_type, coalesce(r.amount_details, '{}'::jsonb), r.taxes_amount_cents, r.taxes_rate,
             r.taxes_precise_amount_cents, r.precise_coupons_amount_cents, coalesce(r.applied_taxes, '[]'::jsonb), r.grouped_by,
             r.description, r.adjusts_billed_at, r.adjusted_fee_id, r.late_events_after, r.true_up_fee_lago_id, r.true_up_parent_fee_lago_id
-       FROM jsonb_to_recordset($6::jsonb) AS r(
-              lago_id uuid, charge_id bigint, charge_lago_id uuid, charge_filter_id bigint, billable_metric_id bigint, fee_type text,
+       FROM jsonb_to_recordset($3::jsonb) AS r(
+              invoice_id bigint, subscription_id bigint, currency text, lago_id uuid, charge_id bigint, charge_lago_id uuid, charge_filter_id bigint, billable_metric_id bigint, fee_type text,
               position int, from_datetime timestamptz, to_datetime timestamptz, usage_from timestamptz, usage_to timestamptz,
               bucket_filters jsonb, bucket_index int, units numeric, total_aggregated_units numeric, events_count bigint,
               precise_amount numeric, amount_cents bigint, precise_unit_amount numeric, unit_amount_cents bigint, pay_in_advance boolean,
@@ -472,7 +489,7 @@ export async function insertFees(
               taxes_amount_cents bigint, taxes_rate numeric, taxes_precise_amount_cents numeric, precise_coupons_amount_cents numeric,
               applied_taxes jsonb, grouped_by jsonb, description text, adjusts_billed_at timestamptz, adjusted_fee_id bigint,
               late_events_after timestamptz, true_up_fee_lago_id uuid, true_up_parent_fee_lago_id uuid)`,
-    [orgId, invoiceId, subscriptionId, currency, now, JSON.stringify(rows)],
+    [orgId, now, JSON.stringify(rows)],
   );
 }
 
@@ -708,8 +725,19 @@ export async function replaceAppliedTaxes(
   now: Date,
 ): Promise<void> {
   await tx.query("DELETE FROM invoice_applied_taxes WHERE org_id = $1 AND invoice_id = $2", [orgId, invoiceId]);
-  if (lines.length === 0) return;
-  const rows = lines.map(({ lagoId, line: l }) => ({
+  await insertAppliedTaxesMany(tx, orgId, [{ invoiceId, currency, lines }], now);
+}
+
+/** The applied taxes of several new invoices in one statement (the billing job's batches). */
+export async function insertAppliedTaxesMany(
+  tx: Queryable,
+  orgId: number,
+  invoices: readonly { invoiceId: number; currency: string; lines: readonly { lagoId: string; line: InvoiceTaxLine }[] }[],
+  now: Date,
+): Promise<void> {
+  const rows = invoices.flatMap(({ invoiceId, currency, lines }) => lines.map(({ lagoId, line: l }) => ({
+    invoice_id: invoiceId,
+    currency,
     lago_id: lagoId,
     tax_id: l.tax.id,
     tax_lago_id: l.tax.lagoId,
@@ -719,15 +747,16 @@ export async function replaceAppliedTaxes(
     tax_rate: l.tax.rate.toString(),
     amount_cents: l.amountCents.toString(),
     fees_amount_cents: l.feesAmountCents.toString(),
-  }));
+  })));
+  if (rows.length === 0) return;
   await tx.query(
     `INSERT INTO invoice_applied_taxes (org_id, invoice_id, currency, created_at, lago_id, tax_id, tax_lago_id, tax_code, tax_name,
                                         tax_description, tax_rate, amount_cents, fees_amount_cents)
-     SELECT $1, $2, $3, $4, r.lago_id, r.tax_id, r.tax_lago_id, r.tax_code, r.tax_name, r.tax_description, r.tax_rate, r.amount_cents,
+     SELECT $1, r.invoice_id, r.currency, $2, r.lago_id, r.tax_id, r.tax_lago_id, r.tax_code, r.tax_name, r.tax_description, r.tax_rate, r.amount_cents,
             r.fees_amount_cents
-       FROM jsonb_to_recordset($5::jsonb) AS r(lago_id uuid, tax_id bigint, tax_lago_id uuid, tax_code text, tax_name text,
-            tax_description text, tax_rate numeric, amount_cents bigint, fees_amount_cents bigint)`,
-    [orgId, invoiceId, currency, now, JSON.stringify(rows)],
+       FROM jsonb_to_recordset($3::jsonb) AS r(invoice_id bigint, currency text, lago_id uuid, tax_id bigint, tax_lago_id uuid, tax_code text,
+            tax_name text, tax_description text, tax_rate numeric, amount_cents bigint, fees_amount_cents bigint)`,
+    [orgId, now, JSON.stringify(rows)],
   );
 }
 

@@ -141,6 +141,14 @@ export class SubscriptionService {
     return row === null ? null : this.withPlan(row);
   }
 
+  /** Subscriptions by internal id (the billing job's batches), in id order; ids not found are left out. */
+  async getByIds(orgId: number, subscriptionIds: readonly number[]): Promise<Subscription[]> {
+    const rows = await store.byIds(this.db, orgId, subscriptionIds);
+    const out: Subscription[] = [];
+    for (const row of rows) out.push(await this.withPlan(row));
+    return out;
+  }
+
   /** A subscription by internal id as the API shows it (an invoice lists the subscriptions it bills). */
   async getViewById(orgId: number, subscriptionId: number): Promise<SubscriptionView | null> {
     const row = await store.byId(this.db, orgId, subscriptionId);

@@ -127,6 +127,13 @@ export async function byId(q: Queryable, orgId: number, subscriptionId: number):
   return rows[0] === undefined ? null : toSubscription(rows[0]);
 }
 
+/** Subscriptions by internal id (the billing job's batches), in id order; ids not found are left out. */
+export async function byIds(q: Queryable, orgId: number, subscriptionIds: readonly number[]): Promise<StoredSubscription[]> {
+  if (subscriptionIds.length === 0) return [];
+  const { rows } = await q.query<SubscriptionRow>(`${SELECT} WHERE s.org_id = $1 AND s.id = ANY($2::bigint[]) ORDER BY s.id`, [orgId, subscriptionIds.map(String)]);
+  return rows.map(toSubscription);
+}
+
 /** Live (active or pending) subscriptions of a customer. */
 export async function liveOfCustomer(q: Queryable, orgId: number, customerId: number): Promise<StoredSubscription[]> {
   const { rows } = await q.query<SubscriptionRow>(
