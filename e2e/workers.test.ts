@@ -70,6 +70,47 @@ describe.skipIf(E2E_DB_KIND !== "postgres")("worker processes (PostgreSQL only: 
     }
   });
 
+  it("a test clock moved through one worker is every worker's now by the time PUT /test_clock answers", { timeout: 120_000 }, async () => {
+    const server = await startServer({ target, apiKey, env: { WORKERS: "2", VALUEVERSE_TEST_CLOCK: "on" }, readyTimeoutMs: 60_000 });
+    try {
+      await waitAllWorkersReady(server.url, 2);
+      const send = (method: string, path: string, body: unknown) =>
+        new Promise<{ status: number; worker: number; json: any }>((resolve, reject) => {
+          const payload = JSON.stringify(body);
+          const req = http.request(`${server.url}${path}`, {
+            method, agent: false, timeout: 10_000,
+            headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+          }, (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (c) => (text += c));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, worker: workerOf(String(res.headers["x-request-id"] ?? "")), json: text ? JSON.parse(text) : null }));
+          });
+          req.on("timeout", () => req.destroy(new Error(`${method} ${path} timed out`)));
+          req.on("error", reject);
+          req.end(payload);
+        });
+      // Each step: move the clock (one connection, one worker), then at once an event without a
+      // timestamp on a new connection, so over the steps both workers answer both; the event's
+      // timestamp is the organization's now where it landed, which must be the moved clock.
+      const workers = new Set<number>();
+      let frozen = Date.parse("2024-03-01T00:00:00.000Z");
+      for (let i = 0; i < 12; i++) {
+        frozen += 3_600_000;
+        const iso = new Date(frozen).toISOString();
+        const moved = await send("PUT", "/api/v1/test_clock", { test_clock: { frozen_time: iso } });
+        expect(moved.status).toBe(200);
+        const ev = await send("POST", "/api/v1/events", { event: { transaction_id: `clock-${run}-${i}`, external_subscription_id: `clock-${run}`, code: "calls" } });
+        expect(ev.status, JSON.stringify(ev.json)).toBe(200);
+        expect(new Date(ev.json.event.timestamp).toISOString()).toBe(iso);
+        workers.add(moved.worker).add(ev.worker);
+      }
+      expect(workers.size).toBe(2);
+    } finally {
+      expect((await server.stop(15_000)).code).toBe(0);
+    }
+  });
+
   it("SIGTERM under load with 2 workers: both drain, the primary exits 0, every acknowledged event is stored exactly once", { timeout: 120_000 }, async () => {
     const server = await startServer({ target, apiKey, env: { WORKERS: "2" }, readyTimeoutMs: 60_000 });
     await waitAllWorkersReady(server.url, 2);

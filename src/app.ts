@@ -19,7 +19,7 @@ import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
 import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
 import { AddOnService, registerAddOnRoutes } from "./modules/add_ons/index.ts";
-import { invoiceDetailsJson, recordUsageCutoff, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
+import { invoiceDetailsJson, recordUsageCutoff, recordUsageCutoffs, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
@@ -85,6 +85,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const testClock = new ClockService(db, wallClock, {
     enabled: config.testClock,
     onError: (err) => http.log.warn({ err }, "test clock refresh failed"),
+    // A move reaches the other worker processes over the cache's invalidation channel before
+    // PUT /test_clock answers (the next request may land on any of them); see cache.onDrop below.
+    announce: (orgId, frozenMs) => cache.invalidate([{ kind: "clock", key: `${orgId}:${frozenMs}` }]),
   });
   // Per-organization frozen time only with VALUEVERSE_TEST_CLOCK=on; otherwise no indirection at all.
   const clock: Clock = config.testClock ? testClock : wallClock;
@@ -116,6 +119,10 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const cache = new Cache(config.cache, {
     metrics: createCacheMetrics(metrics.registry),
     log: { warn: (obj, msg) => http.log.warn(obj, msg), info: (obj, msg) => http.log.info(obj, msg) },
+  });
+  cache.onDrop("clock", (key) => {
+    const [orgId, frozenMs] = key.split(":").map(Number);
+    testClock.learn(orgId!, frozenMs!);
   });
   const catalog = new CatalogService(db, clock, { cache });
   // Taxes by code on customers, plans and charges: unknown codes are refused where they are set.
@@ -180,6 +187,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // A subscription's final invoice is issued in the transaction that ends it; clock moves and the
   // scheduler bill what falls due (after the subscription transitions settled above).
   const invoicing = new InvoicingService(db, clock, { customers, subscriptions, metering, adjustments }, {
+    billingBatchSize: config.billingBatchSize,
     onError: (err, context) => http.log.error({ err, ...context }, "billing failed; retried by the next run"),
   });
   subscriptions.onTransition(invoicing.onSubscriptionTransition);
@@ -207,9 +215,12 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     (err) => http.log.warn({ err }, "payment attempt failed to record; retried when its claim expires"),
     deps.paymentProviders,
   );
-  invoicing.onFinalized(payments.service.collect);
+  invoicing.onFinalized(payments.service.collect, payments.service.collectMany);
   // Events stored after this (wall clock, as events.created_at) are late for the invoice's periods.
-  invoicing.onFinalized((tx, orgId, invoiceId) => recordUsageCutoff(tx, orgId, invoiceId, new Date(wallClock.now())));
+  invoicing.onFinalized(
+    (tx, orgId, invoiceId) => recordUsageCutoff(tx, orgId, invoiceId, new Date(wallClock.now())),
+    (tx, orgId, invoiceIds) => recordUsageCutoffs(tx, orgId, invoiceIds, new Date(wallClock.now())),
+  );
   invoicing.onOneOffIssued((tx, d) => webhooks.service.enqueue(tx, d.invoice.orgId, "invoice.one_off_created", "invoice", invoiceDetailsJson(d)));
   invoicing.onVoided(payments.service.stopCollecting);
   payments.service.onInvoicePaid((tx, paid) => wallets.settlePurchases(tx, paid.orgId, paid.invoiceId));

@@ -80,6 +80,7 @@ export class Cache {
   private redis: RedisTier | null = null;
   private pg: PgChannel | null = null;
   private readonly channels: { readonly up: boolean }[] = [];
+  private readonly dropListeners = new Map<CacheKind, ((key: string) => void)[]>();
 
   constructor(
     readonly options: CacheOptions = DEFAULT_CACHE_OPTIONS,
@@ -214,9 +215,21 @@ export class Cache {
     }
   }
 
+  /**
+   * Calls `listener` with every key of `kind` invalidated here or announced by another process
+   * (before the invalidating process's `invalidate` resolves, as far as the channel allows).
+   */
+  onDrop(kind: CacheKind, listener: (key: string) => void): void {
+    const list = this.dropListeners.get(kind) ?? [];
+    list.push(listener);
+    this.dropListeners.set(kind, list);
+  }
+
   /** Drops keys from this process only (a message from another process). */
   dropLocal(keys: readonly CacheKey[]): void {
     for (const { kind, key } of keys) {
+      const listeners = this.dropListeners.get(kind);
+      if (listeners !== undefined) for (const l of listeners) l(key);
       const id = idOf(kind, key);
       this.l1.delete(id);
       const flight = this.flights.get(id);

@@ -1,6 +1,7 @@
 // What is cached, and how long Redis keeps each kind (the brief's TTLs). The in-process tier keeps
 // every kind for CACHE_L1_TTL_MS at most.
-export const CACHE_KINDS = ["metric", "plan", "subscription", "usage", "invoice"] as const;
+// `clock` is never stored: its "invalidations" carry a test clock's move to the other processes.
+export const CACHE_KINDS = ["metric", "plan", "subscription", "usage", "invoice", "clock"] as const;
 export type CacheKind = (typeof CACHE_KINDS)[number];
 
 const MINUTE = 60_000;
@@ -12,6 +13,7 @@ export const L2_TTL_MS: Readonly<Record<CacheKind, number>> = {
   subscription: 10 * MINUTE,
   usage: 5 * MINUTE,
   invoice: 60 * MINUTE,
+  clock: MINUTE,
 };
 
 export interface CacheKey {

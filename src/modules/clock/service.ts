@@ -23,6 +23,12 @@ export interface ClockServiceOptions {
   enabled: boolean;
   /** How often frozen clocks are re-read from the database (other worker processes' moves). */
   refreshMs?: number;
+  /**
+   * Tells the other processes of a move (the cache's invalidation channel), awaited before the
+   * move's listeners run and before PUT /test_clock answers; they call `learn`. Without it they
+   * see the move at their next refresh.
+   */
+  announce?: (orgId: number, frozenMs: number) => Promise<void>;
   onError?: (err: unknown) => void;
 }
 
@@ -132,8 +138,14 @@ export class ClockService implements Clock {
     });
     const from = prev ?? new Date(this.base.now());
     this.remember(orgId, to.getTime());
+    await this.opts.announce?.(orgId, to.getTime());
     for (const listener of this.listeners) await listener(orgId, from, to);
     return { frozenTime: to, currentTime: new Date(this.now(orgId)) };
+  }
+
+  /** Another process moved this organization's clock to `frozenMs` (see `announce`). */
+  learn(orgId: number, frozenMs: number): void {
+    if (this.enabled && Number.isSafeInteger(orgId) && Number.isFinite(frozenMs)) this.remember(orgId, frozenMs);
   }
 
   private remember(orgId: number, ms: number): void {
