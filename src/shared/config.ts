@@ -25,6 +25,8 @@ export interface Config {
   testClock: boolean;
   /** BILLING_SCHEDULER=on (default): the server runs the billing job every minute; `valueverse bill` runs it on demand. */
   billingScheduler: boolean;
+  /** BILLING_BATCH_SIZE: subscriptions per transaction on the billing job's batch path (0: one at a time). */
+  billingBatchSize: number;
   ingest: {
     mode: IngestMode;
     batchMax: number;
@@ -212,6 +214,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     // Never on by default: a frozen clock changes what "now" means for billing.
     testClock: oneOf("VALUEVERSE_TEST_CLOCK", "off", ["on", "off"]) === "on",
     billingScheduler: oneOf("BILLING_SCHEDULER", "on", ["on", "off"]) === "on",
+    billingBatchSize: int("BILLING_BATCH_SIZE", 500, 0, 10_000),
     ingest: {
       mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive", "jetstream"]),
       batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),

@@ -70,20 +70,31 @@ export function minorUnits(currency: string): number {
   return units;
 }
 
+// 10 to the power of each currency's minor units, built once (Decimal values are immutable).
+const MINOR_SCALES = new Map<number, Decimal>();
+
+/** 10^minorUnits(currency): major units times this are minor units. */
+export function minorScale(currency: string): Decimal {
+  const units = minorUnits(currency);
+  let scale = MINOR_SCALES.get(units);
+  if (scale === undefined) MINOR_SCALES.set(units, (scale = Decimal.pow(10, units)));
+  return scale;
+}
+
 export function roundToMinor(amount: Decimal, currency: string): Decimal {
   return amount.toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);
 }
 
 /** Lago's `amount_cents`: the amount in minor units, rounded half-up, as an integer string. */
 export function toCents(amount: Decimal, currency: string): string {
-  const cents = roundToMinor(amount, currency).times(Decimal.pow(10, minorUnits(currency)));
+  const cents = roundToMinor(amount, currency).times(minorScale(currency));
   return cents.isZero() ? "0" : cents.toFixed(0);
 }
 
 export function fromCents(cents: string | bigint, currency: string): Decimal {
   const text = cents.toString();
   if (!/^-?\d+$/.test(text)) throw new RangeError(`${text} is not an integer amount of minor units`);
-  return new Decimal(text).div(Decimal.pow(10, minorUnits(currency)));
+  return new Decimal(text).div(minorScale(currency));
 }
 
 /** The amount rounded to the currency's minor unit, with all its decimals: "12.30", "1200", "1.050". */

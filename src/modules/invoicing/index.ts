@@ -13,7 +13,7 @@ export {
 export { BillingScheduler, type BillingSchedulerOptions } from "./scheduler.ts";
 export type { InvoiceAdjustments, InvoiceRef, UnusedAdvanceFee } from "./adjustments.ts";
 export { invoiceDetailsJson, registerInvoiceRoutes } from "./http.ts";
-export { LATE_PERIODS, recordUsageCutoff } from "./late_events.ts";
+export { LATE_PERIODS, recordUsageCutoff, recordUsageCutoffs } from "./late_events.ts";
 export { addOnFee, checkOneOffInvoice, createOneOffInvoice, registerOneOffInvoiceRoute, type OneOffDeps } from "./oneoff.ts";
 export {
   FEE_TYPES,

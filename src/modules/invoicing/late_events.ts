@@ -21,7 +21,7 @@ export const LATE_PERIODS = 2;
  * committed while the invoice was computed may carry an earlier created_at. A check that finds
  * nothing new costs a recomputation and bills nothing.
  */
-const CUTOFF_MARGIN_MS = 60_000;
+export const CUTOFF_MARGIN_MS = 60_000;
 
 /** onFinalized: the invoice counted the events stored up to `at` (wall clock, as events.created_at). */
 export async function recordUsageCutoff(tx: Queryable, orgId: number, invoiceId: number, at: Date): Promise<void> {
@@ -29,6 +29,16 @@ export async function recordUsageCutoff(tx: Queryable, orgId: number, invoiceId:
     `INSERT INTO invoice_usage_cutoffs (org_id, invoice_id, events_before) VALUES ($1, $2, $3)
      ON CONFLICT (org_id, invoice_id) DO UPDATE SET events_before = excluded.events_before`,
     [orgId, invoiceId, at],
+  );
+}
+
+/** `recordUsageCutoff` for several invoices finalized in one transaction (the billing job's batches). */
+export async function recordUsageCutoffs(tx: Queryable, orgId: number, invoiceIds: readonly number[], at: Date): Promise<void> {
+  if (invoiceIds.length === 0) return;
+  await tx.query(
+    `INSERT INTO invoice_usage_cutoffs (org_id, invoice_id, events_before) SELECT $1, i, $3 FROM unnest($2::bigint[]) AS i
+     ON CONFLICT (org_id, invoice_id) DO UPDATE SET events_before = excluded.events_before`,
+    [orgId, invoiceIds.map(String), at],
   );
 }
 

@@ -18,6 +18,7 @@ import {
   type CreditRecord,
   type FeeDraft,
   type InvoiceTotals,
+  type BillableFee,
   type FeeRecord,
   type InvoiceListQuery,
   type InvoiceRecord,
@@ -40,6 +41,7 @@ import {
   crossedThresholds,
   type ThresholdCrossing,
 } from "./core/index.ts";
+import { BatchBilling } from "./batch.ts";
 import { lateAdjustmentsOf } from "./late_events.ts";
 import * as store from "./store.ts";
 import { commitmentFeeOf } from "./minimums.ts";
@@ -58,16 +60,25 @@ export type ThresholdListener = (tx: Queryable, view: SubscriptionView, crossing
 /** A hook run inside an invoicing transaction, with the invoice's internal id. */
 export type InvoiceListener = (tx: Queryable, orgId: number, invoiceId: number) => Promise<void>;
 
+/** An InvoiceListener's batched form: the same work for several invoices of one transaction (the billing job's batches). */
+export type InvoicesListener = (tx: Queryable, orgId: number, invoiceIds: readonly number[]) => Promise<void>;
+
 /** What invoicing needs of the modules around it (their services in production). */
 export interface InvoicingDeps {
-  readonly customers: { findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null> };
+  readonly customers: {
+    findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null>;
+    /** With `getByIds` and `usageMany`: the billing job bills plain periodic invoices in batches (batch.ts). */
+    findByIds?(orgId: number, ids: readonly number[], q?: Queryable): Promise<Customer[]>;
+  };
   readonly subscriptions: {
     getById(orgId: number, subscriptionId: number): Promise<Subscription | null>;
+    getByIds?(orgId: number, subscriptionIds: readonly number[]): Promise<Subscription[]>;
     getViewById(orgId: number, subscriptionId: number): Promise<SubscriptionView | null>;
     settleOrganization(orgId: number, at: Date): Promise<void>;
   };
   readonly metering: {
     usage(orgId: number, sub: UsageSubscription, window: UsageWindow, billableMetricCode?: string, q?: Queryable): Promise<SubscriptionUsage>;
+    usageMany?(orgId: number, subs: readonly UsageSubscription[], window: UsageWindow, q?: Queryable): Promise<Map<string, SubscriptionUsage>>;
   };
   /** Taxes, coupons, credit notes and prepaid credits; without them invoices carry none. */
   readonly adjustments?: InvoiceAdjustments;
@@ -84,6 +95,13 @@ export interface InvoicingOptions {
   maxInstantsPerRun?: number;
   /** Subscriptions the job bills at once on PostgreSQL (default 4; the embedded database: 1). */
   billingConcurrency?: number;
+  /**
+   * Subscriptions per transaction on the billing job's batch path for plain periodic invoices
+   * (batch.ts; default 500, 0: every subscription on its own). Off while `beforeFees` is set.
+   */
+  billingBatchSize?: number;
+  /** Fault injection for tests: runs in a batch's transaction once its invoices and billing instants are written. */
+  beforeBatchFees?: (invoiceLagoIds: readonly string[]) => void | Promise<void>;
   /** A subscription or draft the job could not bill or finalize (it is retried by the next run). */
   onError?: (err: unknown, context: Record<string, unknown>) => void;
 }
@@ -130,7 +148,8 @@ export class InvoicingService {
   private readonly maxInstants: number;
   /** Where GET /invoices reads: a read replica when configured (may lag), else the primary. */
   private reads: Queryable | null = null;
-  private readonly finalizedListeners: InvoiceListener[] = [];
+  private readonly finalizedListeners: { one: InvoiceListener; many?: InvoicesListener }[] = [];
+  private readonly batch: BatchBilling | null;
   private readonly voidedListeners: InvoiceListener[] = [];
   private readonly thresholdListeners: ThresholdListener[] = [];
   private readonly oneOffListeners: ((tx: Queryable, details: InvoiceDetails) => Promise<unknown>)[] = [];
@@ -143,15 +162,33 @@ export class InvoicingService {
   ) {
     this.newId = options.newId ?? (() => crypto.randomUUID());
     this.maxInstants = options.maxInstantsPerRun ?? 500;
+    const batchSize = options.beforeFees === undefined ? (options.billingBatchSize ?? 500) : 0;
+    this.batch =
+      batchSize > 0
+        ? new BatchBilling(
+            {
+              db,
+              deps,
+              newId: this.newId,
+              finalizedListeners: this.finalizedListeners,
+              ...(options.beforeBatchFees !== undefined ? { beforeBatchFees: options.beforeBatchFees } : {}),
+              ...(options.onError !== undefined ? { onError: options.onError } : {}),
+            },
+            batchSize,
+          )
+        : null;
   }
 
   private now(orgId: number): Date {
     return new Date(this.clock.now(orgId));
   }
 
-  /** Runs in the transaction that finalizes an invoice, once its totals are saved (payments: its charge falls due). */
-  onFinalized(listener: InvoiceListener): void {
-    this.finalizedListeners.push(listener);
+  /**
+   * Runs in the transaction that finalizes an invoice, once its totals are saved (payments: its
+   * charge falls due). `many`, when given, does the same for a batch's invoices at once.
+   */
+  onFinalized(listener: InvoiceListener, many?: InvoicesListener): void {
+    this.finalizedListeners.push(many === undefined ? { one: listener } : { one: listener, many });
   }
 
   /** Runs in the transaction that voids an invoice (payments: collection stops); throwing refuses the void. */
@@ -179,8 +216,10 @@ export class InvoicingService {
       const now = this.now(orgId);
       // Endings and switches due by now first (they bill their own final invoices as they apply).
       await this.deps.subscriptions.settleOrganization(orgId, now);
-      const candidates = await store.billingCandidates(this.db, orgId);
-      summary.subscriptions += candidates.length;
+      const all = await store.billingCandidates(this.db, orgId);
+      summary.subscriptions += all.length;
+      // Plain periodic invoices in batches first; what they leave is billed one subscription at a time.
+      const candidates = this.batch === null ? all : await this.batch.bill(orgId, all, now, summary);
       // Several subscriptions at once on PostgreSQL, each in its own transaction (they meet only on
       // the organization's invoice sequence); one at a time on the single-connection embedded database.
       const lanes = this.db.kind === "postgres" ? Math.max(1, this.options.billingConcurrency ?? 4) : 1;
@@ -353,29 +392,7 @@ export class InvoicingService {
       await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [CUSTOMER_BALANCE_LOCK_NAMESPACE, `${orgId}:${customerId}`]);
     }
     const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(tx, orgId);
-    const billable = groups.flatMap(({ sub, fees }) =>
-      fees.map((f) => ({
-        amountCents: f.amountCents,
-        planCode: sub?.plan.code ?? null,
-        metricCode: f.feeType === "charge" ? f.item.code : null,
-        taxes: taxesForFee(
-          {
-            // An add-on fee (one-off invoice): its own codes, else the add-on's, else the customer's.
-            charge:
-              f.addOn !== undefined
-                ? f.addOn.taxCodes
-                : f.feeType === "commitment"
-                  ? (sub?.plan.minimumCommitment?.taxCodes ?? [])
-                  : f.charge === null || sub === null
-                    ? []
-                    : (sub.plan.charges.find((c) => c.id === f.charge!.id)?.taxCodes ?? []),
-            plan: sub?.plan.taxCodes ?? [],
-            customer: customer.attributes.tax_codes,
-          },
-          taxes,
-        ),
-      })),
-    );
+    const billable = billableFees(groups, customer, taxes);
     const result = computeInvoice({
       fees: billable,
       coupons: adj === undefined ? [] : await adj.coupons(tx, orgId, customerId, currency, now),
@@ -431,7 +448,7 @@ export class InvoicingService {
     });
     const totals = f.totals;
     await store.saveTotals(tx, f.orgId, f.invoiceId, totals, initialPaymentStatus(totals.totalAmountCents), f.now);
-    for (const listener of this.finalizedListeners) await listener(tx, f.orgId, f.invoiceId);
+    for (const listener of this.finalizedListeners) await listener.one(tx, f.orgId, f.invoiceId);
   }
 
   /** The fees of a billing instant: its subscription fee, then its usage fees in Lago's order. */
@@ -836,8 +853,39 @@ export class InvoicingService {
   }
 }
 
+/** An invoice's fees as its deductions see them: amount, codes coupons match, the taxes each bears (also batch.ts). */
+export function billableFees(
+  groups: readonly { sub: Subscription | null; fees: readonly FeeDraft[] }[],
+  customer: Customer,
+  taxes: ReadonlyMap<string, Tax>,
+): BillableFee[] {
+  return groups.flatMap(({ sub, fees }) =>
+    fees.map((f) => ({
+      amountCents: f.amountCents,
+      planCode: sub?.plan.code ?? null,
+      metricCode: f.feeType === "charge" ? f.item.code : null,
+      taxes: taxesForFee(
+        {
+          // An add-on fee (one-off invoice): its own codes, else the add-on's, else the customer's.
+          charge:
+            f.addOn !== undefined
+              ? f.addOn.taxCodes
+              : f.feeType === "commitment"
+                ? (sub?.plan.minimumCommitment?.taxCodes ?? [])
+                : f.charge === null || sub === null
+                  ? []
+                  : (sub.plan.charges.find((c) => c.id === f.charge!.id)?.taxCodes ?? []),
+          plan: sub?.plan.taxCodes ?? [],
+          customer: customer.attributes.tax_codes,
+        },
+        taxes,
+      ),
+    })),
+  );
+}
+
 /** The last instant of an instant's charge period (Lago's charges_to_datetime). */
-function chargesLastInstant(instant: BillingInstant): Date | null {
+export function chargesLastInstant(instant: BillingInstant): Date | null {
   const c = instant.charges;
   if (c === null) return null;
   return c.to.getTime() === c.period.end.getTime() ? c.period.to : c.to;

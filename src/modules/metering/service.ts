@@ -247,12 +247,20 @@ export class MeteringService {
       const span: Span = metric.recurring ? { from: null, to: window.to } : { from: window.from, to: window.to };
       partials.set(metricId, await store.readPartialsMany(q, orgId, metricId, [...ids], splitByHours(span)));
     }
+    // Slots per charge for this call (their bucket cache grows with the dims seen).
+    const slots = new Map<Charge, ChargeSlots>();
+    const slotsOf = (c: Charge): ChargeSlots => {
+      let s = slots.get(c);
+      if (s === undefined) slots.set(c, (s = new ChargeSlots(c)));
+      return s;
+    };
+    const orders = new Map<Plan, Charge[]>();
     const out = new Map<string, SubscriptionUsage>();
     for (const sub of subs) {
       const plan = sub.plan;
-      const priced = [...plan.charges]
-        .sort(chargeOrder)
-        .map((c) => priceCharge(c, rolledUpInputs(c, new ChargeSlots(c), partials.get(c.metric.id)?.get(sub.externalId) ?? []), plan.amountCurrency));
+      let ordered = orders.get(plan);
+      if (ordered === undefined) orders.set(plan, (ordered = [...plan.charges].sort(chargeOrder)));
+      const priced = ordered.map((c) => priceCharge(c, rolledUpInputs(c, slotsOf(c), partials.get(c.metric.id)?.get(sub.externalId) ?? []), plan.amountCurrency));
       out.set(sub.externalId, subscriptionUsage(window, plan.amountCurrency, priced));
     }
     return out;
@@ -344,8 +352,16 @@ const rowsOf = <T>(split: readonly Map<string, T[]>[], bucket: number, group: st
  * not rated per transaction (percentage).
  */
 export function batchableCharge(charge: Charge): boolean {
-  return isRolledUp(charge.metric.aggregationType) && !isProrated(charge) && !usesEventAmounts(charge) && !new ChargeSlots(charge).grouped;
+  let yes = batchableCharges.get(charge);
+  if (yes === undefined) {
+    yes = isRolledUp(charge.metric.aggregationType) && !isProrated(charge) && !usesEventAmounts(charge) && !new ChargeSlots(charge).grouped;
+    batchableCharges.set(charge, yes);
+  }
+  return yes;
 }
+
+// Decided once per charge object (plans are immutable: a changed plan is a new object).
+const batchableCharges = new WeakMap<Charge, boolean>();
 
 /** The buckets of an ungrouped rolled-up charge from its partials (one read or a batch's). */
 function rolledUpInputs(charge: Charge, slots: ChargeSlots, partials: readonly Partial[]): BucketInput[] {

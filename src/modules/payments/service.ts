@@ -155,6 +155,15 @@ export class PaymentsService {
     if (inserted) this.due();
   };
 
+  /**
+   * `collect` for a batch of invoices finalized in one transaction (the billing job's batches):
+   * one read picks those `collect` has something to do for (paid already, or a total and a
+   * provider), and `collect` handles each of them.
+   */
+  readonly collectMany = async (tx: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<void> => {
+    for (const id of await store.invoicesWithCollectionWork(tx, orgId, invoiceIds)) await this.collect(tx, orgId, id);
+  };
+
   /** invoicing.onVoided: a voided invoice is not collected any more (405 while an attempt is in flight). */
   readonly stopCollecting = async (tx: Queryable, orgId: number, invoiceId: number): Promise<void> => {
     const payment = await store.paymentOfInvoice(tx, orgId, invoiceId, true);

@@ -126,6 +126,19 @@ export async function payableInvoice(q: Queryable, orgId: number, where: { id: n
  * A just-finalized invoice with its customer's payment provider code and payment method, in one
  * read (the finalizing transaction is the billing job's hot path).
  */
+/** Among finalized invoices, those `collect` acts on: paid already, or with a total and a customer naming a provider. */
+export async function invoicesWithCollectionWork(tx: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<number[]> {
+  if (invoiceIds.length === 0) return [];
+  const { rows } = await tx.query<{ id: string }>(
+    `SELECT i.id FROM invoices i JOIN customers c ON c.id = i.customer_id AND c.org_id = i.org_id
+      WHERE i.org_id = $1 AND i.id = ANY($2::bigint[]) AND i.status = 'finalized'
+        AND (i.payment_status = 'succeeded' OR (i.total_amount_cents > 0 AND c.payment_provider_code IS NOT NULL))
+      ORDER BY i.id`,
+    [orgId, invoiceIds.map(String)],
+  );
+  return rows.map((r) => Number(r.id));
+}
+
 export async function invoiceToCollect(
   tx: Queryable,
   orgId: number,

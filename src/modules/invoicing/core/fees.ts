@@ -6,7 +6,7 @@
 import { type PlanEnd, proratedFee, unusedCredit, usedFee } from "../../billing/core/index.ts";
 import { ALL_FILTER_VALUES, type Charge, type FilterValues } from "../../catalog/index.ts";
 import type { ChargeUsage } from "../../metering/index.ts";
-import { Decimal, ZERO, fromCents, minorUnits, roundToMinor } from "../../../shared/money.ts";
+import { Decimal, ZERO, fromCents, minorScale, roundToMinor } from "../../../shared/money.ts";
 import type { BillingInstant, BillingTerms, ChargesSpan, FeeSpan } from "./due.ts";
 import type { FeeType } from "./types.ts";
 
@@ -81,7 +81,7 @@ export interface LateAdjustmentRef {
 
 /** The amount in minor units, rounded half-up once (the money rule): "1.005" USD is 101. */
 export function centsOf(amount: Decimal, currency: string): bigint {
-  const cents = roundToMinor(amount, currency).times(Decimal.pow(10, minorUnits(currency)));
+  const cents = roundToMinor(amount, currency).times(minorScale(currency));
   return BigInt(cents.toFixed(0));
 }
 
