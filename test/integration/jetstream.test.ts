@@ -253,12 +253,15 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
     worker = null;
     const sub = uid("sub");
     const events = Array.from({ length: 30 }, (_, i) => ({ transaction_id: `l-${i}`, external_subscription_id: sub, code: "api_calls", timestamp: T0_S }));
-    // 20 single events (a message each) and a batch of 10 (one message).
-    for (const r of await Promise.all(events.slice(0, 20).map((e) => client(t).postEvent(e)))) expect(r.statusCode).toBe(200);
+    // 10 single events one after another (a message each), 10 at once (they share messages: the
+    // requests of one turn of the event loop go as one) and a batch of 10 (one message).
+    for (const e of events.slice(0, 10)) expect((await client(t).postEvent(e)).statusCode).toBe(200);
+    for (const r of await Promise.all(events.slice(10, 20).map((e) => client(t).postEvent(e)))) expect(r.statusCode).toBe(200);
     expect((await client(t).postBatch(events.slice(20))).statusCode).toBe(200);
     await new Promise((r) => setTimeout(r, 1_100)); // past the gauge's 1 s cache
     const m = await metricsOf();
-    expect(m.get("billing_ingest_lag_messages")).toBe(21);
+    expect(m.get("billing_ingest_lag_messages")).toBeGreaterThanOrEqual(12);
+    expect(m.get("billing_ingest_lag_messages")).toBeLessThan(21);
     expect(m.get("billing_ingest_lag_seconds")).toBeGreaterThan(0);
     expect(await storedEvents(t.db, sub)).toHaveLength(0); // acknowledged, not yet readable
     worker = await startWorker();

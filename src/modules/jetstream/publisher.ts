@@ -1,9 +1,13 @@
 // The API side of INGEST_MODE=jetstream: validated events go to the replicated stream, and a
 // request is answered once JetStream acknowledged every one of its events (stored on a quorum of
-// the stream's replicas). A single event is one message; a batch travels as messages of up to
-// NATS_EVENTS_PER_MESSAGE events, all published at once (asynchronous publishes), and is answered
-// when the last acknowledgement arrives. A message per event would cost a publish, a replication
-// round and an acknowledgement per event: batches would go several times slower than direct mode.
+// the stream's replicas). A batch travels as messages of up to NATS_EVENTS_PER_MESSAGE events, all
+// published at once (asynchronous publishes), and is answered when the last acknowledgement
+// arrives. Smaller requests of one organization arriving in the same turn of the event loop share
+// a message (the group commit of direct mode, moved in front of the stream). A message per event
+// would cost a publish, a replication round and an acknowledgement per event: measured, single
+// events went at 0.17x direct mode that way. Shared messages change nothing for exactly-once: the
+// ingest worker judges every event by its identity in the database; the stream's duplicate window
+// only spares it exact repeats of a whole message.
 import type { JetStreamClient } from "nats";
 import type { Clock } from "../../shared/clock.ts";
 import type { NatsConfig } from "../../shared/config.ts";
@@ -28,9 +32,18 @@ const encoder = new TextEncoder();
 /** Well under NATS's default max_payload (1 MB). */
 const MAX_MESSAGE_BYTES = 512 * 1024;
 
+interface Shared {
+  events: PreparedEvent[];
+  digests: string[];
+  waiters: { resolve: (duplicate: boolean) => void; reject: (err: unknown) => void }[];
+}
+
 export class EventPublisher {
   private inFlight = 0;
   private closed = false;
+  /** Small requests waiting for this turn's shared message, per organization. */
+  private shared = new Map<number, Shared>();
+  private flushScheduled = false;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -56,6 +69,11 @@ export class EventPublisher {
     const started = performance.now();
     const digests = events.map((e) => identityDigest(e.subscriptionId, e.transactionId));
     try {
+      if (events.length < this.config.eventsPerMessage) {
+        const duplicate = await this.join(events, digests);
+        this.metrics.published(events.length, duplicate ? events.length : 0, (performance.now() - started) / 1000);
+        return digests.map((lagoId) => ({ kind: "created", lagoId }));
+      }
       const chunks = chunkEvents(events, this.config.eventsPerMessage, MAX_MESSAGE_BYTES);
       let offset = 0;
       const acks = chunks.map((chunk) => {
@@ -77,6 +95,51 @@ export class EventPublisher {
       this.inFlight -= events.length;
     }
     return digests.map((lagoId) => ({ kind: "created", lagoId }));
+  }
+
+  /** Adds a small request to its organization's shared message; resolves once that message is acknowledged. */
+  private join(events: readonly PreparedEvent[], digests: readonly string[]): Promise<boolean> {
+    const orgId = events[0]!.orgId;
+    let group = this.shared.get(orgId);
+    if (group === undefined) {
+      group = { events: [], digests: [], waiters: [] };
+      this.shared.set(orgId, group);
+    }
+    const g = group;
+    return new Promise<boolean>((resolve, reject) => {
+      for (let i = 0; i < events.length; i++) {
+        g.events.push(events[i]!);
+        g.digests.push(digests[i]!);
+      }
+      g.waiters.push({ resolve, reject });
+      if (g.events.length >= this.config.eventsPerMessage) this.flush(orgId);
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          for (const org of [...this.shared.keys()]) this.flush(org);
+        });
+      }
+    });
+  }
+
+  private flush(orgId: number): void {
+    const g = this.shared.get(orgId);
+    if (g === undefined) return;
+    this.shared.delete(orgId);
+    const deadline = performance.now() + this.config.publishTimeoutMs;
+    const chunks = chunkEvents(g.events, this.config.eventsPerMessage, MAX_MESSAGE_BYTES);
+    let offset = 0;
+    const acks = chunks.map((chunk) => this.publishChunk(chunk, g.digests.slice(offset, (offset += chunk.length)), deadline));
+    Promise.all(acks).then(
+      (dups) => {
+        const duplicate = dups.every(Boolean);
+        for (const w of g.waiters) w.resolve(duplicate);
+      },
+      (err: unknown) => {
+        for (const w of g.waiters) w.reject(err);
+      },
+    );
   }
 
   /** Stops taking events (requests in flight still finish). */
