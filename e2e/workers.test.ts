@@ -71,6 +71,8 @@ describe.skipIf(E2E_DB_KIND !== "postgres")("worker processes (PostgreSQL only: 
   });
 
   it("a test clock moved through one worker is every worker's now by the time PUT /test_clock answers", { timeout: 120_000 }, async () => {
+    // An organization of its own: the SIGTERM test below checks every event of `apiKey`'s.
+    const apiKey = randomKey();
     const server = await startServer({ target, apiKey, env: { WORKERS: "2", VALUEVERSE_TEST_CLOCK: "on" }, readyTimeoutMs: 60_000 });
     try {
       await waitAllWorkersReady(server.url, 2);

@@ -31,6 +31,8 @@ export class PgChannel {
   private logged = false;
   private readonly origin = crypto.randomBytes(8).toString("hex");
   private seq = 0;
+  /** Statements on the channel's one client run one after another (node-postgres 9 refuses overlapping ones). */
+  private chain: Promise<unknown> = Promise.resolve();
   /** Our invalidations waiting for the other listeners' acknowledgements, by sequence. */
   private readonly waiters = new Map<number, { acks: Set<string>; expected: number; done: () => void }>();
 
@@ -59,12 +61,12 @@ export class PgChannel {
     this.waiters.set(seq, waiter);
     try {
       const payloads = [...chunks(this.origin, seq, keys)];
-      for (const payload of payloads.slice(0, -1)) await client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, payload]);
-      const { rows } = await client.query<{ listeners: string }>(
+      for (const payload of payloads.slice(0, -1)) await this.serial(() => client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, payload]));
+      const { rows } = await this.serial(() => client.query<{ listeners: string }>(
         `SELECT pg_notify($1, $2), (SELECT count(*) FROM pg_stat_activity
                                       WHERE datname = current_database() AND application_name = $3 AND pid <> pg_backend_pid())::text AS listeners`,
         [PG_CHANNEL, payloads.at(-1)!, APPLICATION_NAME],
-      );
+      ));
       waiter.expected = Number(rows[0]?.listeners ?? 0);
       if (waiter.acks.size >= waiter.expected) waiter.done();
       await acked;
@@ -72,6 +74,12 @@ export class PgChannel {
       clearTimeout(timer);
       this.waiters.delete(seq);
     }
+  }
+
+  private serial<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(run, run);
+    this.chain = next.catch(() => undefined);
+    return next;
   }
 
   async close(): Promise<void> {
@@ -147,7 +155,8 @@ export class PgChannel {
     this.opts.onMessage(msg.k.map(([kind, key]) => ({ kind, key }) as CacheKey));
     // Only the last chunk of an invalidation carries its sequence: acknowledged once all arrived.
     if (typeof msg.s === "number" && this.client !== null) {
-      this.client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, JSON.stringify({ ack: msg.o, s: msg.s, by: this.origin })]).catch(() => {});
+      const client = this.client;
+      this.serial(() => client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, JSON.stringify({ ack: msg.o, s: msg.s, by: this.origin })])).catch(() => {});
     }
   }
 }

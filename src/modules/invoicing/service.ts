@@ -802,13 +802,28 @@ export class InvoicingService {
   }
 
   private async details(orgId: number, invoice: InvoiceRecord, q: Queryable = this.db): Promise<InvoiceDetails> {
-    const [fees, billingPeriods, customer, appliedTaxes, credits] = await Promise.all([
-      store.feesOf(q, orgId, [invoice.id]),
-      store.billingPeriodsOf(q, orgId, [invoice.id]),
-      this.deps.customers.findById(orgId, invoice.customerId, q),
-      store.appliedTaxesOf(q, orgId, [invoice.id]),
-      store.creditsOf(q, orgId, [invoice.id]),
-    ]);
+    // Concurrently on the pool; one after another on a transaction's client (node-postgres refuses
+    // overlapping queries on one client from pg 9).
+    const reads = [
+      () => store.feesOf(q, orgId, [invoice.id]),
+      () => store.billingPeriodsOf(q, orgId, [invoice.id]),
+      () => this.deps.customers.findById(orgId, invoice.customerId, q),
+      () => store.appliedTaxesOf(q, orgId, [invoice.id]),
+      () => store.creditsOf(q, orgId, [invoice.id]),
+    ] as const;
+    let results: unknown[];
+    if (q === this.db) results = await Promise.all(reads.map((read) => read()));
+    else {
+      results = [];
+      for (const read of reads) results.push(await read());
+    }
+    const [fees, billingPeriods, customer, appliedTaxes, credits] = results as [
+      Awaited<ReturnType<(typeof reads)[0]>>,
+      Awaited<ReturnType<(typeof reads)[1]>>,
+      Awaited<ReturnType<(typeof reads)[2]>>,
+      Awaited<ReturnType<(typeof reads)[3]>>,
+      Awaited<ReturnType<(typeof reads)[4]>>,
+    ];
     const views: SubscriptionView[] = [];
     for (const id of new Set(billingPeriods.map((p) => p.subscriptionId))) {
       const view = await this.deps.subscriptions.getViewById(orgId, id);
