@@ -24,8 +24,8 @@ export interface ClockServiceOptions {
   /** How often frozen clocks are re-read from the database (other worker processes' moves). */
   refreshMs?: number;
   /**
-   * Tells the other processes of a move (the cache's invalidation channel), awaited before the
-   * move's listeners run and before PUT /test_clock answers; they call `learn`. Without it they
+   * Tells the other processes of a move (the cache's invalidation channel), awaited after the
+   * move's listeners ran and before PUT /test_clock answers; they call `learn`. Without it they
    * see the move at their next refresh.
    */
   announce?: (orgId: number, frozenMs: number) => Promise<void>;
@@ -138,8 +138,14 @@ export class ClockService implements Clock {
     });
     const from = prev ?? new Date(this.base.now());
     this.remember(orgId, to.getTime());
-    await this.opts.announce?.(orgId, to.getTime());
-    for (const listener of this.listeners) await listener(orgId, from, to);
+    // The other processes learn the move once this one has done the work it made due (billing,
+    // payments): were they told first, their own background loops could take that work, and the
+    // PUT would answer before it is done. They know it before the PUT answers.
+    try {
+      for (const listener of this.listeners) await listener(orgId, from, to);
+    } finally {
+      await this.opts.announce?.(orgId, to.getTime());
+    }
     return { frozenTime: to, currentTime: new Date(this.now(orgId)) };
   }
 
