@@ -1,3 +1,4 @@
+import { deadline } from "../../shared/deadline.ts";
 import crypto from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Db } from "../../db/db.ts";
@@ -148,8 +149,8 @@ export class PaymentWorker {
     if (provider === undefined) {
       return { outcome: "transient_failure", errorCode: "provider_not_configured", message: `this server has no payment provider ${JSON.stringify(p.provider)}` };
     }
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    const signal = AbortSignal.any([timeout, this.shutdown.signal]);
+    const guard = deadline(this.options.timeoutMs, this.shutdown.signal);
+    const signal = guard.signal;
     const request = {
       orgId: p.orgId,
       paymentId: p.lagoId,
@@ -171,6 +172,8 @@ export class PaymentWorker {
       if (this.shutdown.signal.aborted) return "abandoned";
       const message = (err as Error)?.message ?? String(err);
       return { outcome: "timeout", errorCode: "provider_error", message: message.slice(0, 500) };
+    } finally {
+      guard.clear();
     }
     if (answer !== "gave_up") return answer;
     if (this.shutdown.signal.aborted) return "abandoned";

@@ -1,3 +1,4 @@
+import { deadline } from "../../shared/deadline.ts";
 import crypto from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Db } from "../../db/db.ts";
@@ -167,7 +168,8 @@ export class DeliveryWorker {
   }
 
   private async post(d: store.ClaimedDelivery, signature: string): Promise<{ httpStatus: number | null; response: string | null; error: string | null } | "abandoned"> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.shutdown.signal]);
+    const guard = deadline(this.options.timeoutMs, this.shutdown.signal);
+    const signal = guard.signal;
     try {
       const res = await fetch(d.webhookUrl, {
         method: "POST",
@@ -189,6 +191,8 @@ export class DeliveryWorker {
     } catch (err) {
       if (this.shutdown.signal.aborted) return "abandoned";
       return { httpStatus: null, response: null, error: describeFailure(err, this.options.timeoutMs) };
+    } finally {
+      guard.clear();
     }
   }
 }
