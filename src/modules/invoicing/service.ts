@@ -684,23 +684,7 @@ export class InvoicingService {
     const lagoId = this.newId();
     await this.db.transaction(async (tx) => {
       const now = this.now(orgId);
-      const org = await store.organizationBilling(tx, orgId);
-      const issuingDate = issuingDateOf(now, timezone);
-      const netPaymentTerm = customer.attributes.net_payment_term ?? 0;
-      const prefix = documentNumberPrefix(org.name, org.publicId);
-      const invoiceId = await store.insertInvoice(tx, {
-        orgId,
-        lagoId,
-        customerId: customer.id,
-        invoiceType: "one_off",
-        number: draftNumber(prefix),
-        issuingDate,
-        paymentDueDate: paymentDueDate(issuingDate, netPaymentTerm),
-        netPaymentTerm,
-        currency,
-        graceUntil: null,
-        now,
-      });
+      const { invoiceId, prefix, issuingDate, netPaymentTerm } = await this.openInvoice(tx, customer, lagoId, "one_off", currency, timezone, now);
       const ref: InvoiceRef = { orgId, id: invoiceId, lagoId, customerId: customer.id, currency };
       const totals = await this.writeFees(tx, ref, customer, [{ sub: null, fees }], true, now);
       await this.finalizeIn(tx, { orgId, invoiceId, customerId: customer.id, prefix, issuingDate, netPaymentTerm, totals, now });
@@ -710,6 +694,36 @@ export class InvoicingService {
       }
     });
     return this.get(orgId, lagoId);
+  }
+
+  /** Inserts an invoice issued now outside any billing period (one-off, credit), still a draft for finalizeIn. */
+  private async openInvoice(
+    tx: Queryable,
+    customer: Customer,
+    lagoId: string,
+    invoiceType: "one_off" | "credit",
+    currency: string,
+    timezone: string,
+    now: Date,
+  ): Promise<{ invoiceId: number; prefix: string; issuingDate: string; netPaymentTerm: number }> {
+    const org = await store.organizationBilling(tx, customer.orgId);
+    const issuingDate = issuingDateOf(now, timezone);
+    const netPaymentTerm = customer.attributes.net_payment_term ?? 0;
+    const prefix = documentNumberPrefix(org.name, org.publicId);
+    const invoiceId = await store.insertInvoice(tx, {
+      orgId: customer.orgId,
+      lagoId,
+      customerId: customer.id,
+      invoiceType,
+      number: draftNumber(prefix),
+      issuingDate,
+      paymentDueDate: paymentDueDate(issuingDate, netPaymentTerm),
+      netPaymentTerm,
+      currency,
+      graceUntil: null,
+      now,
+    });
+    return { invoiceId, prefix, issuingDate, netPaymentTerm };
   }
 
   /**
@@ -726,23 +740,15 @@ export class InvoicingService {
   ): Promise<{ id: number; lagoId: string }> {
     const orgId = customer.orgId;
     const lagoId = this.newId();
-    const org = await store.organizationBilling(tx, orgId);
-    const issuingDate = issuingDateOf(now, customer.attributes.timezone ?? "UTC");
-    const netPaymentTerm = customer.attributes.net_payment_term ?? 0;
-    const prefix = documentNumberPrefix(org.name, org.publicId);
-    const invoiceId = await store.insertInvoice(tx, {
-      orgId,
+    const { invoiceId, prefix, issuingDate, netPaymentTerm } = await this.openInvoice(
+      tx,
+      customer,
       lagoId,
-      customerId: customer.id,
-      invoiceType: "credit",
-      number: draftNumber(prefix),
-      issuingDate,
-      paymentDueDate: paymentDueDate(issuingDate, netPaymentTerm),
-      netPaymentTerm,
+      "credit",
       currency,
-      graceUntil: null,
+      customer.attributes.timezone ?? "UTC",
       now,
-    });
+    );
     await store.insertFees(tx, orgId, invoiceId, null, currency, [{ lagoId: this.newId(), draft: fee }], 0, now);
     const totals = invoiceTotals([fee.amountCents]);
     await store.saveTotals(tx, orgId, invoiceId, totals, "pending", now);
