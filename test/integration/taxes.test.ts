@@ -134,6 +134,35 @@ describe("taxes", () => {
     // The PDF carries the tax lines.
     const pdf = await org.raw("GET", `/api/v1/invoices/${inv.lago_id}/pdf`);
     expect(pdf.statusCode).toBe(200);
-    expect(json).toBeTruthy();
+    expect(pdf.headers["content-type"]).toContain("application/pdf");
+  });
+
+  it("a renamed or deleted tax reaches plans already cached for billing: charges, plan and minimum commitment", async () => {
+    const org = await newOrg(t);
+    await org.freeze("2026-03-01T00:00:00Z");
+    await org.api("POST", "/api/v1/taxes", { tax: { name: "Digital", code: "digital", rate: "5.5" } });
+    await org.api("POST", "/api/v1/taxes", { tax: { name: "Plan", code: "ptax", rate: "10" } });
+    const p = await plan(org, { amount_cents: 0, tax_codes: ["ptax"], charge_tax_codes: ["digital"] });
+    await org.api("PUT", `/api/v1/plans/${p.plan}`, { plan: { minimum_commitment: { amount_cents: 1000, tax_codes: ["ptax"] } } });
+    const cus = await customer(org);
+    const sub = await subscribe(org, cus, p.plan);
+    await sendCalls(org, sub, p.calls, 100, "2026-03-02T00:00:00Z");
+    const usage = async () => (await org.api("GET", `/api/v1/customers/${cus}/current_usage?external_subscription_id=${sub}`)).customer_usage;
+    // 100 calls × 0.05 = 5.00, taxed by the charge's 5.5 %: 27.5 → 28 (the cached plan is loaded here).
+    expect(await usage()).toMatchObject({ amount_cents: 500, taxes_amount_cents: 28 });
+
+    await org.api("PUT", "/api/v1/taxes/digital", { tax: { code: "digital_v2" } });
+    // Still 5.5 %: the cached plan now names digital_v2 (with the stale code it would fall back to the plan's 10 %).
+    expect(await usage()).toMatchObject({ amount_cents: 500, taxes_amount_cents: 28 });
+    await org.api("PUT", "/api/v1/taxes/ptax", { tax: { code: "ptax_v2" } });
+    const renamed = (await org.api("GET", `/api/v1/plans/${p.plan}`)).plan;
+    expect(renamed.minimum_commitment.taxes.map((x: any) => x.code)).toEqual(["ptax_v2"]);
+
+    await org.api("DELETE", "/api/v1/taxes/digital_v2");
+    // The charge has no tax left: the plan's 10 % applies, 50.
+    expect(await usage()).toMatchObject({ amount_cents: 500, taxes_amount_cents: 50 });
+    await org.api("DELETE", "/api/v1/taxes/ptax_v2");
+    expect(await usage()).toMatchObject({ amount_cents: 500, taxes_amount_cents: 0 });
+    expect((await org.api("GET", `/api/v1/plans/${p.plan}`)).plan.minimum_commitment.taxes).toEqual([]);
   });
 });

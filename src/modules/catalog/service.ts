@@ -293,6 +293,11 @@ export class CatalogService {
   // ---------------------------------------------------------------------------------------------
   // Plans
 
+  /** Plans another module changed (a tax code renamed on them): their cached copies go. */
+  async plansChanged(orgId: number, plans: readonly { id: number; code: string }[]): Promise<void> {
+    for (const p of plans) await this.cache.invalidatePlan(orgId, [p.code], p.id);
+  }
+
   async createPlan(orgId: number, input: unknown): Promise<Plan> {
     const message = "the plan is invalid";
     const code = codeOf(input);

@@ -6,17 +6,32 @@ import { type FieldErrors, notFound, validationFailed } from "../../shared/error
 import { type Tax, checkTax, draftOfTax } from "./core/tax.ts";
 import * as store from "./store.ts";
 
+/** Runs once a tax code's rename or removal committed, before the API answers (cached plans and customers go). */
+export type RetargetListener = (orgId: number, changed: store.Retargeted) => Promise<void>;
+
 const MAX_CODE = 255;
 const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000") && code.isWellFormed();
 const TAKEN = "value_already_exist";
 
 /** Taxes of an organization (Lago's /taxes) and the lookups billing and the catalog use. */
 export class TaxService {
+  private readonly retargetListeners: RetargetListener[] = [];
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly newId: () => string = () => crypto.randomUUID(),
   ) {}
+
+  /** Work another module does once a code's rename or removal committed (invalidating its cached copies). */
+  onRetargeted(listener: RetargetListener): void {
+    this.retargetListeners.push(listener);
+  }
+
+  private async retargeted(orgId: number, changed: store.Retargeted | null): Promise<void> {
+    if (changed === null) return;
+    for (const listener of this.retargetListeners) await listener(orgId, changed);
+  }
 
   private now(orgId: number): Date {
     return new Date(this.clock.now(orgId));
@@ -46,7 +61,7 @@ export class TaxService {
 
   /** PUT /taxes/:code: the fields sent change; a new code is carried to the customers, plans and charges using the old one. */
   async update(orgId: number, code: string, input: unknown): Promise<Tax> {
-    return this.guard(() =>
+    const { tax, changed } = await this.guard(() =>
       this.db.transaction(async (tx) => {
         const current = isLookupCode(code) ? await store.taxByCode(tx, orgId, code, true) : null;
         if (current === null) throw notFound("tax", code);
@@ -55,21 +70,24 @@ export class TaxService {
         if (checked.ok && checked.value.code !== current.code && (await store.taxByCode(tx, orgId, checked.value.code)) !== null) errors["code"] = [TAKEN];
         if (!checked.ok || Object.keys(errors).length > 0) throw validationFailed(errors, "the tax is invalid");
         const tax = await store.updateTax(tx, orgId, current.id, checked.value, this.now(orgId));
-        if (tax.code !== current.code) await store.retargetCode(tx, orgId, current.code, tax.code);
-        return tax;
+        return { tax, changed: tax.code !== current.code ? await store.retargetCode(tx, orgId, current.code, tax.code) : null };
       }),
     );
+    await this.retargeted(orgId, changed);
+    return tax;
   }
 
   /** DELETE /taxes/:code: the tax goes, and with it from every customer, plan and charge (invoices keep theirs). */
   async delete(orgId: number, code: string): Promise<Tax> {
-    return this.db.transaction(async (tx) => {
+    const { tax, changed } = await this.db.transaction(async (tx) => {
       const tax = isLookupCode(code) ? await store.taxByCode(tx, orgId, code, true) : null;
       if (tax === null) throw notFound("tax", code);
-      await store.retargetCode(tx, orgId, tax.code, null);
+      const changed = await store.retargetCode(tx, orgId, tax.code, null);
       await store.deleteTax(tx, orgId, tax.id);
-      return tax;
+      return { tax, changed };
     });
+    await this.retargeted(orgId, changed);
+    return tax;
   }
 
   /** Every tax of the organization by code, for billing. */

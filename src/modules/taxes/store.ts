@@ -73,16 +73,39 @@ export async function taxesByCodes(q: Queryable, orgId: number, codes: readonly 
   return rows.map(toTax);
 }
 
+/** What a tax code's rename or removal changed: plans (charges, commitment) and customers, whose cached copies must go. */
+export interface Retargeted {
+  plans: { id: number; code: string }[];
+  customerIds: number[];
+}
+
 /**
- * Renames (to = the new code) or removes (to = null) a tax code wherever customers, plans, charges
- * and add-ons list it. (Billing skips codes naming no tax, so a list missed here only bills less.)
+ * Renames (to = the new code) or removes (to = null) a tax code wherever customers, plans, charges,
+ * plans' minimum commitments and add-ons list it. (Billing skips codes naming no tax, so a list
+ * missed here only bills less.)
  */
-export async function retargetCode(q: Queryable, orgId: number, from: string, to: string | null): Promise<void> {
-  const expr = to === null ? "array_remove(tax_codes, $2)" : "array_replace(tax_codes, $2, $3)";
-  const params = to === null ? [orgId, from] : [orgId, from, to];
-  for (const table of ["customers", "plans", "charges", "add_ons"]) {
-    await q.query(`UPDATE ${table} SET tax_codes = ${expr} WHERE org_id = $1 AND $2 = ANY(tax_codes)`, params);
-  }
+export async function retargetCode(q: Queryable, orgId: number, from: string, to: string | null): Promise<Retargeted> {
+  const expr = "CASE WHEN $3::text IS NULL THEN array_remove(tax_codes, $2) ELSE array_replace(tax_codes, $2, $3) END";
+  const params = [orgId, from, to];
+  const where = "WHERE org_id = $1 AND $2 = ANY(tax_codes)";
+  const customers = await q.query<{ id: number }>(`UPDATE customers SET tax_codes = ${expr} ${where} RETURNING id`, params);
+  const plans = await q.query<{ id: number }>(`UPDATE plans SET tax_codes = ${expr} ${where} RETURNING id`, params);
+  const charges = await q.query<{ id: number }>(`UPDATE charges SET tax_codes = ${expr} ${where} RETURNING plan_id AS id`, params);
+  await q.query(`UPDATE add_ons SET tax_codes = ${expr} ${where}`, params);
+  const commitments = await q.query<{ id: number }>(
+    `UPDATE plans SET minimum_commitment = jsonb_set(minimum_commitment, '{tax_codes}', coalesce(
+        (SELECT jsonb_agg(CASE WHEN c = $2 THEN to_jsonb($3::text) ELSE to_jsonb(c) END ORDER BY n)
+           FROM jsonb_array_elements_text(minimum_commitment -> 'tax_codes') WITH ORDINALITY AS t(c, n)
+          WHERE c <> $2 OR $3::text IS NOT NULL), '[]'::jsonb))
+      WHERE org_id = $1 AND minimum_commitment -> 'tax_codes' ? $2 RETURNING id`,
+    params,
+  );
+  const planIds = [...new Set([...plans.rows, ...charges.rows, ...commitments.rows].map((r) => Number(r.id)))];
+  const refs =
+    planIds.length === 0
+      ? []
+      : (await q.query<{ id: number; code: string }>("SELECT id, code FROM plans WHERE org_id = $1 AND id = ANY($2::int8[])", [orgId, planIds])).rows;
+  return { plans: refs.map((r) => ({ id: Number(r.id), code: r.code })), customerIds: customers.rows.map((r) => Number(r.id)) };
 }
 
 export async function deleteTax(q: Queryable, orgId: number, id: number): Promise<void> {
