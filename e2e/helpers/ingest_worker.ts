@@ -29,7 +29,7 @@ export async function startIngestWorker(env: Record<string, string>, readyTimeou
   for (const k of ["TEST_DATABASE_URL", "DATA_DIR", "NODE_OPTIONS", "NODE_ENV"]) delete base[k];
   const child = spawn(process.execPath, [path.join(ROOT, "bin", "valueverse.mjs"), "ingest-worker", "--metrics-port", "0", "--metrics-host", "127.0.0.1"], {
     cwd: ROOT,
-    env: { ...base, LOG_LEVEL: "info", ...env },
+    env: { ...base, LOG_LEVEL: "info", WEBHOOK_PRIVATE_NETWORKS: "allow", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   if (child.pid === undefined) throw new Error("could not spawn the ingest worker");

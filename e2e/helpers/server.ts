@@ -185,6 +185,8 @@ function childEnv(opts: StartOptions, apiKey: string): NodeJS.ProcessEnv {
     HOST: "127.0.0.1",
     PORT: "0", // the kernel picks a free port; we read it from the "listening" log line
     LOG_LEVEL: "info",
+    // The tests' webhook receivers listen on 127.0.0.1.
+    WEBHOOK_PRIVATE_NETWORKS: "allow",
     VALUEVERSE_API_KEY: apiKey,
     ...(opts.adminToken ? { VALUEVERSE_ADMIN_TOKEN: opts.adminToken } : {}),
     ...opts.env,

@@ -107,6 +107,8 @@ export interface WebhookConfig {
   worker: boolean;
   /** WEBHOOK_JWT_ISSUER: the `iss` claim of `jwt` signatures (Lago: its API URL). */
   jwtIssuer: string;
+  /** WEBHOOK_PRIVATE_NETWORKS: `deny` (default) refuses endpoints on loopback, private and link-local addresses; `allow` posts anywhere. */
+  privateNetworks: "deny" | "allow";
 }
 
 export class ConfigError extends Error {
@@ -229,6 +231,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       pollMs: int("WEBHOOK_POLL_MS", 1_000, 10, 3_600_000),
       worker: oneOf("WEBHOOK_WORKER", "on", ["on", "off"]) === "on",
       jwtIssuer: env.WEBHOOK_JWT_ISSUER || "valueverse-billing",
+      privateNetworks: oneOf("WEBHOOK_PRIVATE_NETWORKS", "deny", ["deny", "allow"]),
     },
     payments: {
       retryScheduleMs: retrySchedule("PAYMENT_RETRY_SCHEDULE", "1h,1d,3d"),

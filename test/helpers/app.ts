@@ -23,7 +23,7 @@ export async function startTestApp(
   const db = opts.db ?? (await openTestDb());
   const clock = (opts.clock as ManualClock | undefined) ?? new ManualClock(T0);
   const apiKey = "test_api_key_" + Math.random().toString(36).slice(2, 12);
-  const config = loadConfig({ LOG_LEVEL: "silent", VALUEVERSE_API_KEY: apiKey, ...opts.env });
+  const config = loadConfig({ LOG_LEVEL: "silent", VALUEVERSE_API_KEY: apiKey, WEBHOOK_PRIVATE_NETWORKS: "allow", ...opts.env });
   const app = buildApp(config, { db, clock });
   await app.start();
   let url = "";

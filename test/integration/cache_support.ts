@@ -43,6 +43,7 @@ export async function startPair(env: Record<string, string> = {}): Promise<Pair>
       BILLING_SCHEDULER: "off",
       WEBHOOK_WORKER: "off",
       PAYMENT_WORKER: "off",
+      WEBHOOK_PRIVATE_NETWORKS: "allow",
       CACHE_NAMESPACE: namespace,
       ...(db.url !== undefined ? { DATABASE_URL: db.url } : {}),
       ...env,

@@ -5,6 +5,7 @@ import { sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { AppError, notFound, validationFailed } from "../../shared/errors.ts";
 import { ENDPOINT_LIMIT, readEndpointCreate, readEndpointUpdate } from "./core/endpoint.ts";
+import { type PrivateNetworks, urlAllowed } from "./egress.ts";
 import { objectIdOf, webhookBody } from "./core/envelope.ts";
 import type { WebhookType } from "./core/event_types.ts";
 import type { Delivery, DeliveryAttempt, WebhookEndpoint } from "./core/types.ts";
@@ -20,6 +21,8 @@ export type EnqueueWebhook = (tx: Queryable, orgId: number, webhookType: Webhook
 export interface WebhookServiceOptions {
   /** WEBHOOK_MAX_ATTEMPTS: attempts a new delivery (or a manual retry) gets. */
   maxAttempts: number;
+  /** WEBHOOK_PRIVATE_NETWORKS (see egress.ts); `allow` when not given. */
+  privateNetworks?: PrivateNetworks;
   newId?: () => string;
 }
 
@@ -89,9 +92,20 @@ export class WebhookService {
   // ---------------------------------------------------------------------------------------------
   // Endpoints
 
+  /** A URL naming a private address (or localhost) is refused under WEBHOOK_PRIVATE_NETWORKS=deny. */
+  private checkNetwork(url: string): void {
+    if (!urlAllowed(url, this.options.privateNetworks ?? "allow")) {
+      throw validationFailed(
+        { webhook_url: ["private_address_not_allowed"] },
+        "webhook_url points at a loopback, private or link-local address; this server refuses those (WEBHOOK_PRIVATE_NETWORKS=deny)",
+      );
+    }
+  }
+
   async createEndpoint(orgId: number, raw: unknown): Promise<WebhookEndpoint> {
     const read = readEndpointCreate(raw);
     if (!read.ok) throw validationFailed(read.errors, "the webhook endpoint is invalid");
+    this.checkNetwork(read.value.webhookUrl);
     const endpoint = await guardedUrl(() =>
       this.db.transaction(async (tx) => {
         await store.lockOrgEndpoints(tx, orgId);
@@ -116,6 +130,7 @@ export class WebhookService {
     const current = await this.getEndpoint(orgId, lagoId);
     const read = readEndpointUpdate(raw, current);
     if (!read.ok) throw validationFailed(read.errors, "the webhook endpoint is invalid");
+    if (read.value.webhookUrl !== current.webhookUrl) this.checkNetwork(read.value.webhookUrl);
     const endpoint = await guardedUrl(() =>
       this.db.transaction(async (tx) => {
         await store.lockOrgEndpoints(tx, orgId);

@@ -22,13 +22,14 @@ export interface Webhooks {
  * not an organization's test clock: a frozen clock would never let a retry fall due.
  */
 export function createWebhooks(db: Db, clock: Clock, config: WebhookConfig, registry: client.Registry, onError: (err: unknown) => void): Webhooks {
-  const service = new WebhookService(db, clock, { maxAttempts: config.maxAttempts });
+  const service = new WebhookService(db, clock, { maxAttempts: config.maxAttempts, privateNetworks: config.privateNetworks });
   const metrics = registerWebhookMetrics(registry, () => store.pendingCount(db));
   const worker = new DeliveryWorker(db, clock, service, metrics, {
     timeoutMs: config.timeoutMs,
     pollMs: config.pollMs,
     retryBaseMs: config.retryBaseMs,
     jwtIssuer: config.jwtIssuer,
+    privateNetworks: config.privateNetworks,
     onError,
   });
   service.onEnqueue(() => worker.kick());

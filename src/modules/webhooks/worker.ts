@@ -7,6 +7,7 @@ import { afterAttempt, jitterOf } from "./core/backoff.ts";
 import { hmacSignature, jwtSignature } from "./core/signature.ts";
 import type { WebhookMetrics } from "./metrics.ts";
 import type { WebhookService } from "./service.ts";
+import { type PrivateNetworks, post } from "./egress.ts";
 import * as store from "./store.ts";
 
 export interface DeliveryWorkerOptions {
@@ -18,6 +19,8 @@ export interface DeliveryWorkerOptions {
   retryBaseMs: number;
   /** WEBHOOK_JWT_ISSUER: the `iss` claim of `jwt` signatures. */
   jwtIssuer: string;
+  /** WEBHOOK_PRIVATE_NETWORKS (see egress.ts); `allow` when not given. */
+  privateNetworks?: PrivateNetworks;
   /** Deliveries claimed and sent at once. */
   batchSize?: number;
   onError?: (err: unknown) => void;
@@ -171,23 +174,21 @@ export class DeliveryWorker {
     const guard = deadline(this.options.timeoutMs, this.shutdown.signal);
     const signal = guard.signal;
     try {
-      const res = await fetch(d.webhookUrl, {
-        method: "POST",
-        headers: {
+      const res = await post(
+        d.webhookUrl,
+        {
           "content-type": "application/json",
           "user-agent": USER_AGENT,
           "x-lago-signature": signature,
           "x-lago-signature-algorithm": d.signatureAlgo,
           "x-lago-unique-key": d.lagoId,
         },
-        body: d.payload,
-        // A redirect is not a delivery: the receiver's URL should be the final one.
-        redirect: "manual",
-        signal,
-      });
-      const response = await readSome(res, RESPONSE_KEPT);
+        d.payload,
+        // No redirect is followed: the receiver's URL should be the final one.
+        { signal, keep: RESPONSE_KEPT, policy: this.options.privateNetworks ?? "allow" },
+      );
       const ok = res.status >= 200 && res.status < 300;
-      return { httpStatus: res.status, response, error: ok ? null : `HTTP ${res.status}` };
+      return { httpStatus: res.status, response: res.body, error: ok ? null : `HTTP ${res.status}` };
     } catch (err) {
       if (this.shutdown.signal.aborted) return "abandoned";
       return { httpStatus: null, response: null, error: describeFailure(err, this.options.timeoutMs) };
@@ -197,24 +198,11 @@ export class DeliveryWorker {
   }
 }
 
-/** The first `limit` characters of the answer's body; the rest is not read. */
-async function readSome(res: Response, limit: number): Promise<string | null> {
-  if (res.body === null) return null;
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  while (text.length < limit) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
-  if (text.length >= limit) await reader.cancel().catch(() => undefined);
-  return text === "" ? null : text.slice(0, limit);
-}
-
 function describeFailure(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === "TimeoutError") return `timeout: no answer within ${timeoutMs} ms`;
+  const e = err as { name?: string; code?: string; message?: string; cause?: { name?: string; code?: string; message?: string } };
+  if (e?.name === "TimeoutError" || e?.cause?.name === "TimeoutError") return `timeout: no answer within ${timeoutMs} ms`;
+  if (e?.code === "EBLOCKED") return String(e.message).slice(0, 500);
+  if (typeof e?.code === "string" && e.name !== "AbortError") return `connection failed: ${e.code}`;
   const cause = e?.cause?.code ?? e?.cause?.message;
   return (cause ? `connection failed: ${cause}` : (e?.message ?? String(err))).slice(0, 500);
 }

@@ -20,6 +20,7 @@ describe("webhook configuration", () => {
       pollMs: 1_000,
       worker: true,
       jwtIssuer: "valueverse-billing",
+      privateNetworks: "deny",
     });
   });
 
@@ -32,8 +33,9 @@ describe("webhook configuration", () => {
         WEBHOOK_POLL_MS: "100",
         WEBHOOK_WORKER: "off",
         WEBHOOK_JWT_ISSUER: "https://billing.example.com",
+        WEBHOOK_PRIVATE_NETWORKS: "allow",
       }).webhooks,
-    ).toEqual({ retryBaseMs: 250, maxAttempts: 3, timeoutMs: 1_500, pollMs: 100, worker: false, jwtIssuer: "https://billing.example.com" });
+    ).toEqual({ retryBaseMs: 250, maxAttempts: 3, timeoutMs: 1_500, pollMs: 100, worker: false, jwtIssuer: "https://billing.example.com", privateNetworks: "allow" });
   });
 
   it.each([
@@ -44,6 +46,7 @@ describe("webhook configuration", () => {
     ["WEBHOOK_TIMEOUT_MS", "1e4"],
     ["WEBHOOK_POLL_MS", "1"],
     ["WEBHOOK_WORKER", "yes"],
+    ["WEBHOOK_PRIVATE_NETWORKS", "open"],
   ])("%s=%s is refused, naming the variable", (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
