@@ -4,7 +4,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { connect } from "nats";
@@ -17,16 +16,9 @@ export function natsServerBinary(): string | null {
   return found.status === 0 && found.stdout.trim() !== "" ? found.stdout.trim() : null;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
+// One free-port helper for the benchmarks and the e2e tests.
+import { freePort } from "../../bench/server.ts";
+export { freePort };
 
 export interface NatsNode {
   name: string;
