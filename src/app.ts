@@ -9,7 +9,7 @@ import { Cache, createCacheMetrics } from "./modules/cache/index.ts";
 import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
 import { CatalogService, registerCatalogRoutes, usageThresholdJson } from "./modules/catalog/index.ts";
 import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
-import { EventWriter, IngestService, Partitions, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
+import { EventWriter, IngestService, Partitions, earliestNow, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
 import { RejectedEventsService, createJetstreamIngest, registerRejectedEventRoutes } from "./modules/jetstream/index.ts";
 import { buildGraphqlSchema, registerGraphqlRoutes } from "./modules/graphql/index.ts";
 import { BillingScheduler, InvoicingService, registerInvoiceRoutes, type InvoiceAdjustments } from "./modules/invoicing/index.ts";
@@ -246,8 +246,10 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     (lifecycleRun = lifecycleRun.then(async () => {
       try {
         const r = await runLifecycle(db, wallClock, config.retentionDays, partitions);
-        if (r.dropped.length > 0 || r.slimmed.length > 0) {
-          http.log.info({ dropped: r.dropped, identities_deleted: r.identitiesDeleted, slimmed: r.slimmed }, "data lifecycle");
+        // Rejected events (JetStream mode) follow the events' retention, against the same earliest clock.
+        const rejected = config.retentionDays > 0 ? await rejectedEvents.expire(new Date((await earliestNow(db, wallClock)) - config.retentionDays * 86_400_000)) : 0;
+        if (r.dropped.length > 0 || r.slimmed.length > 0 || rejected > 0) {
+          http.log.info({ dropped: r.dropped, identities_deleted: r.identitiesDeleted, slimmed: r.slimmed, rejected_events_deleted: rejected }, "data lifecycle");
         }
       } catch (err) {
         // Stopped while it ran (SIGTERM during start-up closes the database under it): nothing failed.

@@ -99,6 +99,20 @@ export class RejectedEventsService {
     return { rejected: rows.map(render), total };
   }
 
+  /**
+   * Retention (RETENTION_DAYS, with the data lifecycle): deletes the rejected events recorded
+   * before `before` (the lifecycle's cutoff: retention before the earliest organization clock),
+   * in slices so no transaction grows large. Answers how many went.
+   */
+  async expire(before: Date, slice = 10_000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await store.deleteRejectedBefore(this.db, before, slice);
+      total += n;
+      if (n < slice) return total;
+    }
+  }
+
   totals(): Promise<Record<RejectionReason, number>> {
     return store.countRejected(this.db);
   }

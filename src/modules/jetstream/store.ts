@@ -76,6 +76,15 @@ export async function listRejected(q: Queryable, orgId: number, f: RejectedFilte
   return { rows: rows.rows, total: Number(count.rows[0]?.n ?? 0) };
 }
 
+/** Deletes up to `limit` rejected events recorded before `before`; answers how many went. */
+export async function deleteRejectedBefore(q: Queryable, before: Date, limit: number): Promise<number> {
+  const { rowCount } = await q.query(
+    "DELETE FROM rejected_events WHERE id IN (SELECT id FROM rejected_events WHERE created_at < $1 ORDER BY id LIMIT $2)",
+    [before.toISOString(), limit],
+  );
+  return rowCount ?? 0;
+}
+
 export async function countRejected(q: Queryable): Promise<Record<RejectionReason, number>> {
   const { rows } = await q.query<{ reason: RejectionReason; n: string }>("SELECT reason, count(*)::text AS n FROM rejected_events GROUP BY reason");
   const out: Record<RejectionReason, number> = { value_already_exist: 0, invalid: 0 };
