@@ -7,7 +7,7 @@
 // TOAST, free-space and visibility maps, indexes) for the events partition while hot, again once the
 // lifecycle has slimmed it (slimOldPartitions), for event_identities and the rollup tables; and the
 // same rows in a "plain layout" (uuid id, text columns, jsonb, timestamps, the usual indexes) in the
-// same run, for the ratio. Also the DB time per 1000-event commitBatch. Progress on stderr; the last
+// same run, for the ratio. Also the DB time and the server's WAL per 1000-event commitBatch. Progress on stderr; the last
 // stdout line is one JSON object. The issue's goal (<= 250 B/event) is reported, not asserted.
 import crypto from "node:crypto";
 import pg from "pg";
@@ -91,6 +91,9 @@ export async function runStorageBench(): Promise<Record<string, unknown>> {
     const batchMs: number[] = [];
     const deadline = performance.now() + MAX_SECONDS * 1000;
     let stored = 0;
+    // WAL of the whole server over the load (other databases' writes count too: run it alone).
+    const walAt = async () => (await db.query<{ l: string }>("SELECT pg_current_wal_lsn()::text AS l")).rows[0]!.l;
+    const walStart = await walAt();
     log(`ingesting up to ${EVENTS} events (${BATCH} per commitBatch) over ${SPAN_HOURS} h from ${new Date(startMs).toISOString()}`);
     for (let base = 0; base < EVENTS && performance.now() < deadline; base += BATCH) {
       const events: PreparedEvent[] = [];
@@ -118,6 +121,9 @@ export async function runStorageBench(): Promise<Record<string, unknown>> {
       if (base % 100_000 === 0 && base > 0) log(`${base} events`);
     }
     if (stored === 0) throw new Error("nothing stored");
+    const walBytes = Number(
+      (await db.query<{ b: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::int8::text AS b", [walStart])).rows[0]!.b,
+    );
     const sorted = [...batchMs].sort((a, b) => a - b);
     const ingest = {
       batches: batchMs.length,
@@ -125,6 +131,7 @@ export async function runStorageBench(): Promise<Record<string, unknown>> {
       p50_ms_per_batch: round2(percentile(sorted, 0.5)),
       mean_ms_per_batch: round2(batchMs.reduce((a, b) => a + b, 0) / batchMs.length),
       events_per_s: Math.round(stored / (batchMs.reduce((a, b) => a + b, 0) / 1000)),
+      wal_kb_per_batch: Math.round(walBytes / batchMs.length / 1024),
     };
     log(`stored ${stored} events; ${ingest.p50_ms_per_batch} ms p50 per batch`);
 

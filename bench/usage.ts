@@ -20,17 +20,21 @@
 // Measured, in one run: sequential current_usage requests (sum/count/max charges: rollups), the
 // same through wrk with a few connections, the same aggregations as a raw scan of `events` in SQL
 // (and their results must equal the usage's units exactly), then current_usage with the
-// unique_count charge added to the plan (a raw scan by design). Progress goes to stderr; the last
-// line on stdout is one JSON object. The issue's goal (p95 < 20 ms from rollups) is reported, not
-// asserted.
+// unique_count charge added to the plan (a raw scan by design). Then the sum charge priced by
+// pricing group keys (region: 4 values; region and project: 100 pairs), each time through a plan
+// write that rebuilds the sum metric's rollups with the keys (timed): current_usage from the rollups,
+// then from raw events (the metric's rollup_group_keys emptied in SQL, so reads fall back), the two
+// answers compared. Last, groupedIngestCost: commitBatch's DB time per variant of filters and group
+// keys, alternating, in a database of its own. Progress goes to stderr; the last line on stdout is
+// one JSON object. The issue's goal (p95 < 20 ms from rollups) is reported, not asserted.
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { KEY_DIGEST, METRIC_DIMS, METRIC_VALUE, TX_HASH } from "../src/modules/ingest/store.ts";
+import { KEY_HASH, METRIC_DIMS, METRIC_VALUE, TX_HASH } from "../src/modules/ingest/store.ts";
 import { wrk, type Workload } from "./ingest.ts";
 import { startServer, type BenchServer } from "./server.ts";
-import { Api, latencySummary, loadavg, machine, pool, requireEmptyDatabase, round2 } from "./support.ts";
+import { Api, latencySummary, loadavg, machine, percentile, pool, requireEmptyDatabase, round2 } from "./support.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const log = (s: string) => process.stderr.write(`[bench:usage] ${s}\n`);
@@ -39,6 +43,8 @@ const CODES = { count: "bench_api_calls", sum: "bench_storage_bytes", max: "benc
 /** Event i has code CODE_LIST[i % 4]. */
 const CODE_LIST = [CODES.count, CODES.sum, CODES.max, CODES.unique];
 const CUSTOMER = "bench_usage_customer";
+/** The sum events' regions (event i: GROUP_REGIONS[(i >> 2) % 4]). */
+const GROUP_REGIONS = ["eu-west", "us-east", "ap-south", "sa-east"];
 const SUB = "bench_usage_sub";
 const PLAN = "bench_usage_plan";
 
@@ -69,7 +75,8 @@ function propsOf(i: number): string {
     case 0:
       return '{"region":"eu-west"}';
     case 1:
-      return `{"bytes":${(i * 37) % 1000},"region":"eu-west"}`;
+      // Grouped charges price these by region (4 values) and by region and project (100 pairs).
+      return `{"bytes":${(i * 37) % 1000},"project":"p_${(i >> 2) % 25}","region":"${GROUP_REGIONS[(i >> 2) % 4]}"}`;
     case 2: {
       const v = (i * 13) % 10000;
       return `{"cpu":"${Math.floor(v / 100)}.${String(v % 100).padStart(2, "0")}","region":"eu-west"}`;
@@ -95,20 +102,21 @@ WITH g AS (
          $5::int8 + (i * $6::int8) / $4::int8 AS ts_s,
          CASE i % 4
            WHEN 0 THEN '{"region":"eu-west"}'
-           WHEN 1 THEN '{"bytes":' || ((i * 37) % 1000) || ',"region":"eu-west"}'
+           WHEN 1 THEN '{"bytes":' || ((i * 37) % 1000) || ',"project":"p_' || ((i / 4) % 25) || '","region":"'
+                       || (ARRAY['${GROUP_REGIONS.join("','")}'])[((i / 4) % 4)::int + 1] || '"}'
            WHEN 2 THEN '{"cpu":"' || ((i * 13) % 10000) / 100 || '.' || lpad((((i * 13) % 10000) % 100)::text, 2, '0') || '","region":"eu-west"}'
            ELSE '{"region":"eu-west","user_id":"u_' || ((i * 7) % 50000) || '"}'
          END AS props
     FROM generate_series($2::int8, $3::int8 - 1) AS i
 ), typed AS (
-  SELECT org_id, ${TX_HASH("tx")} AS tx_hash, ${KEY_DIGEST("sub", "tx")} AS key_digest,
+  SELECT org_id, ${TX_HASH("tx")} AS tx_hash, ${KEY_HASH("sub", "tx")} AS key_hash,
          ('x' || left(md5(convert_to(code, 'UTF8') || '\\x00'::bytea || convert_to((ts_s * 1000000)::text, 'UTF8') || '\\x00'::bytea
                           || convert_to(props, 'UTF8') || '\\x00'::bytea), 14))::bit(56)::int8 >> 3 AS payload_hash,
          to_timestamp(ts_s) AS ts, code, sub, tx, props::jsonb AS props, slot
     FROM g
 ), ins AS (
-  INSERT INTO event_identities (org_id, tx_hash, key_digest, payload_hash, ts, code)
-  SELECT org_id, tx_hash, key_digest, payload_hash, ts, code FROM typed
+  INSERT INTO event_identities (org_id, tx_hash, key_hash, payload_hash, ts)
+  SELECT org_id, tx_hash, key_hash, payload_hash, ts FROM typed
 ), ev AS (
   INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
   SELECT org_id, ts, code, sub, tx, props, NULL, now() FROM typed
@@ -149,6 +157,12 @@ export interface UsageBenchOptions {
   wrkSeconds: number;
   rawRuns: number;
   uniqueRuns: number;
+  /** Timed current_usage runs per grouped variant from rollups (after one warm-up); default 20. */
+  groupedRuns?: number;
+  /** The same from raw events; default 3. */
+  groupedRawRuns?: number;
+  /** Rounds of the ingest micro benchmark (groupedIngestCost; 0 skips it); default 8. */
+  ingestRounds?: number;
 }
 
 async function loadApi(api: Api, l: Layout, from: number, to: number): Promise<void> {
@@ -318,6 +332,138 @@ async function checkLoad(c: pg.Client, api: Api, orgId: number, metrics: Record<
     metric_rollups_vs_raw: { hours: hours.length, metrics: 3, events_compared: sampled, equal: true },
     resent_through_api: { events: sample.length, stored_again: after - identities, conflicts: 0 },
   };
+}
+
+// ---- ingest cost of group keys in the rollups ------------------------------------------------------
+
+// METRIC_DIMS as it was before migration 0020 (filter keys only): the expression timing below
+// compares it with today's on metrics that list no group keys, whose rows must cost what they did.
+const METRIC_DIMS_BEFORE_0020 = (props: string, metric: string) =>
+  `CASE WHEN ${metric}.filters = '[]'::jsonb THEN '' ELSE coalesce(
+     (SELECT jsonb_object_agg(fl ->> 'key', ${props} ->> (fl ->> 'key'))::text FROM jsonb_array_elements(${metric}.filters) AS fl
+       WHERE (fl -> 'values') ? (${props} ->> (fl ->> 'key'))), '') END`;
+
+interface IngestVariant {
+  name: string;
+  filters: { key: string; values: string[] }[];
+  groupKeys: string[];
+}
+
+const INGEST_VARIANTS: IngestVariant[] = [
+  { name: "no_filters_no_group_keys", filters: [], groupKeys: [] },
+  { name: "filters_no_group_keys", filters: [{ key: "region", values: ["eu-west", "us-east"] }], groupKeys: [] },
+  { name: "group_region_4_values", filters: [], groupKeys: ["region"] },
+  { name: "group_region_project_100_pairs", filters: [], groupKeys: ["project", "region"] },
+  { name: "group_user_unbounded", filters: [], groupKeys: ["user_id"] },
+];
+
+/**
+ * DB time of the real batch path (commitBatch, 1,000-event batches, 20 subscriptions, one hour of
+ * event time per batch) for a sum metric per variant, the variants alternating within each round
+ * so a shared machine's drift hits them alike (report ratios, not absolutes); plus the METRIC_DIMS
+ * expression alone, before 0020 and now, over the same stored events. In a fresh database on the
+ * same server, dropped at the end.
+ */
+async function groupedIngestCost(url: string, rounds: number): Promise<Record<string, unknown>> {
+  const { migrate } = await import("../src/db/migrate.ts");
+  const { openPostgres } = await import("../src/db/postgres.ts");
+  const { validateEvent } = await import("../src/modules/ingest/core/event.ts");
+  const { commitBatch, monthOf, Partitions } = await import("../src/modules/ingest/store.ts");
+  const dbName = `vv_bench_group_ingest_${process.pid}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const target = new URL(url);
+  target.pathname = `/${dbName}`;
+  const db = openPostgres({ url: target.toString(), size: 2, maxOverflow: 0, timeoutMs: 60_000, recycleMs: 3_600_000 });
+  try {
+    await migrate(db);
+    const orgId = Number(
+      (await db.query<{ id: number }>("INSERT INTO organizations (public_id, name, created_at) VALUES (gen_random_uuid(), 'bench', now()) RETURNING id")).rows[0]!.id,
+    );
+    const metricIds: number[] = [];
+    for (const v of INGEST_VARIANTS) {
+      const { rows } = await db.query<{ id: string }>(
+        `INSERT INTO billable_metrics (org_id, lago_id, code, name, aggregation_type, field_name, filters, rollup_group_keys, created_at, updated_at)
+         VALUES ($1, gen_random_uuid(), $2, $2, 'sum_agg', 'tokens', $3::jsonb, $4::jsonb, now(), now()) RETURNING id::text`,
+        [orgId, v.name, JSON.stringify(v.filters), JSON.stringify(v.groupKeys)],
+      );
+      metricIds.push(Number(rows[0]!.id));
+    }
+    const startMs = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() - 1, 2);
+    const window = { nowMs: Date.now(), oldestMs: null, retentionDays: 0 };
+    const partitions = new Partitions(db);
+    const BATCH = 1000;
+    const PER_ROUND = 5;
+    const times = new Map<string, number[]>(INGEST_VARIANTS.map((v) => [v.name, []]));
+    let seq = 0;
+    log(`ingest cost: ${rounds} rounds x ${INGEST_VARIANTS.length} variants x ${PER_ROUND} batches of ${BATCH}`);
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < INGEST_VARIANTS.length; k++) {
+        const v = INGEST_VARIANTS[(round + k) % INGEST_VARIANTS.length]!;
+        for (let b = 0; b < PER_ROUND; b++) {
+          const hourMs = startMs + (round * PER_ROUND + b) * 3_600_000;
+          const events = [];
+          for (let i = 0; i < BATCH; i++) {
+            const n = seq++;
+            // Group values independent of the subscription (high bits of a multiplicative hash of the sequence).
+            const h = Math.imul(n, 2654435761) >>> 0;
+            const checked = validateEvent(
+              {
+                transaction_id: `gi-${n}`,
+                external_subscription_id: `sub_${i % 20}`,
+                code: v.name,
+                timestamp: ((hourMs + Math.floor((i * 3_600_000) / BATCH)) / 1000).toFixed(3),
+                properties: { tokens: n % 97, region: GROUP_REGIONS[h >>> 30], project: `p_${(h >>> 16) % 25}`, user_id: `u_${n}` },
+              },
+              orgId,
+              window,
+            );
+            if (!checked.ok) throw new Error(`invalid bench event: ${JSON.stringify(checked.errors)}`);
+            events.push(checked.event);
+          }
+          await partitions.ensure(new Set(events.map((e) => monthOf(e.tsMicros))));
+          const t0 = performance.now();
+          const created = await commitBatch(db, events, Date.now(), 0);
+          if (round > 0) times.get(v.name)!.push(performance.now() - t0);
+          if (created.size !== BATCH) throw new Error(`${created.size} of ${BATCH} stored`);
+        }
+      }
+    }
+    const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 0.5);
+    const base = median(times.get(INGEST_VARIANTS[0]!.name)!);
+    const batches: Record<string, unknown> = {};
+    for (const v of INGEST_VARIANTS) {
+      const m = median(times.get(v.name)!);
+      const rows = Number(
+        (await db.query<{ n: string }>("SELECT count(*)::text AS n FROM metric_rollups_hourly WHERE metric_id = $1", [metricIds[INGEST_VARIANTS.indexOf(v)]])).rows[0]!.n,
+      );
+      batches[v.name] = { p50_ms_per_batch: round2(m), us_per_event: round2((m * 1000) / BATCH), ratio_to_first: round2(m / base), rollup_rows_per_1000_events: round2((rows * 1000) / (rounds * PER_ROUND * BATCH)) };
+    }
+    // The expression alone over the stored events of the two variants without group keys, old and new alternating.
+    const expr: Record<string, unknown> = {};
+    for (const v of INGEST_VARIANTS.slice(0, 2)) {
+      const id = metricIds[INGEST_VARIANTS.indexOf(v)]!;
+      const sql = (dims: (p: string, m: string) => string) =>
+        `SELECT count(DISTINCT x.d)::int AS n FROM (SELECT ${dims("e.properties", "m")} AS d FROM billable_metrics m JOIN events e ON e.org_id = m.org_id AND e.code = m.code WHERE m.id = $1 OFFSET 0) x`;
+      const before: number[] = [];
+      const now: number[] = [];
+      for (let i = 0; i < 2 * rounds + 2; i++) {
+        const which = i % 2 === 0 ? before : now;
+        const t0 = performance.now();
+        await db.query(sql(i % 2 === 0 ? METRIC_DIMS_BEFORE_0020 : METRIC_DIMS), [id]);
+        if (i >= 2) which.push(performance.now() - t0);
+      }
+      expr[v.name] = { before_0020_p50_ms: round2(median(before)), now_p50_ms: round2(median(now)), ratio_now_vs_before: round2(median(now) / median(before)), events: (rounds * PER_ROUND * BATCH) };
+    }
+    const out = { batch_size: BATCH, subscriptions: 20, events_per_subscription_hour: BATCH / 20, rounds_timed: rounds - 1, commit_batch: batches, metric_dims_expression: expr, loadavg_1m: loadavg() };
+    log(`ingest cost: ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await db.close();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName}`);
+    await admin.end();
+  }
 }
 
 export async function runUsageBench(opts: UsageBenchOptions): Promise<void> {
@@ -508,6 +654,69 @@ export async function runUsageBench(opts: UsageBenchOptions): Promise<void> {
     };
     log(`current_usage with unique_count: ${JSON.stringify(uniqueCount)}`);
 
+    // ---- grouped charges: from rollups (their dims keep the group keys) and from raw events ----
+    const grouped: Record<string, unknown> = {};
+    for (const keys of [["region"], ["region", "project"]]) {
+      const name = keys.join("+");
+      // The sum charge priced by `keys` (the unique_count charge goes again): the plan write rebuilds
+      // the sum metric's rollups with the keys, before it answers.
+      const t0 = performance.now();
+      await api.call("PUT", `/api/v1/plans/${PLAN}`, {
+        plan: {
+          charges: [
+            { id: plan.plan.charges[0]!.lago_id },
+            { id: plan.plan.charges[1]!.lago_id, billable_metric_id: created.sum.billable_metric.lago_id, charge_model: "standard", properties: { amount: "0.0001", pricing_group_keys: keys } },
+            { id: plan.plan.charges[2]!.lago_id },
+          ],
+        },
+      });
+      const rebuildMs = performance.now() - t0;
+      const listed = (await db.query("SELECT rollup_group_keys::text AS k FROM billable_metrics WHERE id = $1", [rolled.sum])).rows[0].k as string;
+      if (JSON.stringify(JSON.parse(listed)) !== JSON.stringify([...keys].sort())) throw new Error(`rollup_group_keys ${listed} after pricing by ${name}`);
+      const sumRollupRows = Number(
+        (await db.query("SELECT count(*) AS n FROM metric_rollups_hourly WHERE org_id = $1 AND metric_id = $2 AND external_subscription_id = $3", [orgId, rolled.sum, SUB])).rows[0].n,
+      );
+      await server.stop();
+      server = await startServer(env, log);
+      api = new Api(server.url, apiKey);
+      const runs = async (count: number): Promise<[number[], Usage]> => {
+        const times: number[] = [];
+        let last: Usage | undefined;
+        for (let i = 0; i <= count; i++) {
+          const [ms, u] = await timed();
+          if (i > 0) times.push(ms);
+          last = u;
+        }
+        return [times, last!];
+      };
+      log(`grouped by ${name}: rollups rebuilt in ${Math.round(rebuildMs)} ms (${sumRollupRows} rollup rows); current_usage 1 warm-up + ${opts.groupedRuns ?? 20} runs`);
+      const [fromRollups, rolledUsage] = await runs(opts.groupedRuns ?? 20);
+      // Without the keys listed, usage reads the charge's groups from raw events (the rollups stay as they are).
+      await db.query("UPDATE billable_metrics SET rollup_group_keys = '[]' WHERE id = $1", [rolled.sum]);
+      log(`grouped by ${name} from raw events: 1 warm-up + ${opts.groupedRawRuns ?? 3} runs`);
+      let fromRaw: number[];
+      let rawUsage: Usage;
+      try {
+        [fromRaw, rawUsage] = await runs(opts.groupedRawRuns ?? 3);
+      } finally {
+        await db.query("UPDATE billable_metrics SET rollup_group_keys = $2::jsonb WHERE id = $1", [rolled.sum, listed]);
+      }
+      const groupsOf = (u: Usage) => JSON.stringify(u.charges_usage.find((c) => c.billable_metric.code === CODES.sum));
+      const rollupSummary = latencySummary(fromRollups);
+      const rawSummary = latencySummary(fromRaw);
+      grouped[name] = {
+        groups: (rolledUsage.charges_usage.find((c) => c.billable_metric.code === CODES.sum) as unknown as { grouped_usage: unknown[] }).grouped_usage.length,
+        plan_update_with_rollup_rebuild_ms: Math.round(rebuildMs),
+        sum_metric_rollup_rows: sumRollupRows,
+        from_rollups: rollupSummary,
+        from_raw_events: rawSummary,
+        ratio_raw_vs_rollups_p50: round2(rawSummary.p50_ms / rollupSummary.p50_ms),
+        equal: groupsOf(rolledUsage) === groupsOf(rawUsage),
+      };
+      log(`grouped by ${name}: ${JSON.stringify(grouped[name])}`);
+    }
+    const ingestCost = (opts.ingestRounds ?? 8) > 0 ? await groupedIngestCost(url, opts.ingestRounds ?? 8) : null;
+
     const summary = {
       events: n,
       load_seconds: round2(loadSeconds),
@@ -541,6 +750,8 @@ export async function runUsageBench(opts: UsageBenchOptions): Promise<void> {
       ratio_raw_vs_rollups: round2(rawScan.p50_ms / currentUsage.p50_ms),
       usage_equals_raw_scan: exact,
       unique_count: uniqueCount,
+      grouped_current_usage: grouped,
+      grouped_ingest_cost: ingestCost,
       goal: { p95_ms_under: 20, met: currentUsage.p95_ms < 20 },
       machine: machine(),
       database: "postgres",

@@ -307,4 +307,49 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
     expect(metrics.body).toMatch(/billing_payment_failures_total\{provider="sandbox",outcome="transient_failure"\} 1/);
     expect(metrics.body).toMatch(/billing_payment_failures_total\{provider="sandbox",outcome="declined"\} 1/);
   });
+
+  it("a customer with taxes buys credits with a monthly rule, pays the credit invoice by hand in two parts; May 1st tops up", async () => {
+    const manual = `cust-manual-${run}`;
+    const vat = (await lago.taxes.createTax({ tax: { name: "VAT", code: `vat_${run}`, rate: "20" } } as never)).data.tax;
+    await lago.customers.createCustomer({ customer: { external_id: manual, name: manual, currency: "EUR", tax_codes: [vat.code] } } as never);
+    const wallet = (
+      await lago.wallets.createWallet({
+        wallet: {
+          external_customer_id: manual,
+          currency: "EUR",
+          rate_amount: "1",
+          paid_credits: "30",
+          recurring_transaction_rules: [{ trigger: "interval", interval: "monthly", granted_credits: "5" }],
+        },
+      } as never)
+    ).data.wallet;
+    expect(wallet.recurring_transaction_rules).toEqual([expect.objectContaining({ trigger: "interval", method: "fixed", interval: "monthly", granted_credits: "5", status: "active" })]);
+
+    // The credit invoice (no taxes on credits) embeds the customer with its taxes, as its own endpoint shows them.
+    const [credit] = (await lago.invoices.findAllInvoices({ external_customer_id: manual })).data.invoices;
+    expect(credit).toMatchObject({ invoice_type: "credit", total_amount_cents: 3000, payment_status: "pending" });
+    const own = (await lago.customers.findCustomer(manual)).data.customer.taxes;
+    expect(own?.map((t) => [t.code, t.rate])).toEqual([[vat.code, 20]]);
+    expect((credit!.customer as { taxes?: unknown } | undefined)?.taxes).toEqual(own);
+
+    const first = (await lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 1000, reference: "wire-1", paid_at: "2024-04-01" } })).data.payment;
+    expect(first).toMatchObject({ type: "manual", amount_cents: 1000, reference: "wire-1", payment_status: "succeeded", invoice_ids: [credit!.lago_id] });
+    expect((await lago.invoices.findInvoice(credit!.lago_id)).data.invoice).toMatchObject({ payment_status: "pending", total_paid_amount_cents: 1000, total_due_amount_cents: 2000 });
+    expect((await lagoError(lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 2001, reference: "wire-2" } }))).status).toBe(422);
+    await lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 2000, reference: "wire-2" } });
+    expect((await lago.invoices.findInvoice(credit!.lago_id)).data.invoice).toMatchObject({ payment_status: "succeeded", total_due_amount_cents: 0 });
+    expect((await lago.wallets.findWallet(wallet.lago_id)).data.wallet.balance_cents).toBe(3000);
+    const listed = await lago.payments.findAllPayments({ invoice_id: credit!.lago_id });
+    expect(listed.data.payments.map((p) => [p.type, p.amount_cents])).toEqual([["manual", 2000], ["manual", 1000]]);
+    const updates = await eventually(
+      "the credit invoice's invoice.payment_status_updated",
+      async () => receiver.of("invoice.payment_status_updated", (r) => r.json.invoice.lago_id === credit!.lago_id),
+      (v) => v.length === 1,
+    );
+    expect(updates[0]!.json.invoice.customer.taxes).toEqual(own);
+
+    // The wallet was created on April 1st: May 1st tops it up by 5 granted credits.
+    await freeze("2024-05-01T00:00:00Z");
+    expect((await lago.wallets.findWallet(wallet.lago_id)).data.wallet.balance_cents).toBe(3500);
+  });
 });

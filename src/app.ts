@@ -13,16 +13,19 @@ import { EventWriter, IngestService, Partitions, earliestNow, registerEventRoute
 import { RejectedEventsService, createJetstreamIngest, registerRejectedEventRoutes } from "./modules/jetstream/index.ts";
 import { buildGraphqlSchema, registerGraphqlRoutes } from "./modules/graphql/index.ts";
 import { BillingScheduler, InvoicingService, registerInvoiceRoutes, type InvoiceAdjustments } from "./modules/invoicing/index.ts";
-import { createPayments, registerPaymentRoutes, type PaymentProvider, type Payments } from "./modules/payments/index.ts";
+import { createPayments, ManualPayments, registerPaymentRoutes, type PaymentProvider, type Payments } from "./modules/payments/index.ts";
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
 import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
 import { AddOnService, registerAddOnRoutes } from "./modules/add_ons/index.ts";
 import { invoiceDetailsJson, recordUsageCutoff, recordUsageCutoffs, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
+import { AdvanceBilling, feeJson, registerAdvanceFeeRoutes, registerAdvanceQueueGauge } from "./modules/invoicing/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
+import { restoreWalletCredits } from "./modules/wallets/restore.ts";
+import { Refunds } from "./modules/payments/refunds.ts";
 import { createWebhooks, registerWebhookRoutes, type Webhooks } from "./modules/webhooks/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { systemClock, type Clock } from "./shared/clock.ts";
@@ -52,10 +55,16 @@ export interface App {
   cache: Cache;
   /** Invoices and the billing job (`invoicing.runBillingJob()`; every minute with BILLING_SCHEDULER=on). */
   invoicing: InvoicingService;
+  /** Charges paid in advance, billed as their events arrive (`advanceBilling.runDue()` bills what is queued). */
+  advanceBilling: AdvanceBilling;
   /** The webhook outbox (`webhooks.service.enqueue` in a module's transaction) and its delivery worker. */
   webhooks: Webhooks;
   /** Invoice collection: the payments service (and its invoice-paid hook) and the payment worker. */
   payments: Payments;
+  /** Credit note refunds through the payment provider (`runDue` attempts those due). */
+  refunds: Refunds;
+  /** Wallets; `wallets.runRecurringRules()` makes the recurring top-ups due (run after each billing job). */
+  wallets: WalletService;
   /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
   testClock: ClockService;
   /** Lag-tolerant reads (lists, usage, GraphQL): the read replica (DATABASE_READ_URL) while it answers, else the primary. */
@@ -145,6 +154,12 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const metering = new MeteringService(db, clock, customers, subscriptions);
   // A metric's rollups are rebuilt in the transaction that creates, changes or deletes it.
   catalog.onMetricChange(metering.onMetricChange);
+  // Rollups keep the pricing group keys of the charges on each metric (after the plan write; a
+  // failure only leaves grouped usage on raw events, exact but slower).
+  metering.boundRollupGroupKeys(config.rollupGroupMaxRowsPercent / 100);
+  catalog.onChargesChange((orgId, metricIds) =>
+    metering.syncRollupGroupKeys(orgId, metricIds).catch((err: unknown) => http.log.warn({ err, orgId }, "rollup group keys not synced")),
+  );
   registerUnmatchedGauge(metrics.registry, metering);
   // Current usage shows the taxes its invoice would bear.
   metering.taxUsageWith(async (orgId, customer, plan, charges) =>
@@ -185,6 +200,14 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       await wallets.draw(q, invoice.orgId, invoice.id, result.walletDebits, now);
     },
     creditUnusedAdvanceFee: (q, unused) => creditNotes.creditUnusedAdvanceFee(q, unused),
+    creditLateEvents: (q, orgId, feeId, amountCents, now) => creditNotes.creditLateEvents(q, orgId, feeId, amountCents, now),
+    // A voided invoice gives back what it used (Lago: prepaid credits; here also coupons and credit notes).
+    restoreVoided: async (q, invoice, now) => {
+      await coupons.restoreFromVoided(q, invoice.orgId, invoice.id, now);
+      await creditNotes.restoreFromVoided(q, invoice.orgId, invoice.id, now);
+      await restoreWalletCredits(q, invoice.orgId, invoice.id, now, { webhook: (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object) });
+    },
+    creditVoided: (q, invoice, amounts, now) => creditNotes.creditVoidedInvoice(q, invoice.orgId, invoice.id, amounts, now),
   };
   creditNotes.onCreated(async (tx, note) =>
     webhooks.service.enqueue(tx, note.orgId, "credit_note.created", "credit_note", creditNoteJson(await creditNotes.view(note.orgId, note, tx))),
@@ -205,8 +228,32 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   });
   // Rule: lists and usage may lag (read replica); writes, what they answer and single-resource GETs use the primary.
   for (const service of [ingest, customers, subscriptions, metering, invoicing]) service.readFrom(reads);
+  // Recurring wallet top-ups due by the organization's clock, run after each billing job (its draws).
+  const runWalletRules = async (orgId?: number) => {
+    const r = await wallets.runRecurringRules(orgId === undefined ? {} : { orgId });
+    for (const err of r.errors) http.log.error({ err }, "wallet top-up rule failed; retried by the next run");
+    return r;
+  };
   testClock.onAdvance(async (orgId) => {
     await invoicing.runBillingJob({ orgId });
+    await runWalletRules(orgId);
+  });
+  // Charges paid in advance: the ingest statement queues their events; billed after each ingest
+  // commit of this process, on a poll (events committed by other processes), and on clock moves.
+  const advanceBilling = new AdvanceBilling({
+    db,
+    clock,
+    subscriptions,
+    customers,
+    invoicing,
+    onInvoiceIssued: (tx, d) => webhooks.service.enqueue(tx, d.invoice.orgId, "invoice.created", "invoice", invoiceDetailsJson(d)),
+    onFeeCreated: (tx, fee) => webhooks.service.enqueue(tx, fee.orgId, "fee.created", "fee", feeJson(fee)),
+    onError: (err, context) => http.log.error({ err, ...context }, "advance charge billing failed; retried by the next run"),
+  });
+  writer.onCommitted(() => advanceBilling.kick());
+  registerAdvanceQueueGauge(metrics.registry, db);
+  testClock.onAdvance(async (orgId) => {
+    await advanceBilling.runDue({ orgId });
   });
   // A finalized invoice's payment is written in the finalizing transaction and charged by the
   // payment worker after the commit; dunning follows the organization's clock.
@@ -228,12 +275,37 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   );
   invoicing.onOneOffIssued((tx, d) => webhooks.service.enqueue(tx, d.invoice.orgId, "invoice.one_off_created", "invoice", invoiceDetailsJson(d)));
   invoicing.onVoided(payments.service.stopCollecting);
+  invoicing.onVoidedView((tx, d) => webhooks.service.enqueue(tx, d.invoice.orgId, "invoice.voided", "invoice", invoiceDetailsJson(d)));
   payments.service.onInvoicePaid((tx, paid) => wallets.settlePurchases(tx, paid.orgId, paid.invoiceId));
   // Payments that fell due by the new time have been attempted when PUT /test_clock answers.
   testClock.onAdvance(async (orgId) => {
     await payments.worker.runDue({ orgId });
   });
-  const billingScheduler = new BillingScheduler(() => invoicing.runBillingJob(), {
+  // A credit note's refund part is written with the note and paid back through the provider that
+  // collected the invoice after the commit (retries follow the organization's clock).
+  const refunds = new Refunds(
+    db,
+    clock,
+    wallClock,
+    { provider: (code) => payments.service.provider(code), enqueueWebhook: webhooks.service.enqueue },
+    {
+      retryScheduleMs: config.payments.retryScheduleMs,
+      timeoutMs: config.payments.timeoutMs,
+      pollMs: config.payments.pollMs,
+      onError: (err) => http.log.warn({ err }, "refund attempt failed to record; retried when its claim expires"),
+      registry: metrics.registry,
+      providerCodes: [...(payments.sandbox === null ? [] : [payments.sandbox.code]), ...(deps.paymentProviders ?? []).map((p) => p.code)],
+    },
+  );
+  creditNotes.onCreated((tx, note) => refunds.schedule(tx, note));
+  testClock.onAdvance(async (orgId) => {
+    await refunds.runDue({ orgId });
+  });
+  const billingScheduler = new BillingScheduler(async () => {
+    const summary = await invoicing.runBillingJob();
+    await runWalletRules();
+    return summary;
+  }, {
     now: () => wallClock.now(),
     onError: (err) => http.log.error({ err }, "billing job failed"),
   });
@@ -342,9 +414,10 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerTestClockRoutes(http, testClock);
   registerWebhookRoutes(http, webhooks.service);
   registerInvoiceRoutes(http, invoicing);
+  registerAdvanceFeeRoutes(http, { db, clock, invoicing });
   registerAddOnRoutes(http, addOns);
   registerOneOffInvoiceRoute(http, { invoicing, customers, addOns, taxes, db, now: (orgId) => new Date(clock.now(orgId)) });
-  registerPaymentRoutes(http, payments.service);
+  registerPaymentRoutes(http, payments.service, new ManualPayments(db, clock, payments.service));
   // Read-only GraphQL over the same services, keyed and organization-scoped like /api/v1.
   registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing, reads }));
 
@@ -359,8 +432,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     subscriptions,
     metering,
     invoicing,
+    advanceBilling,
     webhooks,
     payments,
+    refunds,
+    wallets,
     testClock,
     cache,
     reads,
@@ -382,6 +458,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       if (jetstream !== null) await jetstream.start();
       webhooks.start();
       payments.start();
+      if (config.payments.worker) refunds.start();
+      advanceBilling.start();
       if (config.billingScheduler) billingScheduler.start();
       ready = true;
     },
@@ -392,7 +470,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       await http.close();
       await jetstream?.close();
       await billingScheduler.stop();
+      await advanceBilling.stop();
       await payments.stop();
+      await refunds.stop();
       await webhooks.stop();
       await writer.drain();
       await lifecycleRun;

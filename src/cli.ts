@@ -75,14 +75,17 @@ program
         orgId = found.id;
       }
       const summary = await app.invoicing.runBillingJob(orgId === undefined ? {} : { orgId });
+      const rules = await app.wallets.runRecurringRules(orgId === undefined ? {} : { orgId });
+      for (const err of rules.errors) console.error(err);
       console.log(JSON.stringify({
+        wallet_top_ups: rules.topUps,
         organizations: summary.organizations,
         subscriptions: summary.subscriptions,
         invoices_issued: summary.invoicesIssued,
         invoices_finalized: summary.invoicesFinalized,
         failures: summary.failures,
       }));
-      if (summary.failures > 0) process.exitCode = 1;
+      if (summary.failures > 0 || rules.errors.length > 0) process.exitCode = 1;
     } finally {
       await app.close();
     }
@@ -185,7 +188,10 @@ bench
   .option("--wrk-seconds <n>", "seconds of wrk on current_usage (0: skip)", "10")
   .option("--raw-runs <n>", "timed raw-scan runs (after one warm-up)", "3")
   .option("--unique-runs <n>", "timed current_usage runs with the unique_count charge (after one warm-up)", "2")
-  .action(async (opts: { events: string; load: string; requests: string; wrkSeconds: string; rawRuns: string; uniqueRuns: string }) => {
+  .option("--grouped-runs <n>", "timed current_usage runs per grouped charge from rollups (after one warm-up)", "20")
+  .option("--grouped-raw-runs <n>", "timed current_usage runs per grouped charge from raw events (after one warm-up)", "3")
+  .option("--ingest-rounds <n>", "rounds of the commitBatch micro benchmark of group keys (0: skip)", "8")
+  .action(async (opts: { events: string; load: string; requests: string; wrkSeconds: string; rawRuns: string; uniqueRuns: string; groupedRuns: string; groupedRawRuns: string; ingestRounds: string }) => {
     if (!["auto", "api", "sql"].includes(opts.load)) program.error("--load must be auto, api or sql");
     const { runUsageBench } = await import("../bench/usage.ts");
     await runUsageBench({
@@ -195,6 +201,9 @@ bench
       wrkSeconds: Math.max(0, Math.min(120, Number(opts.wrkSeconds) || 0)),
       rawRuns: Math.max(1, Math.min(50, Number(opts.rawRuns) || 3)),
       uniqueRuns: Math.max(1, Math.min(50, Number(opts.uniqueRuns) || 2)),
+      groupedRuns: Math.max(1, Math.min(500, Number(opts.groupedRuns) || 20)),
+      groupedRawRuns: Math.max(1, Math.min(50, Number(opts.groupedRawRuns) || 3)),
+      ingestRounds: Math.max(0, Math.min(50, Number(opts.ingestRounds) || 0)),
     });
   });
 bench

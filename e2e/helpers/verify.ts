@@ -64,10 +64,10 @@ export async function checkDatabase(db: Db, x: Expectations): Promise<DbCheck> {
     )
   ).rows;
   // The identity digests are the server's business; what must hold is one identity row per stored
-  // event, locating it (same time and code).
+  // event, locating it (same time).
   const identities = (
-    await db.query<{ ts_us: string; code: string }>(
-      `SELECT (extract(epoch FROM ts) * 1000000)::int8::text AS ts_us, code FROM event_identities WHERE org_id = $1`,
+    await db.query<{ ts_us: string }>(
+      `SELECT (extract(epoch FROM ts) * 1000000)::int8::text AS ts_us FROM event_identities WHERE org_id = $1`,
       [orgId],
     )
   ).rows;
@@ -97,12 +97,12 @@ export async function checkDatabase(db: Db, x: Expectations): Promise<DbCheck> {
     if (!x.attempted.has(id)) problem(`stored but never sent: ${JSON.stringify(id)}`);
   }
 
-  // event_identities: one row per stored identity; as multisets, (time, code) of the identity rows
+  // event_identities: one row per stored identity; as multisets, the times of the identity rows
   // and of the stored events are the same.
   const located = new Map<string, number>();
-  for (const r of identities) located.set(`${r.ts_us} ${r.code}`, (located.get(`${r.ts_us} ${r.code}`) ?? 0) + 1);
+  for (const r of identities) located.set(r.ts_us, (located.get(r.ts_us) ?? 0) + 1);
   for (const rows of byIdentity.values()) {
-    const k = `${rows[0]!.ts_us} ${rows[0]!.code}`;
+    const k = rows[0]!.ts_us;
     const n = located.get(k) ?? 0;
     if (n === 0) problem(`event without an identity row: ${JSON.stringify(rows[0])}`);
     else located.set(k, n - 1);

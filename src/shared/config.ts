@@ -27,6 +27,12 @@ export interface Config {
   billingScheduler: boolean;
   /** BILLING_BATCH_SIZE: subscriptions per transaction on the billing job's batch path (0: one at a time). */
   billingBatchSize: number;
+  /**
+   * ROLLUP_GROUP_MAX_ROWS_PERCENT: a pricing group key stays out of a metric's rollups (its grouped
+   * usage read from raw events) when keeping it would make them more than this many rows per 100
+   * sampled events (src/modules/metering, boundGroupKeys); 100 keeps every key.
+   */
+  rollupGroupMaxRowsPercent: number;
   ingest: {
     mode: IngestMode;
     batchMax: number;
@@ -217,6 +223,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     testClock: oneOf("VALUEVERSE_TEST_CLOCK", "off", ["on", "off"]) === "on",
     billingScheduler: oneOf("BILLING_SCHEDULER", "on", ["on", "off"]) === "on",
     billingBatchSize: int("BILLING_BATCH_SIZE", 500, 0, 10_000),
+    rollupGroupMaxRowsPercent: int("ROLLUP_GROUP_MAX_ROWS_PERCENT", 50, 1, 100),
     ingest: {
       mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive", "jetstream"]),
       batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),

@@ -1,7 +1,7 @@
 // Late events against a real database, under a test clock: events stored after a period was invoiced
 // (with timestamps inside it) are billed as adjustment fees on the subscription's next invoice, each
 // traced to exactly those events (GET /fees/:id/events); billed once; a lowered amount shows as a
-// zero-amount note with what it owes back. Amounts worked out by hand. On PGlite by default,
+// zero-amount note with what it owes back, and a credit note on the period's invoice for it. Amounts worked out by hand. On PGlite by default,
 // PostgreSQL with TEST_DATABASE_URL.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
@@ -101,7 +101,7 @@ describe("late events", () => {
     expect((await invoicesOf(org, cus)).map((i: any) => i.organization_sequential_id)).toEqual([4, 3, 2, 1]);
   });
 
-  it("a late event that lowers a period's amount is a zero-amount note saying what it owes back", async () => {
+  it("a late event that lowers a period's amount is a zero-amount note and a credit note on the period's invoice", async () => {
     const org = await newOrg(t);
     await org.freeze("2026-01-01T00:00:00Z");
     const metric = (
@@ -136,7 +136,26 @@ describe("late events", () => {
     const note = feb.fees.find((f: any) => f.late_events_adjustment !== null);
     expect(note).toMatchObject({ amount_cents: 0, units: "-2", lago_original_fee_id: jan.fees.find((f: any) => f.item.type === "charge").lago_id });
     expect(note.amount_details.late_events).toMatchObject({ billed_amount_cents: 500, amount_cents_now: 300, credit_due_cents: 200 });
-    // February: 1 × 1.00; the note adds nothing and the total is never negative.
-    expect(feb.total_amount_cents).toBe(100);
+    // The 2.00 owed back is a credit note on January's invoice, traced to the late event through the note fee.
+    const notes = (await org.api("GET", `/api/v1/customers/${cus}/credit_notes`)).credit_notes as any[];
+    expect(notes).toHaveLength(1);
+    const janFee = jan.fees.find((f: any) => f.item.type === "charge").lago_id;
+    expect(notes[0]).toMatchObject({
+      lago_invoice_id: jan.lago_id,
+      total_amount_cents: 200,
+      credit_amount_cents: 200,
+      refund_amount_cents: 0,
+      automatic: true,
+      late_events: { lago_invoice_id: feb.lago_id, lago_fee_id: note.lago_id, lago_original_fee_id: janFee },
+    });
+    expect(notes[0].items.map((it: any) => [it.fee.lago_id, it.amount_cents])).toEqual([[janFee, 200]]);
+    expect((await org.api("GET", `/api/v1/fees/${note.lago_id}/events`)).events.map((e: any) => e.properties.n)).toEqual([-2]);
+    // February (1 × 1.00) draws 1.00 of it at once; the total is never negative; 1.00 is left.
+    expect(feb).toMatchObject({ credit_notes_amount_cents: 100, total_amount_cents: 0 });
+    expect((await org.api("GET", `/api/v1/credit_notes/${notes[0].lago_id}`)).credit_note).toMatchObject({ balance_amount_cents: 100, credit_status: "available" });
+    // Credited once: the job again, and the next period, issue no second note for it.
+    expect((await t.app.invoicing.runBillingJob({ orgId: org.orgId })).invoicesIssued).toBe(0);
+    await org.freeze("2026-04-01T00:00:00Z");
+    expect((await org.api("GET", `/api/v1/customers/${cus}/credit_notes`)).credit_notes).toHaveLength(1);
   });
 });

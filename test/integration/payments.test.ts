@@ -68,6 +68,8 @@ beforeAll(async () => {
     PAYMENT_WORKER: "off",
     PAYMENT_RETRY_SCHEDULE: "1h,1d,3d",
     PAYMENT_TIMEOUT_MS: String(TIMEOUT_MS),
+    // The test's webhook receiver listens on 127.0.0.1.
+    WEBHOOK_PRIVATE_NETWORKS: "allow",
   });
   const app = buildApp(config, { db, clock, paymentProviders: [hand] });
   await app.start();

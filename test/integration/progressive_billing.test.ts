@@ -84,6 +84,11 @@ describe("progressive billing", () => {
     const full = await invoiceOf(org, first.lago_id);
     expect(full.fees.map((f: any) => [f.item.type, f.amount_cents, f.units])).toEqual([["charge", 1500, "300"]]);
     expect(full.fees[0].from_date).toBe("2026-01-01T00:00:00Z");
+    // Lago's applied_usage_thresholds: the threshold crossed, as it was, and the usage it was crossed at.
+    const step1 = p.json.usage_thresholds.find((u: any) => u.threshold_display_name === "Step 1");
+    const applied = [{ lifetime_usage_amount_cents: 1500, created_at: "2026-01-06T00:00:00Z", usage_threshold: step1 }];
+    expect(full.applied_usage_thresholds).toEqual(applied);
+    expect(first.applied_usage_thresholds).toEqual(applied);
 
     // Runs again, concurrently and at the same time: nothing more to invoice.
     await org.freeze("2026-01-06T00:00:00Z");
@@ -103,11 +108,15 @@ describe("progressive billing", () => {
     list = await progressive(org, cus);
     expect(list).toHaveLength(3);
     expect(list[2]).toMatchObject({ fees_amount_cents: 9000, progressive_billing_credit_amount_cents: 4000, total_amount_cents: 5000 });
+    expect(list[2].applied_usage_thresholds.map((a: any) => [a.lifetime_usage_amount_cents, a.usage_threshold.amount_cents, a.usage_threshold.recurring])).toEqual([
+      [9000, 5000, true],
+    ]);
 
     // February 1st: €100 plan + €90 usage, €90 of it already billed progressively.
     await org.freeze("2026-02-01T00:00:00Z");
     const month = (await invoicesOf(org, cus)).find((i) => i.invoice_type === "subscription");
     expect(month).toMatchObject({ fees_amount_cents: 19000, progressive_billing_credit_amount_cents: 9000, sub_total_excluding_taxes_amount_cents: 10000, total_amount_cents: 10000 });
+    expect(month.applied_usage_thresholds).toEqual([]);
 
     // February starts over: €10 of usage crosses the first step again.
     await org.freeze("2026-02-02T00:00:00Z");

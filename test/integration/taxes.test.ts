@@ -42,6 +42,38 @@ describe("taxes", () => {
     expect((await org.api("GET", `/api/v1/plans/${planCode}`)).plan.charges[0].tax_codes).toEqual([]);
   });
 
+  it("a customer embedded in invoices, lists and webhooks shows its taxes as its own endpoint does", async () => {
+    const org = await newOrg(t);
+    await org.api("POST", "/api/v1/webhook_endpoints", { webhook_endpoint: { webhook_url: "http://127.0.0.1:9/hook", signature_algo: "hmac" } });
+    await org.freeze("2026-01-01T00:00:00Z");
+    await org.api("POST", "/api/v1/taxes", { tax: { name: "TVA", code: "vat_20", rate: "20" } });
+    await org.api("POST", "/api/v1/taxes", { tax: { name: "Local", code: "local", rate: "2.5", description: "City tax" } });
+    const cus = await customer(org, { tax_codes: ["vat_20", "local"] });
+    const own = (await org.api("GET", `/api/v1/customers/${cus}`)).customer.taxes;
+    expect(own.map((x: any) => [x.code, x.rate, x.description])).toEqual([["vat_20", 20, null], ["local", 2.5, "City tax"]]);
+    // The customer list and the upsert answer show them too.
+    const listed = (await org.api("GET", `/api/v1/customers?external_id=${cus}`)).customers[0];
+    expect(listed.taxes).toEqual(own);
+    expect((await org.api("POST", "/api/v1/customers", { customer: { external_id: cus, name: "Renamed" } })).customer.taxes).toEqual(own);
+
+    const { plan: planCode } = await plan(org, { amount_cents: 1000 });
+    await subscribe(org, cus, planCode);
+    await org.freeze("2026-02-01T00:00:00Z");
+    const [inv] = await invoicesOf(org, cus);
+    expect(inv.customer.taxes).toEqual(own);
+    expect((await invoiceOf(org, inv.lago_id)).customer.taxes).toEqual(own);
+    // Lago's invoice.payment_status_updated webhook, and customer.updated, carry the same customer.
+    await org.api("PUT", `/api/v1/invoices/${inv.lago_id}`, { invoice: { payment_status: "succeeded" } });
+    const hooks = (await org.api("GET", "/api/v1/webhooks?webhook_type=invoice.payment_status_updated")).webhooks;
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0].payload.invoice.customer.taxes).toEqual(own);
+    const updated = (await org.api("GET", "/api/v1/webhooks?webhook_type=customer.updated")).webhooks;
+    expect(updated[0].payload.customer.taxes).toEqual(own);
+    // A customer without tax codes shows none.
+    const plain = await customer(org);
+    expect((await org.api("GET", `/api/v1/customers/${plain}`)).customer.taxes).toEqual([]);
+  });
+
   it("bad input is a 422 naming the field; a taken code, an unknown one on a customer, plan or charge too", async () => {
     const org = await newOrg(t);
     expect422(await org.raw("POST", "/api/v1/taxes", { tax: { name: "", rate: "x" } }), "name", "code", "rate");

@@ -6,6 +6,7 @@ export {
   type CatalogOptions,
   type MetricChange,
   type MetricChangeListener,
+  type ChargesChangeListener,
   type MetricView,
   type Page,
   type Paged,

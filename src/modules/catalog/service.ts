@@ -47,6 +47,12 @@ export interface MetricChange {
 /** Runs inside the transaction that writes the metric, after the write (metering rebuilds its rollups there). */
 export type MetricChangeListener = (tx: Queryable, change: MetricChange) => Promise<void>;
 
+/**
+ * Runs after a plan write committed, with the metrics whose charges it may have changed (metering
+ * keeps their rollups by the charges' pricing group keys, in a transaction of its own).
+ */
+export type ChargesChangeListener = (orgId: number, metricIds: readonly number[]) => Promise<void>;
+
 /** Refuses (422, naming each field) tax codes the organization has no tax for; field name → codes. */
 export type TaxCodeCheck = (tx: Queryable, orgId: number, fields: ReadonlyMap<string, readonly string[]>) => Promise<void>;
 
@@ -124,6 +130,7 @@ export class CatalogService {
   /** One list per cached metric object, so the per-event lookup allocates nothing. */
   private readonly metricLists = new WeakMap<BillableMetric, readonly BillableMetric[]>();
   private readonly metricListeners: MetricChangeListener[] = [];
+  private readonly chargesListeners: ChargesChangeListener[] = [];
   private taxCodeCheck: TaxCodeCheck | null = null;
 
   constructor(
@@ -142,6 +149,16 @@ export class CatalogService {
   /** Work another module does in the same transaction as every metric create, update and delete. */
   onMetricChange(listener: MetricChangeListener): void {
     this.metricListeners.push(listener);
+  }
+
+  /** Work another module does after every plan create and update committed. */
+  onChargesChange(listener: ChargesChangeListener): void {
+    this.chargesListeners.push(listener);
+  }
+
+  private async chargesChanged(orgId: number, ...plans: Plan[]): Promise<void> {
+    const metricIds = [...new Set(plans.flatMap((p) => p.charges.map((c) => c.metric.id)))];
+    for (const listener of this.chargesListeners) await listener(orgId, metricIds);
   }
 
   /** How plan and charge `tax_codes` are checked (the taxes module's rule). */
@@ -317,6 +334,7 @@ export class CatalogService {
       message,
     );
     await this.cache.invalidatePlan(orgId, [plan.code], plan.id);
+    await this.chargesChanged(orgId, plan);
     return plan;
   }
 
@@ -348,12 +366,13 @@ export class CatalogService {
           await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
           await store.updatePlanRow(tx, orgId, current.id, draft, this.now(orgId), this.newId);
           if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft);
-          return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code };
+          return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code, before: current };
         }),
       "plan",
       message,
     );
     await this.cache.invalidatePlan(orgId, [result.oldCode, result.plan.code], result.plan.id);
+    await this.chargesChanged(orgId, result.before, result.plan);
     return result.plan;
   }
 

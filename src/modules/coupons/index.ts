@@ -4,3 +4,4 @@ export { CouponService, type AppliedCouponView, type CouponDeps } from "./servic
 export { registerCouponRoutes, couponJson, appliedCouponJson } from "./http.ts";
 export { applyCoupons, couponAmount, type CouponCredit, type CouponFee, type CouponTerms } from "./core/apply.ts";
 export { checkCoupon, checkAppliedCoupon, type Coupon, type CouponDraft } from "./core/coupon.ts";
+export { restoredCoupon, type AppliedCouponState, type RestoredCoupon } from "./core/restore.ts";

@@ -6,6 +6,7 @@ import { type FieldErrors, notFound, validationFailed } from "../../shared/error
 import type { Customer } from "../customers/index.ts";
 import type { CouponCredit, CouponTerms } from "./core/apply.ts";
 import { type Coupon, checkAppliedCoupon, checkCoupon, draftOfCoupon } from "./core/coupon.ts";
+import { restoredCoupon } from "./core/restore.ts";
 import * as store from "./store.ts";
 
 const MAX_CODE = 255;
@@ -149,6 +150,33 @@ export class CouponService {
   /** For finalized invoices: what each coupon has left. */
   async recordUse(q: Queryable, orgId: number, credits: readonly CouponCredit[], now: Date): Promise<void> {
     for (const c of credits) await store.recordUse(q, orgId, c.appliedCouponId, c, now);
+  }
+
+  /**
+   * For a voided invoice (in its transaction): each applied coupon gets back what the invoice took
+   * of it (core/restore.ts). Answers how many coupons were given something back.
+   */
+  async restoreFromVoided(q: Queryable, orgId: number, invoiceId: number, now: Date): Promise<number> {
+    let restored = 0;
+    for (const used of await store.couponCreditsOfInvoice(q, orgId, invoiceId)) {
+      const applied = await store.appliedForRestore(q, orgId, used.appliedCouponId);
+      if (applied === null) continue;
+      const next = restoredCoupon(
+        {
+          couponType: applied.coupon.couponType,
+          frequency: applied.frequency,
+          status: applied.status,
+          amountCents: applied.amountCents,
+          amountCentsRemaining: applied.amountCentsRemaining,
+          frequencyDurationRemaining: applied.frequencyDurationRemaining,
+          frequencyDuration: applied.frequencyDuration,
+        },
+        used.amountCents,
+      );
+      await store.restoreUse(q, orgId, applied.id, next, now);
+      restored += 1;
+    }
+    return restored;
   }
 
   private async checkLimitations(tx: Queryable, orgId: number, plans: readonly string[], metrics: readonly string[], errors: FieldErrors): Promise<void> {

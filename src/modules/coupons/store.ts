@@ -327,3 +327,34 @@ export async function creditsOfApplied(q: Queryable, orgId: number, ids: readonl
     paymentStatus: r.payment_status,
   }));
 }
+
+/** The applied coupon, locked, for giving back what a voided invoice used of it. */
+export async function appliedForRestore(q: Queryable, orgId: number, id: number): Promise<AppliedCoupon | null> {
+  await q.query("SELECT 1 FROM applied_coupons WHERE org_id = $1 AND id = $2 FOR UPDATE", [orgId, id]);
+  return appliedById(q, orgId, id);
+}
+
+export async function restoreUse(
+  q: Queryable,
+  orgId: number,
+  id: number,
+  r: { amountCentsRemaining: bigint | null; frequencyDurationRemaining: number | null; reactivate: boolean },
+  now: Date,
+): Promise<void> {
+  await q.query(
+    `UPDATE applied_coupons SET amount_cents_remaining = $3::int8, frequency_duration_remaining = $4,
+            status = CASE WHEN $5 THEN 'active' ELSE status END, terminated_at = CASE WHEN $5 THEN NULL ELSE terminated_at END, updated_at = $6
+      WHERE org_id = $1 AND id = $2`,
+    [orgId, id, r.amountCentsRemaining?.toString() ?? null, r.frequencyDurationRemaining, r.reactivate, now],
+  );
+}
+
+/** What the invoice's coupons took (its coupon credits), per applied coupon. */
+export async function couponCreditsOfInvoice(q: Queryable, orgId: number, invoiceId: number): Promise<{ appliedCouponId: number; amountCents: bigint }[]> {
+  const { rows } = await q.query<{ applied_coupon_id: string; amount_cents: string }>(
+    `SELECT applied_coupon_id, sum(amount_cents)::text AS amount_cents FROM credits
+      WHERE org_id = $1 AND invoice_id = $2 AND applied_coupon_id IS NOT NULL GROUP BY applied_coupon_id ORDER BY applied_coupon_id`,
+    [orgId, invoiceId],
+  );
+  return rows.map((r) => ({ appliedCouponId: Number(r.applied_coupon_id), amountCents: BigInt(r.amount_cents) }));
+}

@@ -43,6 +43,12 @@ export function creditNoteJson({ note: n, customer, fees }: CreditNoteView) {
     self_billed: false,
     // Ours: issued by a termination or an upgrade for the unused part of a fee paid in advance.
     automatic: n.automatic,
+    // Ours: issued because late events lowered a billed amount — the invoice that found it and its
+    // adjustment fee (GET /fees/:lago_fee_id/events lists the late events).
+    late_events:
+      n.lateEvents === null
+        ? null
+        : { lago_invoice_id: n.lateEvents.lagoInvoiceId, lago_fee_id: n.lateEvents.lagoAdjustmentFeeId, lago_original_fee_id: n.lateEvents.lagoOriginalFeeId },
     items: n.items.map((it) => {
       const fee = fees.get(it.feeLagoId);
       return { lago_id: it.lagoId, amount_cents: cents(it.amountCents), amount_currency: n.currency, fee: fee === undefined ? null : feeJson(fee) };

@@ -5,6 +5,7 @@ import { AppError, type FieldErrors, notFound, validationFailed } from "../../sh
 import { type Customer, applicableTimezone } from "../customers/index.ts";
 import { type Balance, type FeeRecord, type UnusedAdvanceFee, issuingDateOf } from "../invoicing/index.ts";
 import { type CreditNoteRequest, type CreditableFee, checkCreditNote, creditNoteAmounts, splitTotal } from "./core/credit_note.ts";
+import { type VoidOptions, afterItems, itemsForTotal, remainingItems, voidSplit } from "./core/void.ts";
 import * as store from "./store.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -61,8 +62,7 @@ export class CreditNoteService {
       if (invoice.status !== "finalized") throw invalidStatus();
       const items = await this.itemsOf(tx, orgId, invoice.id, req);
       const amounts = creditNoteAmounts(items);
-      const refundable = (invoice.paymentStatus === "succeeded" ? invoice.totalAmountCents : 0n) - invoice.refundedCents;
-      const split = splitTotal(amounts.totalAmountCents, req.creditAmountCents, req.refundAmountCents, refundable < 0n ? 0n : refundable);
+      const split = splitTotal(amounts.totalAmountCents, req.creditAmountCents, req.refundAmountCents, store.refundableOf(invoice));
       if (!split.ok) throw validationFailed(split.errors, "the credit note's amounts do not add up");
       return this.insert(tx, orgId, invoice, { reason: req.reason, description: req.description, amounts, credit: split.credit, refund: split.refund, automatic: false });
     });
@@ -78,8 +78,8 @@ export class CreditNoteService {
     if (invoice === null) throw notFound("invoice", req.invoiceLagoId);
     if (invoice.status !== "finalized") throw invalidStatus();
     const amounts = creditNoteAmounts(await this.itemsOf(this.db, orgId, invoice.id, req));
-    const refundable = (invoice.paymentStatus === "succeeded" ? invoice.totalAmountCents : 0n) - invoice.refundedCents;
-    return { invoice, amounts, maxRefundableCents: refundable < 0n ? 0n : refundable < amounts.totalAmountCents ? refundable : amounts.totalAmountCents };
+    const refundable = store.refundableOf(invoice);
+    return { invoice, amounts, maxRefundableCents: refundable < amounts.totalAmountCents ? refundable : amounts.totalAmountCents };
   }
 
   async get(orgId: number, lagoId: string): Promise<CreditNoteView> {
@@ -121,6 +121,11 @@ export class CreditNoteService {
       const note = await store.noteByLagoId(tx, orgId, lagoId, true);
       if (note === null) throw notFound("credit_note", lagoId);
       if (note.refundAmountCents === 0n) throw validationFailed({ refund_status: ["no_refund_on_credit_note"] }, "the credit note refunds nothing");
+      // The provider is paying it back: a status set by hand would race the refund (and a refund
+      // marked done by hand must not be made again by the provider).
+      if (await store.providerRefundPending(tx, orgId, note.id)) {
+        throw new AppError("not_allowed", "refund_in_progress", "the payment provider is processing this credit note's refund");
+      }
       await store.setRefundStatus(tx, orgId, note.id, status as string, this.now(orgId));
     });
     return this.get(orgId, lagoId);
@@ -162,6 +167,84 @@ export class CreditNoteService {
     });
   }
 
+  /**
+   * POST /invoices/:id/void with `generate_credit_note`, in the voiding transaction (before the
+   * invoice is marked voided): what is left of its fees is credited over two notes (core/void.ts).
+   * The first, for `credit_amount` + `refund_amount` (nothing said: what the customer paid on the
+   * invoice, credited), keeps its credit for the next invoices and pays its refund back through
+   * the provider; the second, for the rest, is voided at once. What the invoice drew on credit notes
+   * and wallets is given back separately, so the first note never exceeds the invoice's total less
+   * earlier credit notes. Validation errors name the field (422).
+   */
+  async creditVoidedInvoice(tx: Queryable, orgId: number, invoiceId: number, o: Pick<VoidOptions, "creditAmountCents" | "refundAmountCents">, now: Date): Promise<void> {
+    const invoice = await store.invoiceForCredit(tx, orgId, { id: invoiceId }, true);
+    if (invoice === null) return;
+    const fees = [...(await store.creditableFees(tx, orgId, invoice.id)).values()];
+    const left = remainingItems(fees);
+    const creditable = left.length === 0 ? 0n : creditNoteAmounts(left).totalAmountCents;
+    const owed = invoice.totalAmountCents - invoice.creditedTotalCents;
+    const max = owed < 0n ? 0n : owed < creditable ? owed : creditable;
+    const split = voidSplit(o, max, store.refundableOf(invoice));
+    if (!split.ok) throw validationFailed(split.errors, "the voided invoice's credit note amounts do not add up");
+    const description = `Invoice ${invoice.number} voided`;
+    let rest = fees;
+    const wanted = split.credit + split.refund;
+    if (wanted > 0n) {
+      const items = itemsForTotal(fees, wanted);
+      if (items.length > 0) {
+        const amounts = creditNoteAmounts(items);
+        // Rounding may leave the note a cent under what was asked: the credit part gives it up.
+        const refund = split.refund < amounts.totalAmountCents ? split.refund : amounts.totalAmountCents;
+        await this.insert(tx, orgId, invoice, { reason: "other", description, amounts, credit: amounts.totalAmountCents - refund, refund, automatic: false, now });
+        rest = afterItems(fees, items);
+      }
+    }
+    const remainder = remainingItems(rest);
+    if (remainder.length > 0) {
+      const amounts = creditNoteAmounts(remainder);
+      if (amounts.totalAmountCents > 0n) {
+        await this.insert(tx, orgId, invoice, { reason: "other", description, amounts, credit: amounts.totalAmountCents, refund: 0n, automatic: false, now, voided: true });
+      }
+    }
+  }
+
+  /** For a voided invoice (in its transaction): the credit it drew on credit notes comes back to them. */
+  async restoreFromVoided(q: Queryable, orgId: number, invoiceId: number, now: Date): Promise<number> {
+    let restored = 0;
+    for (const c of await store.creditNoteCreditsOfInvoice(q, orgId, invoiceId)) {
+      if (await store.recredit(q, orgId, c.creditNoteId, c.amountCents, now)) restored += 1;
+    }
+    return restored;
+  }
+
+  /**
+   * Late events lowered what an invoiced fee is worth: a credit note on the fee's invoice for the
+   * difference (with the fee's taxes), all credited, drawn on by the customer's next invoices like
+   * any credit note. Answers the note and what it credits excluding taxes (capped at what is left of
+   * the fee), or null when nothing can be credited (the invoice voided, the fee credited already).
+   */
+  async creditLateEvents(tx: Queryable, orgId: number, feeId: number, amountCents: bigint, now: Date): Promise<{ creditNoteId: number; amountCents: bigint } | null> {
+    const invoiceId = await store.invoiceIdOfFee(tx, orgId, feeId);
+    const invoice = invoiceId === null ? null : await store.invoiceForCredit(tx, orgId, { id: invoiceId }, true);
+    if (invoice === null || invoice.status !== "finalized") return null;
+    const fee = [...(await store.creditableFees(tx, orgId, invoice.id)).values()].find((f) => f.id === feeId);
+    if (fee === undefined) return null;
+    const left = fee.amountCents - fee.creditedCents;
+    const amount = amountCents < left ? amountCents : left;
+    if (amount <= 0n) return null;
+    const amounts = creditNoteAmounts([{ fee, amountCents: amount }]);
+    const id = await this.insert(tx, orgId, invoice, {
+      reason: "other",
+      description: "Late events lowered the amount billed",
+      amounts,
+      credit: amounts.totalAmountCents,
+      refund: 0n,
+      automatic: true,
+      now,
+    });
+    return { creditNoteId: id, amountCents: amount };
+  }
+
   // ---- internals ---------------------------------------------------------------------------------
 
   private async itemsOf(q: Queryable, orgId: number, invoiceId: number, req: CreditNoteRequest): Promise<{ fee: CreditableFee; amountCents: bigint }[]> {
@@ -182,7 +265,17 @@ export class CreditNoteService {
     tx: Queryable,
     orgId: number,
     invoice: store.CreditedInvoice,
-    n: { reason: store.CreditNoteRecord["reason"]; description: string | null; amounts: ReturnType<typeof creditNoteAmounts>; credit: bigint; refund: bigint; automatic: boolean; now?: Date },
+    n: {
+      reason: store.CreditNoteRecord["reason"];
+      description: string | null;
+      amounts: ReturnType<typeof creditNoteAmounts>;
+      credit: bigint;
+      refund: bigint;
+      automatic: boolean;
+      now?: Date;
+      /** Voided as it is created (the rest of a voided invoice): its listeners see it voided. */
+      voided?: boolean;
+    },
   ): Promise<number> {
     const now = n.now ?? this.now(orgId);
     const customer = await this.deps.customers.findById(orgId, invoice.customerId, tx);
@@ -203,6 +296,7 @@ export class CreditNoteService {
       newId: this.newId,
       now,
     });
+    if (n.voided === true) await store.voidNote(tx, orgId, id, now);
     const note = (await store.noteById(tx, orgId, id))!;
     for (const listener of this.createdListeners) await listener(tx, note);
     return id;

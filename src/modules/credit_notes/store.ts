@@ -15,13 +15,29 @@ export interface CreditedInvoice {
   readonly totalAmountCents: bigint;
   /** Refunds already promised by earlier credit notes (not voided). */
   readonly refundedCents: bigint;
+  /** Paid so far: its total once its payment status is succeeded, else what payments collected (manual ones included: total_paid_amount_cents). */
+  readonly paidCents: bigint;
+  /** The totals of its credit notes that were not voided. */
+  readonly creditedTotalCents: bigint;
 }
+
+/** What a refund may still take of the invoice: paid, less refunds already promised (never negative). */
+export const refundableOf = (i: CreditedInvoice): bigint => {
+  const left = i.paidCents - i.refundedCents;
+  return left < 0n ? 0n : left;
+};
 
 export async function invoiceForCredit(q: Queryable, orgId: number, where: { lagoId: string } | { id: number }, forUpdate = false): Promise<CreditedInvoice | null> {
   const byLago = "lagoId" in where;
-  const { rows } = await q.query<{ id: string; lago_id: string; number: string; status: CreditedInvoice["status"]; payment_status: CreditedInvoice["paymentStatus"]; customer_id: string; currency: string; total_amount_cents: string; refunded: string }>(
+  const { rows } = await q.query<{ id: string; lago_id: string; number: string; status: CreditedInvoice["status"]; payment_status: CreditedInvoice["paymentStatus"]; customer_id: string; currency: string; total_amount_cents: string; refunded: string; paid: string; credited: string }>(
     `SELECT i.id, i.lago_id::text AS lago_id, i.number, i.status, i.payment_status, i.customer_id, i.currency, i.total_amount_cents,
-            (SELECT coalesce(sum(cn.refund_amount_cents), 0) FROM credit_notes cn WHERE cn.org_id = i.org_id AND cn.invoice_id = i.id)::text AS refunded
+            (SELECT coalesce(sum(cn.refund_amount_cents), 0) FROM credit_notes cn WHERE cn.org_id = i.org_id AND cn.invoice_id = i.id)::text AS refunded,
+            CASE WHEN i.payment_status = 'succeeded' THEN i.total_amount_cents::text
+                 ELSE greatest(i.total_paid_amount_cents,
+                               (SELECT coalesce(sum(p.amount_cents), 0) FROM payments p
+                                 WHERE p.org_id = i.org_id AND p.invoice_id = i.id AND p.status = 'succeeded'))::text END AS paid,
+            (SELECT coalesce(sum(cn.total_amount_cents), 0) FROM credit_notes cn
+              WHERE cn.org_id = i.org_id AND cn.invoice_id = i.id AND cn.voided_at IS NULL)::text AS credited
        FROM invoices i WHERE i.org_id = $1 AND ${byLago ? "i.lago_id = $2::uuid" : "i.id = $2"}${forUpdate ? " FOR UPDATE OF i" : ""}`,
     [orgId, byLago ? where.lagoId : where.id],
   );
@@ -37,6 +53,8 @@ export async function invoiceForCredit(q: Queryable, orgId: number, where: { lag
     currency: r.currency,
     totalAmountCents: BigInt(r.total_amount_cents),
     refundedCents: BigInt(r.refunded),
+    paidCents: BigInt(r.paid),
+    creditedTotalCents: BigInt(r.credited),
   };
 }
 
@@ -97,6 +115,8 @@ export interface CreditNoteRecord {
   readonly appliedTaxes: readonly StoredCreditNoteTax[];
   readonly automatic: boolean;
   readonly items: readonly { readonly lagoId: string; readonly feeLagoId: string; readonly amountCents: bigint }[];
+  /** Issued because late events lowered a billed amount: the invoice that found it and its adjustment fee (traced to the events). */
+  readonly lateEvents: { readonly lagoInvoiceId: string; readonly lagoAdjustmentFeeId: string | null; readonly lagoOriginalFeeId: string } | null;
   readonly voidedAt: Date | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
@@ -201,6 +221,7 @@ interface NoteRow {
   applied_taxes: StoredCreditNoteTax[] | string;
   automatic: boolean;
   items: { lago_id: string; fee_lago_id: string; amount_cents: string | number }[] | string | null;
+  late_events: { lago_invoice_id: string; lago_fee_id: string | null; lago_original_fee_id: string } | string | null;
   voided_at: Date | null;
   created_at: Date;
   updated_at: Date;
@@ -214,11 +235,21 @@ SELECT cn.id, cn.org_id, cn.lago_id::text AS lago_id, cn.invoice_id, i.lago_id::
        cn.balance_amount_cents, cn.applied_taxes, cn.automatic, cn.voided_at, cn.created_at, cn.updated_at,
        (SELECT jsonb_agg(jsonb_build_object('lago_id', it.lago_id, 'fee_lago_id', f.lago_id, 'amount_cents', it.amount_cents) ORDER BY it.id)
           FROM credit_note_items it JOIN fees f ON f.org_id = it.org_id AND f.id = it.fee_id
-         WHERE it.org_id = cn.org_id AND it.credit_note_id = cn.id) AS items
+         WHERE it.org_id = cn.org_id AND it.credit_note_id = cn.id) AS items,
+       (SELECT jsonb_build_object('lago_invoice_id', li.lago_id, 'lago_fee_id', afee.lago_id, 'lago_original_fee_id', ofee.lago_id)
+          FROM late_event_credits l
+          JOIN invoices li ON li.org_id = l.org_id AND li.id = l.invoice_id
+          JOIN fees ofee ON ofee.org_id = l.org_id AND ofee.id = l.fee_id
+          LEFT JOIN fees afee ON afee.org_id = l.org_id AND afee.invoice_id = l.invoice_id AND afee.adjusted_fee_id = l.fee_id
+         WHERE l.org_id = cn.org_id AND l.credit_note_id = cn.id
+         ORDER BY afee.id LIMIT 1) AS late_events
   FROM credit_notes cn
   JOIN invoices i ON i.org_id = cn.org_id AND i.id = cn.invoice_id`;
 
 const parse = <T>(v: T | string | null): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : v);
+
+const lateOf = (l: { lago_invoice_id: string; lago_fee_id: string | null; lago_original_fee_id: string } | null): CreditNoteRecord["lateEvents"] =>
+  l === null ? null : { lagoInvoiceId: l.lago_invoice_id, lagoAdjustmentFeeId: l.lago_fee_id, lagoOriginalFeeId: l.lago_original_fee_id };
 
 function toNote(r: NoteRow): CreditNoteRecord {
   return {
@@ -249,6 +280,7 @@ function toNote(r: NoteRow): CreditNoteRecord {
     appliedTaxes: parse(r.applied_taxes) ?? [],
     automatic: r.automatic,
     items: (parse(r.items) ?? []).map((it) => ({ lagoId: it.lago_id, feeLagoId: it.fee_lago_id, amountCents: BigInt(it.amount_cents) })),
+    lateEvents: lateOf(parse(r.late_events)),
     voidedAt: r.voided_at === null ? null : new Date(r.voided_at),
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
@@ -323,4 +355,39 @@ export async function draw(q: Queryable, orgId: number, id: number, amountCents:
 export async function feeLagoIdOf(q: Queryable, orgId: number, feeId: number): Promise<string | null> {
   const { rows } = await q.query<{ lago_id: string }>("SELECT lago_id::text AS lago_id FROM fees WHERE org_id = $1 AND id = $2", [orgId, feeId]);
   return rows[0]?.lago_id ?? null;
+}
+
+/**
+ * A voided invoice drew `amountCents` on this credit note: the credit comes back (never above its
+ * credit part), and a consumed note is available again. A voided note stays voided.
+ */
+export async function recredit(q: Queryable, orgId: number, id: number, amountCents: bigint, now: Date): Promise<boolean> {
+  const { rows } = await q.query(
+    `UPDATE credit_notes SET balance_amount_cents = least(credit_amount_cents, balance_amount_cents + $3::int8), credit_status = 'available', updated_at = $4
+      WHERE org_id = $1 AND id = $2 AND credit_status IN ('available', 'consumed') RETURNING id`,
+    [orgId, id, amountCents.toString(), now],
+  );
+  return rows.length > 0;
+}
+
+/** What the invoice drew on each credit note (its credit note credits). */
+export async function creditNoteCreditsOfInvoice(q: Queryable, orgId: number, invoiceId: number): Promise<{ creditNoteId: number; amountCents: bigint }[]> {
+  const { rows } = await q.query<{ credit_note_id: string; amount_cents: string }>(
+    `SELECT credit_note_id, sum(amount_cents)::text AS amount_cents FROM credits
+      WHERE org_id = $1 AND invoice_id = $2 AND credit_note_id IS NOT NULL GROUP BY credit_note_id ORDER BY credit_note_id`,
+    [orgId, invoiceId],
+  );
+  return rows.map((r) => ({ creditNoteId: Number(r.credit_note_id), amountCents: BigInt(r.amount_cents) }));
+}
+
+/** The invoice a fee is on. */
+export async function invoiceIdOfFee(q: Queryable, orgId: number, feeId: number): Promise<number | null> {
+  const { rows } = await q.query<{ invoice_id: string | null }>("SELECT invoice_id FROM fees WHERE org_id = $1 AND id = $2", [orgId, feeId]);
+  return rows[0]?.invoice_id == null ? null : Number(rows[0].invoice_id);
+}
+
+/** Whether the note's refund is being paid back through a payment provider (payments' credit_note_refunds). */
+export async function providerRefundPending(q: Queryable, orgId: number, creditNoteId: number): Promise<boolean> {
+  const { rows } = await q.query("SELECT 1 FROM credit_note_refunds WHERE org_id = $1 AND credit_note_id = $2 AND status = 'pending' FOR UPDATE", [orgId, creditNoteId]);
+  return rows.length > 0;
 }

@@ -1,7 +1,7 @@
 // SQL for customers. Every statement is scoped by org_id: a customer is only ever found through
 // its own organization.
 import type { Queryable } from "../../db/db.ts";
-import type { CustomerAttributes, Customer, CustomerMetadata } from "./core/customer.ts";
+import type { CustomerAttributes, Customer, CustomerMetadata, CustomerTax } from "./core/customer.ts";
 import type { CustomerListQuery } from "./core/list_query.ts";
 
 // Upserts of one organization's customers run one at a time (sequential ids, the live-external_id
@@ -54,13 +54,30 @@ interface CustomerRow {
   subscription_invoice_issuing_date_adjustment: CustomerAttributes["billing_configuration"]["subscription_invoice_issuing_date_adjustment"];
   metadata: CustomerMetadata[] | string;
   tax_codes: string[] | null;
+  tax_objects?: CustomerTax[] | string | null;
   created_at: Date;
   updated_at: Date;
   deleted_at: Date | null;
 }
 
+// The customer's taxes (Lago's TaxObject), in the order of its codes, read in the same statement
+// so every customer rendered anywhere (its own routes, invoices, webhooks) shows them.
+const TAX_OBJECTS = `CASE WHEN cardinality(customers.tax_codes) > 0 THEN
+  (SELECT jsonb_agg(jsonb_build_object('lago_id', t.lago_id::text, 'name', t.name, 'code', t.code, 'description', t.description,
+                                       'rate', t.rate::text, 'applied_to_organization', t.applied_to_organization,
+                                       'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                    ORDER BY array_position(customers.tax_codes, t.code))
+     FROM taxes t WHERE t.org_id = customers.org_id AND t.code = ANY(customers.tax_codes)) END AS tax_objects`;
+const CUSTOMER_COLUMNS = `customers.*, ${TAX_OBJECTS}`;
+
+function taxesOf(r: CustomerRow): CustomerTax[] {
+  const raw = typeof r.tax_objects === "string" ? (JSON.parse(r.tax_objects) as CustomerTax[]) : (r.tax_objects ?? []);
+  return raw.map((t) => ({ ...t, rate: Number(t.rate) }));
+}
+
 export function toCustomer(r: CustomerRow): Customer {
   return {
+    taxes: taxesOf(r),
     id: Number(r.id),
     orgId: Number(r.org_id),
     lagoId: r.lago_id,
@@ -222,7 +239,7 @@ export async function lockOrgCustomers(tx: Queryable, orgId: number): Promise<vo
 
 /** The live (not deleted) customer with this external_id. */
 export async function findLiveByExternalId(q: Queryable, orgId: number, externalId: string): Promise<Customer | null> {
-  const { rows } = await q.query<CustomerRow>("SELECT * FROM customers WHERE org_id = $1 AND external_id = $2 AND deleted_at IS NULL", [
+  const { rows } = await q.query<CustomerRow>(`SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE org_id = $1 AND external_id = $2 AND deleted_at IS NULL`, [
     orgId,
     externalId,
   ]);
@@ -231,14 +248,14 @@ export async function findLiveByExternalId(q: Queryable, orgId: number, external
 
 /** Any customer of the organization by internal id, deleted ones included. */
 export async function findById(q: Queryable, orgId: number, id: number): Promise<Customer | null> {
-  const { rows } = await q.query<CustomerRow>("SELECT * FROM customers WHERE org_id = $1 AND id = $2", [orgId, id]);
+  const { rows } = await q.query<CustomerRow>(`SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE org_id = $1 AND id = $2`, [orgId, id]);
   return rows[0] ? toCustomer(rows[0]) : null;
 }
 
 /** Customers of the organization by internal id, deleted ones included; ids not found are left out. */
 export async function findByIds(q: Queryable, orgId: number, ids: readonly number[]): Promise<Customer[]> {
   if (ids.length === 0) return [];
-  const { rows } = await q.query<CustomerRow>("SELECT * FROM customers WHERE org_id = $1 AND id = ANY($2::bigint[])", [orgId, ids.map(String)]);
+  const { rows } = await q.query<CustomerRow>(`SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE org_id = $1 AND id = ANY($2::bigint[])`, [orgId, ids.map(String)]);
   return rows.map(toCustomer);
 }
 
@@ -266,7 +283,7 @@ export async function insertCustomer(
     `INSERT INTO customers (${ATTRIBUTE_COLUMNS.join(", ")}, org_id, lago_id, external_id, sequential_id, slug, created_at, updated_at)
      VALUES (${ATTRIBUTE_COLUMNS.map((col, i) => placeholder(col, i + 1)).join(", ")},
              $${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5}, $${base + 6}, $${base + 6})
-     RETURNING *`,
+     RETURNING ${CUSTOMER_COLUMNS}`,
     [...attributeValues(c.attributes), c.orgId, c.lagoId, c.externalId, c.sequentialId, c.slug, c.now],
   );
   return toCustomer(rows[0]!);
@@ -277,14 +294,14 @@ export async function updateCustomer(tx: Queryable, c: Customer, attributes: Cus
   const { rows } = await tx.query<CustomerRow>(
     `UPDATE customers SET ${ATTRIBUTE_COLUMNS.map((col, i) => `${col} = ${placeholder(col, i + 1)}`).join(", ")}, updated_at = $${base + 1}
       WHERE org_id = $${base + 2} AND id = $${base + 3}
-      RETURNING *`,
+      RETURNING ${CUSTOMER_COLUMNS}`,
     [...attributeValues(attributes), now, c.orgId, c.id],
   );
   return toCustomer(rows[0]!);
 }
 
 export async function setCurrency(tx: Queryable, c: Customer, currency: string, now: Date): Promise<Customer> {
-  const { rows } = await tx.query<CustomerRow>("UPDATE customers SET currency = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 RETURNING *", [
+  const { rows } = await tx.query<CustomerRow>(`UPDATE customers SET currency = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 RETURNING ${CUSTOMER_COLUMNS}`, [
     currency,
     now,
     c.orgId,
@@ -295,7 +312,7 @@ export async function setCurrency(tx: Queryable, c: Customer, currency: string, 
 
 export async function markDeleted(tx: Queryable, c: Customer, now: Date): Promise<Customer> {
   const { rows } = await tx.query<CustomerRow>(
-    "UPDATE customers SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL RETURNING *",
+    `UPDATE customers SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL RETURNING ${CUSTOMER_COLUMNS}`,
     [now, c.orgId, c.id],
   );
   return toCustomer(rows[0]!);
@@ -329,7 +346,7 @@ export async function listCustomers(q: Queryable, orgId: number, f: CustomerList
   const cond = where.join(" AND ");
   const [rows, count] = await Promise.all([
     q.query<CustomerRow>(
-      `SELECT * FROM customers WHERE ${cond} ORDER BY created_at DESC, sequential_id DESC LIMIT ${f.perPage} OFFSET ${(f.page - 1) * f.perPage}`,
+      `SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE ${cond} ORDER BY created_at DESC, sequential_id DESC LIMIT ${f.perPage} OFFSET ${(f.page - 1) * f.perPage}`,
       params,
     ),
     q.query<{ n: string }>(`SELECT count(*)::text AS n FROM customers WHERE ${cond}`, params),

@@ -10,7 +10,7 @@ import {
   type PreparedEvent,
   type TimeWindow,
 } from "./core/event.ts";
-import { KEY_DIGEST, TX_HASH, insertNaive, monthOf, type Partitions } from "./store.ts";
+import { KEY_DIGEST, KEY_HASH, TX_HASH, insertNaive, monthOf, type Partitions } from "./store.ts";
 import type { EventWriter, Outcome, WriterMetrics } from "./writer.ts";
 
 export interface EventJson {
@@ -179,12 +179,13 @@ export class IngestService {
     }
     const params: unknown[] = [orgId, transactionId];
     // ts as text: a Date would drop the microseconds and the lookup below would miss the event.
-    let sql = `SELECT ts::text AS ts, code FROM event_identities WHERE org_id = $1 AND tx_hash = ${TX_HASH("$2::text")}`;
-    if (externalSubscriptionId !== undefined) sql += ` AND key_digest = ${KEY_DIGEST(`$${params.push(externalSubscriptionId)}::text`, "$2::text")}`;
-    const ids = await this.db.query<{ ts: string; code: string }>(sql + " ORDER BY event_identities.ts", params);
+    // The identity rows give the candidate times (their keys are digests); the events row decides.
+    let sql = `SELECT ts::text AS ts FROM event_identities WHERE org_id = $1 AND tx_hash = ${TX_HASH("$2::text")}`;
+    if (externalSubscriptionId !== undefined) sql += ` AND key_hash = ${KEY_HASH(`$${params.push(externalSubscriptionId)}::text`, "$2::text")}`;
+    const ids = await this.db.query<{ ts: string }>(sql + " ORDER BY event_identities.ts", params);
     for (const id of ids.rows) {
-      const p: unknown[] = [orgId, id.ts, id.code, transactionId];
-      let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2::timestamptz AND code = $3 AND transaction_id = $4`;
+      const p: unknown[] = [orgId, id.ts, transactionId];
+      let q = `SELECT ${EVENT_COLUMNS} FROM events WHERE org_id = $1 AND ts = $2::timestamptz AND transaction_id = $3`;
       if (externalSubscriptionId !== undefined) q += ` AND external_subscription_id = $${p.push(externalSubscriptionId)}`;
       const row = (await this.db.query<EventRow>(q + " LIMIT 1", p)).rows[0];
       if (row) return renderEventRow(row);

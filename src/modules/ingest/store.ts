@@ -8,9 +8,18 @@ import type { PreparedEvent } from "./core/event.ts";
  * The identity digests, computed by the database from the ids so every writer (batch, naive, a
  * JetStream worker) derives them identically; MD5 is stable across PostgreSQL versions.
  */
-/** 32 bits suffice for finding an event by transaction_id alone (migration 0015); key_digest decides identity. */
+/** 32 bits suffice for finding an event by transaction_id alone (migration 0015). */
 export const TX_HASH = (tx: string) => `('x' || left(md5(${tx}), 8))::bit(32)::int4`;
-export const KEY_DIGEST = (sub: string, tx: string) => `md5(length(${sub})::text || ':' || ${sub} || ${tx})::uuid`;
+/** The identity digest, as hex; as a uuid (KEY_DIGEST) it is the event's lago_id. */
+const KEY_DIGEST_HEX = (sub: string, tx: string) => `md5(length(${sub})::text || ':' || ${sub} || ${tx})`;
+export const KEY_DIGEST = (sub: string, tx: string) => `${KEY_DIGEST_HEX(sub, tx)}::uuid`;
+/**
+ * The identity's key in event_identities (migration 0019): the digest's first 64 bits, beside
+ * TX_HASH. A key match is a candidate, not a verdict: findIdentities answers "stored" only when it
+ * also finds the stored event with these ids, so distinct identities sharing a key are never merged.
+ */
+const KEY_HASH_OF_HEX = (hex: string) => `('x' || left(${hex}, 16))::bit(64)::int8`;
+export const KEY_HASH = (sub: string, tx: string) => KEY_HASH_OF_HEX(KEY_DIGEST_HEX(sub, tx));
 
 /**
  * The metrics with hourly rollups (the others are computed from raw events). Rollups hold the
@@ -27,11 +36,40 @@ export const METRIC_VALUE = (props: string, metric: string) =>
  * others, so anything else could match no filter (and would only multiply rollup rows). '' when
  * none is left. Inline SQL rather than a function: PostgreSQL cannot inline a function holding a
  * subquery, and the call costs three times the expression on the ingest path.
+ * A metric whose charges price by group keys (`rollup_group_keys`, migration 0020, kept by
+ * metering) also keeps the event's value of each such key, any value (null/absent: left out, as
+ * `props ->> key` reads it back); a key that is both keeps any value, which matches no filter
+ * the declared values would not. The first test is true only when both lists are empty (filters
+ * are objects, group keys strings): one comparison per event, as before 0020, for the common
+ * metric without either; with filters only, the second branch is the expression of before.
  */
 export const METRIC_DIMS = (props: string, metric: string) =>
-  `CASE WHEN ${metric}.filters = '[]'::jsonb THEN '' ELSE coalesce(
+  `CASE WHEN ${metric}.filters = ${metric}.rollup_group_keys THEN ''
+   WHEN ${metric}.rollup_group_keys = '[]'::jsonb THEN coalesce(
      (SELECT jsonb_object_agg(fl ->> 'key', ${props} ->> (fl ->> 'key'))::text FROM jsonb_array_elements(${metric}.filters) AS fl
-       WHERE (fl -> 'values') ? (${props} ->> (fl ->> 'key'))), '') END`;
+       WHERE (fl -> 'values') ? (${props} ->> (fl ->> 'key'))), '')
+   ELSE coalesce(
+     (SELECT jsonb_object_agg(d.k, d.v)::text FROM (
+        SELECT fl ->> 'key' AS k, ${props} ->> (fl ->> 'key') AS v FROM jsonb_array_elements(${metric}.filters) AS fl
+         WHERE (fl -> 'values') ? (${props} ->> (fl ->> 'key'))
+        UNION ALL
+        SELECT g.k, ${props} ->> g.k FROM jsonb_array_elements_text(${metric}.rollup_group_keys) AS g(k)
+         WHERE ${props} ->> g.k IS NOT NULL) d), '') END`;
+
+/**
+ * New events whose code feeds a metric with a live charge paid in advance wait in
+ * `advance_charge_events` for the invoicing module's AdvanceBilling worker (migration 0016), in
+ * arrival order. The uncorrelated EXISTS is a one-time filter over an index that is empty while no
+ * organization sells in advance: then the queue costs ingest nothing per event.
+ */
+const QUEUE_ADVANCE_EVENTS = `
+  INSERT INTO advance_charge_events (org_id, lago_event_id, external_subscription_id, transaction_id, code, ts, properties, created_at)
+  SELECT f.org_id, f.key_digest, f.sub, f.tx, f.code, f.ts, f.props, $9::timestamptz
+    FROM fresh f
+   WHERE EXISTS (SELECT 1 FROM billable_metrics WHERE has_advance_charges AND deleted_at IS NULL)
+     AND EXISTS (SELECT 1 FROM billable_metrics a
+                  WHERE a.org_id = f.org_id AND a.code = f.code AND a.has_advance_charges AND a.deleted_at IS NULL)
+   ORDER BY f.n`;
 
 /**
  * One statement per batch: identities first (ON CONFLICT DO NOTHING decides, for the life of the
@@ -39,23 +77,26 @@ export const METRIC_DIMS = (props: string, metric: string) =>
  * per code and into the hourly rollups of the live count/sum/max metrics their code feeds. Atomic
  * as one statement; returns the ordinals (1-based) and lago ids of the new rows. Callers sort rows
  * by identity so concurrent batches lock index entries in one order, and run it after
- * `lockCodesShared` in the same transaction (see there).
+ * `lockCodesShared` in the same transaction (see there). `fresh` matches an inserted identity row
+ * on all its columns, so two ids of a batch sharing the 96-bit key never both go in (the second
+ * one is not found by findIdentities, hence refused, never merged). The identity digest `kd` is
+ * computed once per event (OFFSET 0 keeps the planner from inlining it into both of its uses).
  */
 const INSERT_BATCH = `
 WITH input AS (
   SELECT * FROM unnest($1::int[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
     WITH ORDINALITY AS t(org_id, payload_hash, ts_us, code, sub, tx, props, amount, n)
 ), typed AS (
-  SELECT n, org_id, ${TX_HASH("tx")} AS tx_hash, ${KEY_DIGEST("sub", "tx")} AS key_digest, payload_hash,
+  SELECT n, org_id, ${TX_HASH("tx")} AS tx_hash, ${KEY_HASH_OF_HEX("kd")} AS key_hash, kd::uuid AS key_digest, payload_hash,
          timestamptz 'epoch' + ts_us * interval '1 microsecond' AS ts, code, sub, tx, props::jsonb AS props, amount::numeric AS amount
-  FROM input
+  FROM (SELECT input.*, ${KEY_DIGEST_HEX("sub", "tx")} AS kd FROM input OFFSET 0) input
 ), ins AS (
-  INSERT INTO event_identities (org_id, tx_hash, key_digest, payload_hash, ts, code)
-  SELECT org_id, tx_hash, key_digest, payload_hash, ts, code FROM typed ORDER BY n
+  INSERT INTO event_identities (org_id, tx_hash, key_hash, payload_hash, ts)
+  SELECT org_id, tx_hash, key_hash, payload_hash, ts FROM typed ORDER BY n
   ON CONFLICT DO NOTHING
-  RETURNING org_id, tx_hash, key_digest
+  RETURNING org_id, tx_hash, key_hash, payload_hash, ts
 ), fresh AS (
-  SELECT typed.* FROM typed JOIN ins USING (org_id, tx_hash, key_digest)
+  SELECT typed.* FROM typed JOIN ins USING (org_id, tx_hash, key_hash, payload_hash, ts)
 ), ev AS (
   INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
   SELECT org_id, ts, code, sub, tx, props, amount, $9::timestamptz FROM fresh
@@ -75,6 +116,8 @@ WITH input AS (
      SET events_count = r.events_count + excluded.events_count,
          value_sum = r.value_sum + excluded.value_sum,
          value_max = greatest(r.value_max, excluded.value_max)
+), advance AS (
+  ${QUEUE_ADVANCE_EVENTS}
 )
 SELECT n::int AS n, key_digest::text AS lago_id FROM fresh`;
 
@@ -203,16 +246,23 @@ export interface StoredIdentity {
   lagoId: string;
 }
 
-/** The stored identities among `keys` (events that were not new). */
+/**
+ * The stored identities among `keys` (events that were not new): the identity row, and the stored
+ * event at its time with the same ids and code. A key match without that event is not a stored
+ * identity: another identity sharing the key (a digest collision) or the same ids under another
+ * code (which is another payload) — either way the writer refuses the event, never merges it.
+ */
 export async function findIdentities(q: Queryable, keys: readonly PreparedEvent[]): Promise<StoredIdentity[]> {
   if (keys.length === 0) return [];
   const { rows } = await q.query<{ n: number; payload_hash: string; ts_us: string; lago_id: string }>(
     `SELECT k.n::int AS n, i.payload_hash::text AS payload_hash, (extract(epoch FROM i.ts) * 1000000)::int8::text AS ts_us,
-            i.key_digest::text AS lago_id
-       FROM unnest($1::int[], $2::text[], $3::text[]) WITH ORDINALITY AS k(org_id, sub, tx, n)
+            ${KEY_DIGEST("k.sub", "k.tx")}::text AS lago_id
+       FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS k(org_id, sub, tx, code, n)
        JOIN event_identities i
-         ON i.org_id = k.org_id AND i.tx_hash = ${TX_HASH("k.tx")} AND i.key_digest = ${KEY_DIGEST("k.sub", "k.tx")}`,
-    [keys.map((k) => k.orgId), keys.map((k) => k.subscriptionId), keys.map((k) => k.transactionId)],
+         ON i.org_id = k.org_id AND i.tx_hash = ${TX_HASH("k.tx")} AND i.key_hash = ${KEY_HASH("k.sub", "k.tx")}
+      WHERE EXISTS (SELECT 1 FROM events e WHERE e.org_id = k.org_id AND e.code = k.code AND e.external_subscription_id = k.sub
+                       AND e.ts = i.ts AND e.transaction_id = k.tx)`,
+    [keys.map((k) => k.orgId), keys.map((k) => k.subscriptionId), keys.map((k) => k.transactionId), keys.map((k) => k.code)],
   );
   return rows.map((r) => ({ index: Number(r.n) - 1, payloadHash: Number(r.payload_hash), tsMicros: Number(r.ts_us), lagoId: r.lago_id }));
 }
@@ -226,10 +276,10 @@ export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number)
     await lockCodesShared(tx, [e]);
     const ts = new Date(Math.floor(e.tsMicros / 1000)).toISOString().replace("Z", String(e.tsMicros % 1000).padStart(3, "0") + "Z");
     const inserted = await tx.query<{ lago_id: string }>(
-      `INSERT INTO event_identities (org_id, tx_hash, key_digest, payload_hash, ts, code)
-       VALUES ($1, ${TX_HASH("$3::text")}, ${KEY_DIGEST("$2::text", "$3::text")}, $4, $5, $6)
-       ON CONFLICT DO NOTHING RETURNING key_digest::text AS lago_id`,
-      [e.orgId, e.subscriptionId, e.transactionId, e.payloadHash, ts, e.code],
+      `INSERT INTO event_identities (org_id, tx_hash, key_hash, payload_hash, ts)
+       VALUES ($1, ${TX_HASH("$3::text")}, ${KEY_HASH("$2::text", "$3::text")}, $4, $5)
+       ON CONFLICT DO NOTHING RETURNING ${KEY_DIGEST("$2::text", "$3::text")}::text AS lago_id`,
+      [e.orgId, e.subscriptionId, e.transactionId, e.payloadHash, ts],
     );
     if (inserted.rows.length === 0) return null;
     await tx.query(
@@ -253,6 +303,12 @@ export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number)
           SET events_count = r.events_count + 1, value_sum = r.value_sum + excluded.value_sum,
               value_max = greatest(r.value_max, excluded.value_max)`,
       [e.orgId, e.subscriptionId, e.code, e.propertiesJson, ts],
+    );
+    await tx.query(
+      `INSERT INTO advance_charge_events (org_id, lago_event_id, external_subscription_id, transaction_id, code, ts, properties, created_at)
+       SELECT $1, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8
+        WHERE EXISTS (SELECT 1 FROM billable_metrics a WHERE a.org_id = $1 AND a.code = $5 AND a.has_advance_charges AND a.deleted_at IS NULL)`,
+      [e.orgId, inserted.rows[0]!.lago_id, e.subscriptionId, e.transactionId, e.code, ts, e.propertiesJson, new Date(createdAtMs)],
     );
     return inserted.rows[0]!.lago_id;
   });

@@ -65,6 +65,7 @@ export class EventWriter {
   /** Rollup slots not used by a batch in flight (see ROLLUP_SLOTS). */
   private freeSlots: number[];
   private closed = false;
+  private readonly committedListeners: (() => void)[] = [];
 
   constructor(
     private readonly db: Db,
@@ -76,6 +77,11 @@ export class EventWriter {
     // Spread processes over the slot range so writers of different processes rarely share a slot.
     const base = (process.pid * opts.writers) % ROLLUP_SLOTS;
     this.freeSlots = Array.from({ length: opts.writers }, (_, i) => (base + i) % ROLLUP_SLOTS);
+  }
+
+  /** Called after a batch that stored new events committed (invoicing's advance charges look at their queue). */
+  onCommitted(listener: () => void): void {
+    this.committedListeners.push(listener);
   }
 
   get queued(): number {
@@ -188,14 +194,16 @@ export class EventWriter {
       const s = stored.get(entry.key);
       let outcome: Outcome;
       if (s?.createdNow && leaders.get(entry.key) === entry) outcome = { kind: "created", lagoId: s.lagoId };
-      // Not stored and not inserted can only mean the identity vanished (retention) between the
-      // two statements; answering conflict is the safe side: nothing is overwritten.
+      // Not inserted and not found (see findIdentities): the same ids under another code, another
+      // identity sharing the digest key, or the identity vanished (retention) between the two
+      // statements; answering conflict is the safe side: nothing is overwritten or merged.
       else if (s === undefined || s.payloadHash !== entry.event.payloadHash) outcome = { kind: "conflict" };
       else outcome = { kind: "duplicate", lagoId: s.lagoId, tsMicros: s.tsMicros };
       counts[outcome.kind]++;
       this.settle(entry, outcome);
     }
     this.metrics.outcome("created", counts.created);
+    if (counts.created > 0) for (const listener of this.committedListeners) listener();
     if (counts.duplicate) this.metrics.outcome("duplicate", counts.duplicate);
     if (counts.conflict) this.metrics.outcome("conflict", counts.conflict);
   }

@@ -40,4 +40,13 @@ export interface InvoiceAdjustments {
   consume(q: Queryable, invoice: InvoiceRef, result: InvoiceComputation, now: Date): Promise<void>;
   /** Issues the credit note for an unused advance fee (Lago's credit note on termination). */
   creditUnusedAdvanceFee(q: Queryable, unused: UnusedAdvanceFee): Promise<void>;
+  /**
+   * Late events lowered what an invoiced fee is worth by `amountCents` (excluding taxes): a credit
+   * note on the fee's invoice. Answers the note and what it credited, or null when nothing could be.
+   */
+  creditLateEvents?(q: Queryable, orgId: number, feeId: number, amountCents: bigint, now: Date): Promise<{ creditNoteId: number; amountCents: bigint } | null>;
+  /** Gives back what a voided invoice used: coupons, credit notes drawn on, prepaid credits (wallets). */
+  restoreVoided?(q: Queryable, invoice: InvoiceRef, now: Date): Promise<void>;
+  /** POST /invoices/:id/void with `generate_credit_note`: the credit notes of the voided invoice (before it is marked voided). */
+  creditVoided?(q: Queryable, invoice: InvoiceRef, amounts: { creditAmountCents: bigint | null; refundAmountCents: bigint | null }, now: Date): Promise<void>;
 }

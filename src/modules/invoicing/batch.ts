@@ -37,6 +37,7 @@ import { CUTOFF_MARGIN_MS, LATE_PERIODS } from "./late_events.ts";
 import type { BillingRunSummary, InvoiceListener, InvoicesListener, InvoicingDeps } from "./service.ts";
 import { billableFees, chargesLastInstant, termsOf } from "./service.ts";
 import * as store from "./store.ts";
+import { arrearsCharges } from "./core/advance.ts";
 import * as batchStore from "./batch_store.ts";
 
 /** What a batch needs of the invoicing service. */
@@ -161,7 +162,8 @@ export class BatchBilling {
       const fees: FeeDraft[] = [];
       if (instant.fee !== null) fees.push(subscriptionFee(sub.plan, sub.lagoId, instant.fee, terms, currency));
       if (instant.charges !== null) {
-        const charges = usage.get(sub.id)!.charges;
+        // Advance charges were billed as their events arrived (advance.ts).
+        const charges = arrearsCharges(usage.get(sub.id)!.charges);
         fees.push(...linkTrueUps(withTrueUps(charges, chargeFees(charges, instant.charges, currency), instant.charges, terms, currency), newId));
       }
       const result = computeInvoice({ fees: billableFees([{ sub, fees }], customer, taxes), progressiveCreditCents: 0n });

@@ -3,15 +3,17 @@
 // (`recordUsageCutoff`). When a subscription's next instant is billed, its last LATE_PERIODS
 // finalized periods are checked for events stored after that time with a timestamp in the period;
 // a period that has some is priced again and the differences become adjustment fees on the new
-// invoice (`lateAdjustmentFees`). Buckets now worth less are credited on the period's invoice
-// (`lateCredits`, run when the new invoice is finalized).
+// invoice (`lateAdjustmentFees`). A bucket now worth less shows as a zero-amount note on the new
+// invoice and, when the new invoice is finalized, a credit note on the period's invoice for the
+// difference (`issueLateCredits`), drawn on by the new invoice like any credit note.
 import type { Queryable } from "../../db/db.ts";
 import { Decimal } from "../../shared/money.ts";
 import type { SubscriptionUsage, UsageWindow } from "../metering/index.ts";
+import type { InvoiceAdjustments, InvoiceRef } from "./adjustments.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import { type LateAdjustments, billedBuckets, bucketKey, lateAdjustments } from "./core/adjustments_late.ts";
 import { type BillingTerms, describeInstant } from "./core/due.ts";
-import { chargeFees } from "./core/fees.ts";
+import { type FeeDraft, chargeFees } from "./core/fees.ts";
 import { issuingDateOf } from "./core/issuing.ts";
 
 /** How many of a subscription's latest invoiced periods are checked for late events at each billing. */
@@ -147,12 +149,41 @@ export async function lateAdjustmentsOf(q: Queryable, sub: Subscription, terms: 
   return out;
 }
 
-/** Records a late-event credit (once per fee and finalizing invoice); false when it was already recorded. */
-export async function recordLateCredit(tx: Queryable, orgId: number, feeId: number, invoiceId: number, amountCents: bigint, now: Date): Promise<boolean> {
-  const { rows } = await tx.query(
-    `INSERT INTO late_event_credits (org_id, fee_id, invoice_id, amount_cents, created_at) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (org_id, fee_id, invoice_id) DO NOTHING RETURNING id`,
-    [orgId, feeId, invoiceId, amountCents.toString(), now],
-  );
-  return rows.length > 0;
+/** The credits an invoice's adjustment fees owe back: per fee of an earlier period, what late events took off it. */
+export function lateCreditsOf(fees: readonly FeeDraft[]): { feeId: number; amountCents: bigint }[] {
+  const out: { feeId: number; amountCents: bigint }[] = [];
+  for (const f of fees) {
+    const due = (f.amountDetails as { late_events?: { credit_due_cents?: number } } | null | undefined)?.late_events?.credit_due_cents ?? 0;
+    const feeId = f.lateAdjustment?.adjustedFeeId ?? null;
+    if (feeId !== null && Number.isSafeInteger(due) && due > 0) out.push({ feeId, amountCents: BigInt(due) });
+  }
+  return out;
+}
+
+/**
+ * When `invoice` is finalized (in its transaction, before the customer's lock is taken and its
+ * credit notes are read): each credit its adjustment fees owe back becomes a credit note on the earlier
+ * period's invoice, recorded once per fee and finalizing invoice with the note it was issued as.
+ */
+export async function issueLateCredits(
+  tx: Queryable,
+  adj: InvoiceAdjustments,
+  invoice: InvoiceRef,
+  groups: readonly { fees: readonly FeeDraft[] }[],
+  now: Date,
+): Promise<number> {
+  if (adj.creditLateEvents === undefined) return 0;
+  let issued = 0;
+  for (const c of lateCreditsOf(groups.flatMap((g) => g.fees))) {
+    const seen = await tx.query("SELECT 1 FROM late_event_credits WHERE org_id = $1 AND fee_id = $2 AND invoice_id = $3", [invoice.orgId, c.feeId, invoice.id]);
+    if (seen.rows.length > 0) continue;
+    const note = await adj.creditLateEvents(tx, invoice.orgId, c.feeId, c.amountCents, now);
+    if (note === null) continue;
+    await tx.query(
+      `INSERT INTO late_event_credits (org_id, fee_id, invoice_id, amount_cents, credit_note_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [invoice.orgId, c.feeId, invoice.id, note.amountCents.toString(), note.creditNoteId, now],
+    );
+    issued += 1;
+  }
+  return issued;
 }

@@ -7,7 +7,7 @@
 // once never issue a second invoice for the same crossing. Latency: a crossing is invoiced by the
 // next billing job run (a minute at most with BILLING_SCHEDULER=on).
 import type { Queryable } from "../../db/db.ts";
-import type { UsageThreshold } from "../catalog/index.ts";
+import { usageThresholdJson, type UsageThreshold } from "../catalog/index.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import type { BillingPeriod } from "../billing/core/index.ts";
 import { chargeSchedule, periodAt } from "../billing/core/index.ts";
@@ -70,10 +70,11 @@ export async function insertAppliedThresholds(
   for (const c of crossings) {
     await tx.query(
       `INSERT INTO applied_usage_thresholds (org_id, subscription_id, invoice_id, threshold_lago_id, step, threshold_amount_cents,
-                                             threshold_display_name, recurring, period_start, lifetime_usage_amount_cents, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+                                             threshold_display_name, recurring, period_start, lifetime_usage_amount_cents, created_at,
+                                             usage_threshold)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)`,
       [orgId, subscriptionId, invoiceId, c.threshold.lagoId, c.step, levelOf(c, highest).toString(), c.threshold.thresholdDisplayName,
-       c.threshold.recurring, periodStart, lifetimeUsageCents.toString(), now],
+       c.threshold.recurring, periodStart, lifetimeUsageCents.toString(), now, JSON.stringify(usageThresholdJson(c.threshold))],
     );
   }
 }

@@ -42,7 +42,10 @@ import {
   type ThresholdCrossing,
 } from "./core/index.ts";
 import { BatchBilling } from "./batch.ts";
-import { lateAdjustmentsOf } from "./late_events.ts";
+import { advanceFeeEvents } from "./advance.ts";
+import { arrearsCharges, withoutAdvanceCharges } from "./core/advance.ts";
+import { issueLateCredits, lateAdjustmentsOf } from "./late_events.ts";
+import { checkVoidOptions } from "../credit_notes/core/void.ts";
 import * as store from "./store.ts";
 import { commitmentFeeOf } from "./minimums.ts";
 import {
@@ -151,6 +154,7 @@ export class InvoicingService {
   private readonly finalizedListeners: { one: InvoiceListener; many?: InvoicesListener }[] = [];
   private readonly batch: BatchBilling | null;
   private readonly voidedListeners: InvoiceListener[] = [];
+  private readonly voidedViewListeners: ((tx: Queryable, details: InvoiceDetails) => Promise<unknown>)[] = [];
   private readonly thresholdListeners: ThresholdListener[] = [];
   private readonly oneOffListeners: ((tx: Queryable, details: InvoiceDetails) => Promise<unknown>)[] = [];
 
@@ -194,6 +198,11 @@ export class InvoicingService {
   /** Runs in the transaction that voids an invoice (payments: collection stops); throwing refuses the void. */
   onVoided(listener: InvoiceListener): void {
     this.voidedListeners.push(listener);
+  }
+
+  /** Runs in the transaction that voids an invoice, after the `onVoided` hooks, with the invoice as voided (webhooks). */
+  onVoidedView(listener: (tx: Queryable, details: InvoiceDetails) => Promise<unknown>): void {
+    this.voidedViewListeners.push(listener);
   }
 
   /** An invoice read in the caller's transaction (payments render their webhooks with it). */
@@ -389,6 +398,9 @@ export class InvoicingService {
     const { orgId, customerId, currency } = invoice;
     const adj = this.deps.adjustments;
     if (final && adj !== undefined) {
+      // Late events that lowered an earlier period: its credit notes first (they lock that period's
+      // invoice, so before the customer's lock, as voiding takes them), so this invoice draws on them.
+      await issueLateCredits(tx, adj, invoice, groups, now);
       await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [CUSTOMER_BALANCE_LOCK_NAMESPACE, `${orgId}:${customerId}`]);
     }
     const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(tx, orgId);
@@ -434,7 +446,7 @@ export class InvoicingService {
 
   private async finalizeIn(
     tx: Queryable,
-    f: { orgId: number; invoiceId: number; customerId: number; prefix: string; issuingDate: string; netPaymentTerm: number; totals: InvoiceTotals; now: Date },
+    f: { orgId: number; invoiceId: number; customerId: number; prefix: string; issuingDate: string; netPaymentTerm: number; totals: InvoiceTotals; now: Date; paid?: boolean },
   ): Promise<void> {
     const organizationSequentialId = await store.nextSequence(tx, f.orgId, 0);
     const sequentialId = await store.nextSequence(tx, f.orgId, f.customerId);
@@ -447,7 +459,7 @@ export class InvoicingService {
       now: f.now,
     });
     const totals = f.totals;
-    await store.saveTotals(tx, f.orgId, f.invoiceId, totals, initialPaymentStatus(totals.totalAmountCents), f.now);
+    await store.saveTotals(tx, f.orgId, f.invoiceId, totals, f.paid === true ? "succeeded" : initialPaymentStatus(totals.totalAmountCents), f.now);
     for (const listener of this.finalizedListeners) await listener.one(tx, f.orgId, f.invoiceId);
   }
 
@@ -461,12 +473,14 @@ export class InvoicingService {
       const c = instant.charges;
       const window: UsageWindow = { period: c.period, from: c.from, to: c.to, issuingDate: issuingDateOf(c.period.end, sub.timezone) };
       const usage = await this.deps.metering.usage(sub.orgId, sub, window, undefined, q);
-      fees.push(...linkTrueUps(withTrueUps(usage.charges, chargeFees(usage.charges, c, currency), c, terms, currency), this.newId));
+      // Advance charges were billed as their events arrived (advance.ts).
+      const charges = arrearsCharges(usage.charges);
+      fees.push(...linkTrueUps(withTrueUps(charges, chargeFees(charges, c, currency), c, terms, currency), this.newId));
     }
     const commitment = await commitmentFeeOf(q, sub, terms, instant, fees);
     if (commitment !== null) fees.push(commitment);
     // Events stored since the subscription's earlier periods were invoiced (late_events.ts).
-    fees.push(...(await lateAdjustmentsOf(q, sub, terms, instant.at, (w) => this.deps.metering.usage(sub.orgId, sub, w, undefined, q))).fees);
+    fees.push(...(await lateAdjustmentsOf(q, sub, terms, instant.at, async (w) => withoutAdvanceCharges(await this.deps.metering.usage(sub.orgId, sub, w, undefined, q)))).fees);
     return fees;
   }
 
@@ -652,20 +666,39 @@ export class InvoicingService {
 
   /**
    * POST /invoices/:lago_id/void: Lago's rule — only a finalized invoice whose payment has not
-   * succeeded (405 `not_voidable` otherwise). Its billing periods stay billed.
+   * succeeded (405 `not_voidable` otherwise), unless `generate_credit_note` is true: then a paid
+   * invoice is voided too and credited (credit_notes' creditVoidedInvoice; `credit_amount` and
+   * `refund_amount` split it). Either way what the invoice used comes back: its coupons, the
+   * credit notes it drew on and its prepaid credits. Its billing periods stay billed.
    */
   async void(orgId: number, lagoId: string, body: unknown): Promise<InvoiceDetails> {
-    const params = (body ?? {}) as Record<string, unknown>;
-    if (params["generate_credit_note"] === true) {
-      throw validationFailed({ generate_credit_note: ["credit_notes_are_not_available_yet"] }, "voiding with a credit note is not available yet");
-    }
+    const checked = checkVoidOptions(body);
+    if (!checked.ok) throw validationFailed(checked.errors, "the void options are invalid");
+    const opts = checked.value;
     await this.find(orgId, lagoId);
+    // What the voided-invoice hooks show, read before the transaction (subscription views read
+    // through the pool; the embedded database has one connection); voiding changes only its status.
+    const shown = this.voidedViewListeners.length > 0 ? await this.get(orgId, lagoId) : null;
     await this.db.transaction(async (tx) => {
       const locked = await store.invoiceByLagoId(tx, orgId, lagoId, true);
       if (locked === null) throw notFound("invoice", lagoId);
-      if (locked.status !== "finalized" || locked.paymentStatus === "succeeded") throw notVoidable();
-      await store.markVoided(tx, orgId, locked.id, this.now(orgId));
+      if (locked.status !== "finalized" || (locked.paymentStatus === "succeeded" && !opts.generateCreditNote)) throw notVoidable();
+      const now = this.now(orgId);
+      const adj = this.deps.adjustments;
+      const ref: InvoiceRef = { orgId, id: locked.id, lagoId, customerId: locked.customerId, currency: locked.currency };
+      // What is given back is what finalizations draw on: under the customer's lock.
+      if (adj !== undefined) await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [CUSTOMER_BALANCE_LOCK_NAMESPACE, `${orgId}:${locked.customerId}`]);
+      if (opts.generateCreditNote) {
+        if (adj?.creditVoided === undefined) throw validationFailed({ generate_credit_note: ["credit_notes_are_not_available"] }, "credit notes are not available");
+        await adj.creditVoided(tx, ref, { creditAmountCents: opts.creditAmountCents, refundAmountCents: opts.refundAmountCents }, now);
+      }
+      await store.markVoided(tx, orgId, locked.id, now);
+      await adj?.restoreVoided?.(tx, ref, now);
       for (const listener of this.voidedListeners) await listener(tx, orgId, locked.id);
+      if (shown !== null) {
+        const details: InvoiceDetails = { ...shown, invoice: (await store.invoiceByLagoId(tx, orgId, lagoId))! };
+        for (const listener of this.voidedViewListeners) await listener(tx, details);
+      }
     });
     return this.get(orgId, lagoId);
   }
@@ -701,7 +734,7 @@ export class InvoicingService {
     tx: Queryable,
     customer: Customer,
     lagoId: string,
-    invoiceType: "one_off" | "credit",
+    invoiceType: "one_off" | "credit" | "subscription" | "advance_charges",
     currency: string,
     timezone: string,
     now: Date,
@@ -724,6 +757,62 @@ export class InvoicingService {
       now,
     });
     return { invoiceId, prefix, issuingDate, netPaymentTerm };
+  }
+
+  /**
+   * The invoice of the fees advance charges billed for one event (advance.ts; Lago issues one per
+   * event): issued finalized at once in the caller's transaction, through the same deductions as
+   * every invoice, numbered in the organization's sequence and collected like the others.
+   */
+  async issueAdvanceInvoice(tx: Queryable, customer: Customer, sub: Subscription, fees: readonly FeeDraft[], now: Date): Promise<InvoiceDetails> {
+    const lagoId = this.newId();
+    const currency = sub.plan.amountCurrency;
+    const { invoiceId, prefix, issuingDate, netPaymentTerm } = await this.openInvoice(tx, customer, lagoId, "subscription", currency, sub.timezone, now);
+    const ref: InvoiceRef = { orgId: sub.orgId, id: invoiceId, lagoId, customerId: customer.id, currency };
+    const totals = await this.writeFees(tx, ref, customer, [{ sub, fees }], true, now);
+    await this.finalizeIn(tx, { orgId: sub.orgId, invoiceId, customerId: customer.id, prefix, issuingDate, netPaymentTerm, totals, now });
+    return this.details(sub.orgId, (await store.invoiceByLagoId(tx, sub.orgId, lagoId))!, tx);
+  }
+
+  /**
+   * The fees of a non-invoiceable charge paid in advance (advance.ts): stored without an invoice,
+   * with the taxes they bear (Lago: the fee alone and its fee.created webhook); nothing is deducted
+   * or collected. Answers them as stored.
+   */
+  async recordFeesWithoutInvoice(tx: Queryable, customer: Customer, sub: Subscription, fees: readonly FeeDraft[], now: Date): Promise<FeeRecord[]> {
+    const adj = this.deps.adjustments;
+    const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(tx, sub.orgId);
+    const result = computeInvoice({ fees: billableFees([{ sub, fees }], customer, taxes), progressiveCreditCents: 0n });
+    const rows = fees.map((draft, i) => ({ lagoId: draft.lagoId ?? this.newId(), draft, deductions: result.fees[i]!, newId: this.newId }));
+    await store.insertFeesMany(tx, sub.orgId, [{ invoiceId: null, subscriptionId: sub.id, currency: sub.plan.amountCurrency, fees: rows, firstPosition: 0 }], now);
+    const ids = rows.map((r) => r.lagoId);
+    await tx.query("UPDATE fees SET customer_id = $2, payment_status = 'pending' WHERE org_id = $1 AND lago_id = ANY($3::uuid[])", [sub.orgId, customer.id, ids]);
+    const out: FeeRecord[] = [];
+    for (const id of ids) out.push((await store.feeByLagoId(tx, sub.orgId, id))!);
+    return out;
+  }
+
+  /**
+   * Lago's `regroup_paid_fees: "invoice"` (advance.ts): paid fees of non-invoiceable advance charges
+   * gathered on one `advance_charges` invoice, issued finalized and already paid (nothing is
+   * collected), its totals those of the fees as they were billed (taxes included).
+   */
+  async issuePaidFeesInvoice(tx: Queryable, customer: Customer, currency: string, feeIds: readonly number[], now: Date): Promise<InvoiceDetails> {
+    const orgId = customer.orgId;
+    const lagoId = this.newId();
+    const timezone = customer.attributes.timezone ?? "UTC";
+    const { invoiceId, prefix, issuingDate, netPaymentTerm } = await this.openInvoice(tx, customer, lagoId, "advance_charges", currency, timezone, now);
+    const { rows } = await tx.query<{ amount_cents: string; taxes_amount_cents: string }>(
+      `UPDATE fees f SET invoice_id = $2, position = p.n - 1, updated_at = $4
+         FROM unnest($3::bigint[]) WITH ORDINALITY AS p(id, n)
+        WHERE f.org_id = $1 AND f.id = p.id AND f.invoice_id IS NULL
+       RETURNING f.amount_cents, f.taxes_amount_cents`,
+      [orgId, invoiceId, feeIds.map(String), now],
+    );
+    const taxesCents = rows.reduce((a, r) => a + BigInt(r.taxes_amount_cents), 0n);
+    const totals = invoiceTotals(rows.map((r) => BigInt(r.amount_cents)), { taxesCents });
+    await this.finalizeIn(tx, { orgId, invoiceId, customerId: customer.id, prefix, issuingDate, netPaymentTerm, totals, now, paid: true });
+    return this.details(orgId, (await store.invoiceByLagoId(tx, orgId, lagoId))!, tx);
   }
 
   /**
@@ -775,6 +864,8 @@ export class InvoicingService {
    */
   async feeEvents(orgId: number, lagoId: string, page: number, perPage: number): Promise<{ fee: FeeRecord; events: EventRow[]; total: number }> {
     const fee = await this.getFee(orgId, lagoId);
+    const advance = page === 1 ? await advanceFeeEvents(this.db, orgId, fee.id) : null;
+    if (advance !== null) return { fee, events: advance, total: advance.length };
     if (fee.bucket === null || fee.usageFrom === null || fee.usageTo === null || fee.externalSubscriptionId === null) {
       return { fee, events: [], total: 0 };
     }

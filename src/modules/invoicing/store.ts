@@ -51,6 +51,8 @@ interface InvoiceRow {
   sub_total_including_taxes_amount_cents: string;
   total_amount_cents: string;
   progressive_billing_credit_amount_cents: string;
+  total_paid_amount_cents: string;
+  applied_usage_thresholds: unknown[] | string | null;
   grace_until: Date | null;
   finalized_at: Date | null;
   voided_at: Date | null;
@@ -58,12 +60,26 @@ interface InvoiceRow {
   updated_at: Date;
 }
 
+// A progressive billing invoice's thresholds (Lago's AppliedUsageThresholdObject), oldest level first.
+const APPLIED_USAGE_THRESHOLDS = `CASE WHEN i.invoice_type = 'progressive_billing' THEN
+  (SELECT jsonb_agg(jsonb_build_object(
+            'lifetime_usage_amount_cents', a.lifetime_usage_amount_cents,
+            'created_at', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+            'usage_threshold', COALESCE(a.usage_threshold, jsonb_build_object(
+              'lago_id', a.threshold_lago_id::text, 'threshold_display_name', a.threshold_display_name,
+              'amount_cents', a.threshold_amount_cents, 'recurring', a.recurring,
+              'created_at', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+              'updated_at', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))))
+          ORDER BY a.threshold_amount_cents, a.id)
+     FROM applied_usage_thresholds a WHERE a.org_id = i.org_id AND a.invoice_id = i.id) END AS applied_usage_thresholds`;
+
 // Dates as text: node-postgres would read a `date` as local midnight.
 const INVOICE_COLUMNS = `i.id, i.org_id, i.lago_id::text AS lago_id, i.customer_id, i.invoice_type, i.status, i.payment_status, i.number,
   i.organization_sequential_id, i.sequential_id, i.issuing_date::text AS issuing_date, i.payment_due_date::text AS payment_due_date,
   i.net_payment_term, i.currency, i.fees_amount_cents, i.coupons_amount_cents, i.credit_notes_amount_cents, i.prepaid_credit_amount_cents,
   i.taxes_amount_cents, i.sub_total_excluding_taxes_amount_cents, i.sub_total_including_taxes_amount_cents, i.total_amount_cents,
-  i.progressive_billing_credit_amount_cents, i.grace_until, i.finalized_at, i.voided_at, i.created_at, i.updated_at`;
+  i.progressive_billing_credit_amount_cents, i.grace_until, i.finalized_at, i.voided_at, i.created_at, i.updated_at,
+  i.total_paid_amount_cents, ${APPLIED_USAGE_THRESHOLDS}`;
 
 function toInvoice(r: InvoiceRow): InvoiceRecord {
   return {
@@ -90,6 +106,9 @@ function toInvoice(r: InvoiceRow): InvoiceRecord {
     subTotalIncludingTaxesAmountCents: big(r.sub_total_including_taxes_amount_cents),
     totalAmountCents: big(r.total_amount_cents),
     progressiveBillingCreditAmountCents: big(r.progressive_billing_credit_amount_cents),
+    totalPaidAmountCents: big(r.total_paid_amount_cents),
+    appliedUsageThresholds:
+      typeof r.applied_usage_thresholds === "string" ? (JSON.parse(r.applied_usage_thresholds) as unknown[]) : (r.applied_usage_thresholds ?? []),
     graceUntil: date(r.grace_until),
     finalizedAt: date(r.finalized_at),
     voidedAt: date(r.voided_at),
@@ -395,7 +414,8 @@ export async function insertFees(
 
 /** The fees of one invoice (one subscription's group of them), for `insertFeesMany`. */
 export interface InvoiceFees {
-  readonly invoiceId: number;
+  /** Null: fees without an invoice (non-invoiceable charges paid in advance). */
+  readonly invoiceId: number | null;
   readonly subscriptionId: number | null;
   readonly currency: string;
   readonly fees: readonly { lagoId: string; draft: FeeDraft; deductions?: FeeDeductions; newId?: () => string }[];
@@ -501,9 +521,9 @@ interface FeeRow {
   id: string;
   org_id: number;
   lago_id: string;
-  invoice_id: string;
-  invoice_lago_id: string;
-  invoice_status: InvoiceStatus;
+  invoice_id: string | null;
+  invoice_lago_id: string | null;
+  invoice_status: InvoiceStatus | null;
   payment_status: PaymentStatus;
   subscription_id: string | null;
   subscription_lago_id: string | null;
@@ -562,7 +582,7 @@ function toFee(r: FeeRow): FeeRecord {
     id: Number(r.id),
     orgId: Number(r.org_id),
     lagoId: r.lago_id,
-    invoiceId: Number(r.invoice_id),
+    invoiceId: r.invoice_id === null ? null : Number(r.invoice_id),
     invoiceLagoId: r.invoice_lago_id,
     invoiceStatus: r.invoice_status,
     paymentStatus: r.payment_status,
@@ -620,7 +640,7 @@ function toFee(r: FeeRow): FeeRecord {
 
 const FEE_SELECT = `
 SELECT f.id, f.org_id, f.lago_id::text AS lago_id, f.invoice_id, i.lago_id::text AS invoice_lago_id, i.status AS invoice_status,
-       i.payment_status, f.subscription_id, s.lago_id::text AS subscription_lago_id, s.external_id AS external_subscription_id,
+       coalesce(i.payment_status, f.payment_status, 'pending') AS payment_status, f.subscription_id, s.lago_id::text AS subscription_lago_id, s.external_id AS external_subscription_id,
        c.lago_id::text AS customer_lago_id, c.external_id AS external_customer_id, f.fee_type, f.charge_lago_id::text AS charge_lago_id,
        f.charge_filter_id, f.billable_metric_id, f.from_datetime, f.to_datetime, f.usage_from, f.usage_to, f.bucket_filters, f.bucket_index,
        f.units::text AS units, f.total_aggregated_units::text AS total_aggregated_units, f.events_count, f.currency,
@@ -632,8 +652,8 @@ SELECT f.id, f.org_id, f.lago_id::text AS lago_id, f.invoice_id, i.lago_id::text
        f.true_up_fee_lago_id::text AS true_up_fee_lago_id, f.true_up_parent_fee_lago_id::text AS true_up_parent_fee_lago_id,
        (SELECT o.lago_id::text FROM fees o WHERE o.org_id = f.org_id AND o.id = f.adjusted_fee_id) AS original_fee_lago_id, f.created_at
   FROM fees f
-  JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
-  JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id
+  LEFT JOIN invoices i ON i.org_id = f.org_id AND i.id = f.invoice_id
+  JOIN customers c ON c.org_id = f.org_id AND c.id = coalesce(i.customer_id, f.customer_id)
   LEFT JOIN subscriptions s ON s.org_id = f.org_id AND s.id = f.subscription_id`;
 
 export async function feesOf(q: Queryable, orgId: number, invoiceIds: readonly number[]): Promise<FeeRecord[]> {

@@ -1,5 +1,6 @@
 // Metering: exact hourly rollups per billable metric (kept by the ingest statement, rebuilt from
-// raw events when a metric is created or changes meaning), the aggregation engine behind usage and
+// raw events when a metric is created or changes meaning, or when the pricing group keys its
+// charges price by change: the rollups keep those keys' values), the aggregation engine behind usage and
 // invoices (charge filters, pricing group keys, prorated recurring charges), live and past usage
 // (Lago's current_usage / past_usage), and the unmatched events.
 export {

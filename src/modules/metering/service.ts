@@ -15,6 +15,7 @@ import {
   type SubscriptionUsage,
   type UsageWindow,
   type Partial,
+  MAX_ROLLUP_ROWS_PER_EVENT,
   chargeOrder,
   combinePartials,
   isRolledUp,
@@ -82,6 +83,7 @@ export class MeteringService {
   /** Where current/past usage and unmatched events are read: a read replica when configured, else the primary. */
   private reads: Queryable | null = null;
   private usageTaxes: UsageTaxes | null = null;
+  private maxRollupRowsPerEvent = MAX_ROLLUP_ROWS_PER_EVENT;
 
   constructor(
     private readonly db: Db,
@@ -110,8 +112,23 @@ export class MeteringService {
     this.reads = reads;
   }
 
+  /** Group keys that would make a metric's rollups more rows per event than this stay out of them (boundGroupKeys). */
+  boundRollupGroupKeys(maxRowsPerEvent: number): void {
+    this.maxRollupRowsPerEvent = maxRowsPerEvent;
+  }
+
   /** For CatalogService.onMetricChange: rollups follow the metric in the same transaction. */
-  readonly onMetricChange: MetricChangeListener = (tx, change) => store.rebuildMetricRollups(tx, change.before, change.after);
+  readonly onMetricChange: MetricChangeListener = (tx, change) =>
+    store.rebuildMetricRollups(tx, change.before, change.after, this.maxRollupRowsPerEvent);
+
+  /**
+   * For CatalogService.onChargesChange (and any write of plan_overrides), after the write
+   * committed: each metric's rollups keep the group keys its charges now price by, rebuilt when
+   * the set changed. Until this ran, grouped usage on a new key reads raw events (still exact).
+   */
+  readonly syncRollupGroupKeys = async (orgId: number, metricIds: Iterable<number>): Promise<void> => {
+    for (const id of new Set(metricIds)) await store.syncRollupGroupKeys(this.db, orgId, id, this.maxRollupRowsPerEvent);
+  };
 
   // ---------------------------------------------------------------------------------------------
   // The engine
@@ -119,9 +136,9 @@ export class MeteringService {
   /**
    * The aggregate of each bucket of `charge` (its filters in order, then the default bucket), or of
    * each group of a bucket with pricing group keys, for the subscription's events in `window`.
-   * Recurring metrics read all earlier history too. Ungrouped count/sum/max come from the rollups;
-   * grouped ones from raw events (the rollups do not keep the group values), as do prorated charges
-   * (they weigh each event by its day).
+   * Recurring metrics read all earlier history too. count/sum/max come from the rollups, grouped
+   * ones too when the metric's rollups keep the charge's group keys (`syncRollupGroupKeys`; raw
+   * events otherwise); prorated charges read raw events (they weigh each event by its day).
    */
   async aggregateCharge(
     orgId: number,
@@ -154,7 +171,7 @@ export class MeteringService {
     if (isRolledUp(agg)) {
       if (!slots.grouped && !usesEventAmounts(charge)) return rolledUpInputs(charge, slots, await store.readPartials(q, scope, splitByHours(span)));
       const partials = slots.grouped
-        ? await store.readRawPartials(q, scope, span, keys)
+        ? await store.readGroupedPartials(q, scope, span, splitByHours(span), keys)
         : (await store.readPartials(q, scope, splitByHours(span))).map((p) => ({ ...p, groups: WHOLE }));
       const parts = slots.split(partials);
       // Percentage charges rate each transaction (free events, per-transaction min/max, fixed fees).

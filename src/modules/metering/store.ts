@@ -2,7 +2,7 @@
 // (rollup hours plus raw edges for count/sum/max, raw events for the other aggregations) and the
 // events nothing matches. Every statement is scoped by org_id; the metric's definition is read in
 // the same statement as its rollups, so a read never mixes two versions of a metric.
-import type { Queryable } from "../../db/db.ts";
+import type { Db, Queryable } from "../../db/db.ts";
 import { Decimal } from "../../shared/money.ts";
 import type { BillableMetric } from "../catalog/index.ts";
 import {
@@ -11,6 +11,7 @@ import {
   METRIC_VALUE,
   ROLLED_UP_AGGREGATIONS,
   eventColumns,
+  listPartitions,
   renderEventRow,
   type EventJson,
   type EventRow,
@@ -24,6 +25,8 @@ import {
   type UniqueEvent,
   type UniqueLast,
   type WeightedEvent,
+  MAX_ROLLUP_ROWS_PER_EVENT,
+  boundGroupKeys,
   isRolledUp,
   rollupsAffected,
 } from "./core/index.ts";
@@ -37,6 +40,7 @@ const LOCK_CODES_EXCLUSIVE = `
 SELECT count(pg_advisory_xact_lock(k.key))::int AS n
   FROM (SELECT DISTINCT ${CODE_LOCK_KEY("$1::int", "c")} AS key FROM unnest($2::text[]) AS c ORDER BY 1) k`;
 
+// $3: only events from then on (null: all).
 const REBUILD = `
 INSERT INTO metric_rollups_hourly (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
 SELECT e.org_id, m.id, e.external_subscription_id, ${METRIC_DIMS("e.properties", "m")}, date_trunc('hour', e.ts), 0,
@@ -45,8 +49,11 @@ SELECT e.org_id, m.id, e.external_subscription_id, ${METRIC_DIMS("e.properties",
   JOIN events e ON e.org_id = m.org_id AND e.code = m.code
   CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
  WHERE m.org_id = $1 AND m.id = $2 AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
-   AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+   AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL) AND e.ts >= coalesce($3::timestamptz, '-infinity')
  GROUP BY 1, 2, 3, 4, 5`;
+
+/** Ingest's partition lock (Partitions.create, dropExpiredPartitions): held shared, no partition is dropped meanwhile. */
+const PARTITION_LOCK = 7221002;
 
 /**
  * Makes a metric's rollups match its definition after a catalog write, in the catalog's
@@ -54,13 +61,108 @@ SELECT e.org_id, m.id, e.external_subscription_id, ${METRIC_DIMS("e.properties",
  * insert, see ingest's lockCodesShared), drops its rollups and aggregates them again from `events`.
  * Events that arrived before the metric existed, or before it changed, count from then on.
  */
-export async function rebuildMetricRollups(tx: Queryable, before: BillableMetric | null, after: BillableMetric | null): Promise<void> {
+export async function rebuildMetricRollups(
+  tx: Queryable,
+  before: BillableMetric | null,
+  after: BillableMetric | null,
+  maxRowsPerEvent = MAX_ROLLUP_ROWS_PER_EVENT,
+): Promise<void> {
   if (!rollupsAffected(before, after)) return;
   const metric = (after ?? before)!;
   const codes = [...new Set([before?.code, after?.code].filter((c): c is string => c !== undefined))];
   await tx.query(LOCK_CODES_EXCLUSIVE, [metric.orgId, codes]);
   await tx.query("DELETE FROM metric_rollups_hourly WHERE org_id = $1 AND metric_id = $2", [metric.orgId, metric.id]);
-  if (after !== null && isRolledUp(after.aggregationType)) await tx.query(REBUILD, [after.orgId, after.id]);
+  if (after !== null && isRolledUp(after.aggregationType)) {
+    // The charges' group keys, as syncRollupGroupKeys keeps them (the metric row is locked by this write).
+    const keys = await rollupGroupKeys(tx, after.orgId, after.id, after.code, after.aggregationType, maxRowsPerEvent);
+    await tx.query("UPDATE billable_metrics SET rollup_group_keys = $3::jsonb WHERE org_id = $1 AND id = $2", [after.orgId, after.id, keys]);
+    await tx.query(REBUILD, [after.orgId, after.id, null]);
+  }
+}
+
+// The pricing group keys the metric's rollups must keep: those of its live charges, of their live
+// filters, and of subscriptions' plan_overrides of those charges (charges of deleted plans are
+// live: subscriptions keep billing on them). Sorted and distinct, so equal sets compare equal.
+const WANTED_GROUP_KEYS = `
+SELECT coalesce(jsonb_agg(DISTINCT k.key ORDER BY k.key), '[]'::jsonb)::text AS keys FROM (
+  SELECT jsonb_array_elements_text(${keysOf("c.properties")}) AS key
+    FROM charges c WHERE c.org_id = $1 AND c.billable_metric_id = $2 AND c.deleted_at IS NULL
+  UNION ALL
+  SELECT jsonb_array_elements_text(${keysOf("f.properties")})
+    FROM charge_filters f JOIN charges c ON c.id = f.charge_id AND c.org_id = f.org_id AND c.deleted_at IS NULL
+   WHERE f.org_id = $1 AND c.billable_metric_id = $2 AND f.deleted_at IS NULL
+  UNION ALL
+  SELECT jsonb_array_elements_text(${keysOf("o.value -> 'properties'")})
+    FROM subscriptions s
+    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(s.plan_overrides -> 'charges') = 'object' THEN s.plan_overrides -> 'charges' ELSE '{}' END) o
+    JOIN charges c ON c.org_id = s.org_id AND c.lago_id::text = o.key AND c.billable_metric_id = $2 AND c.deleted_at IS NULL
+   WHERE s.org_id = $1 AND s.plan_overrides IS NOT NULL
+  UNION ALL
+  SELECT jsonb_array_elements_text(${keysOf("fo -> 'properties'")})
+    FROM subscriptions s
+    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(s.plan_overrides -> 'charges') = 'object' THEN s.plan_overrides -> 'charges' ELSE '{}' END) o
+    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(o.value -> 'filters') = 'array' THEN o.value -> 'filters' ELSE '[]' END) fo
+    JOIN charges c ON c.org_id = s.org_id AND c.lago_id::text = o.key AND c.billable_metric_id = $2 AND c.deleted_at IS NULL
+   WHERE s.org_id = $1 AND s.plan_overrides IS NOT NULL
+) k`;
+
+/** Events judged by boundGroupKeys; the cell is subscription and hour, the rollups' own grain. */
+const KEY_SAMPLE_SIZE = 20_000;
+const KEY_SAMPLE = `
+SELECT e.external_subscription_id || ' ' || date_trunc('hour', e.ts)::text AS cell,
+       ARRAY(SELECT e.properties ->> u.k FROM unnest($3::text[]) WITH ORDINALITY AS u(k, o) ORDER BY u.o) AS vals
+  FROM events e WHERE e.org_id = $1 AND e.code = $2 LIMIT ${KEY_SAMPLE_SIZE}`;
+
+/**
+ * The group keys the metric's rollups should keep, as stored (sorted JSON text): its charges' keys
+ * (WANTED_GROUP_KEYS), less those that would make the rollups as large as the events on a sample
+ * of its stored events (boundGroupKeys); none for an aggregation without rollups.
+ */
+async function rollupGroupKeys(tx: Queryable, orgId: number, metricId: number, code: string, aggregation: string, maxRowsPerEvent: number): Promise<string> {
+  if (!isRolledUp(aggregation as BillableMetric["aggregationType"])) return "[]";
+  const wanted = JSON.parse((await tx.query<{ keys: string }>(WANTED_GROUP_KEYS, [orgId, metricId])).rows[0]!.keys) as string[];
+  if (wanted.length === 0) return "[]";
+  const { rows } = await tx.query<{ cell: string; vals: (string | null)[] }>(KEY_SAMPLE, [orgId, code, wanted]);
+  const kept = boundGroupKeys(wanted, rows.map((r) => ({ cell: r.cell, values: r.vals })), maxRowsPerEvent);
+  return (await tx.query<{ keys: string }>("SELECT $1::jsonb::text AS keys", [JSON.stringify(kept)])).rows[0]!.keys;
+}
+
+function keysOf(properties: string): string {
+  return `CASE WHEN jsonb_typeof(${properties} -> 'pricing_group_keys') = 'array' THEN ${properties} -> 'pricing_group_keys' ELSE '[]'::jsonb END`;
+}
+
+/**
+ * Makes the metric's `rollup_group_keys` the group keys its charges price by, less those the
+ * cardinality bound leaves out (rollupGroupKeys; none for an aggregation without rollups) and,
+ * when that changes the list, rebuilds its rollups, all in one transaction of its own: the metric
+ * row locked first, then its code exclusively (the order a metric update takes them, so the two
+ * never deadlock), so concurrent ingest is exact as in `rebuildMetricRollups`. Run after the
+ * catalog write committed: until then grouped reads the list does not cover read raw events, so
+ * the list decides speed only. Returns whether it rebuilt.
+ */
+export async function syncRollupGroupKeys(db: Db, orgId: number, metricId: number, maxRowsPerEvent = MAX_ROLLUP_ROWS_PER_EVENT): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.query<{ code: string; aggregation_type: string; keys: string }>(
+      `SELECT code, aggregation_type, rollup_group_keys::text AS keys FROM billable_metrics
+        WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`,
+      [orgId, metricId],
+    );
+    const metric = rows[0];
+    if (metric === undefined) return false;
+    const wanted = await rollupGroupKeys(tx, orgId, metricId, metric.code, metric.aggregation_type, maxRowsPerEvent);
+    if (wanted === metric.keys) return false;
+    // Hours whose events retention dropped keep their rows as they are (the metric's meaning did not
+    // change; their dims cannot be rebuilt): ungrouped usage still counts them, a grouped charge
+    // reading them sees their group values as null. Partitions start on whole months, so hours align.
+    await tx.query("SELECT pg_advisory_xact_lock_shared($1)", [PARTITION_LOCK]);
+    const oldest = (await listPartitions(tx))[0];
+    const from = oldest === undefined ? "infinity" : new Date(oldest.fromMs).toISOString();
+    await tx.query(LOCK_CODES_EXCLUSIVE, [orgId, [metric.code]]);
+    await tx.query("UPDATE billable_metrics SET rollup_group_keys = $3::jsonb WHERE org_id = $1 AND id = $2", [orgId, metricId, wanted]);
+    await tx.query("DELETE FROM metric_rollups_hourly WHERE org_id = $1 AND metric_id = $2 AND hour >= $3::timestamptz", [orgId, metricId, from]);
+    await tx.query(REBUILD, [orgId, metricId, from]);
+    return true;
+  });
 }
 
 // ---- usage reads ----------------------------------------------------------------------------------
@@ -288,8 +390,8 @@ export async function readSumsBefore(
 }
 
 /**
- * count/sum/max partials per dims and group from raw events: charges priced by group keys, whose
- * values the rollups do not keep.
+ * count/sum/max partials per dims and group from raw events alone: what readGroupedPartials answers
+ * when the rollups do not keep the keys, and the reference its tests compare it with.
  */
 export async function readRawPartials(q: Queryable, scope: MetricScope, span: Span, groupKeys: readonly string[]): Promise<(Partial & GroupedRow)[]> {
   const g = groups(groupKeys, 6);
@@ -307,6 +409,83 @@ export async function readRawPartials(q: Queryable, scope: MetricScope, span: Sp
     [scope.orgId, scope.metricId, scope.externalSubscriptionId, ...timeBounds(span), ...g.params],
   );
   return rows.map((r) => ({ dims: r.dims, groups: r.groups, eventsCount: Number(r.n), valueSum: dec(r.s), valueMax: dec(r.mx) }));
+}
+
+// PARTIALS per dims and group. Rollup rows carry a group key's value in their dims when the metric
+// lists the key in `rollup_group_keys` (METRIC_DIMS); `covered` (an InitPlan: the branches not
+// taken cost nothing) checks that in the statement's snapshot, beside the rollups it reads, so a
+// list changed meanwhile never mixes with rows built for another. Covered, a row's group is a
+// function of its dims: rows are summed per dims text first and each distinct dims parsed once.
+// Not covered: raw events only, grouped by their properties.
+// $11/$12 the whole span, $13 the keys as a JSON array, $14... the keys one by one.
+const groupsFrom = (json: string, keys: readonly string[], n: number) =>
+  `jsonb_build_array(${keys.map((_, i) => `${json} ->> $${n + i}::text`).join(", ")})::text`;
+
+const groupedPartials = (keys: readonly string[]) => `
+WITH k AS (SELECT m.rollup_group_keys @> $13::jsonb AS covered FROM billable_metrics m WHERE m.org_id = $1 AND m.id = $2)
+SELECT y.dims, ${groupsFrom("nullif(y.dims, '')::jsonb", keys, 14)} AS groups, y.n::text AS n, y.s::text AS s, y.mx::text AS mx FROM (
+  SELECT x.dims, sum(x.n) AS n, sum(x.s) AS s, max(x.mx) AS mx FROM (
+    SELECT r.dims, r.events_count AS n, r.value_sum AS s, r.value_max AS mx
+      FROM metric_rollups_hourly r
+     WHERE r.org_id = $1 AND r.metric_id = $2 AND r.external_subscription_id = $3
+       AND $4::boolean AND (SELECT covered FROM k) AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz
+    UNION ALL
+    SELECT ${METRIC_DIMS("e.properties", "m")}, 1, v.value, v.value
+      FROM billable_metrics m
+      JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
+      CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
+     WHERE m.org_id = $1 AND m.id = $2 AND (SELECT covered FROM k)
+       AND e.ts >= coalesce($7::timestamptz, '-infinity') AND e.ts < $10::timestamptz
+       AND ((e.ts >= coalesce($7::timestamptz, '-infinity') AND e.ts < $8::timestamptz) OR (e.ts >= $9::timestamptz AND e.ts < $10::timestamptz))
+       AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+  ) x GROUP BY x.dims
+) y
+UNION ALL
+SELECT z.dims, z.groups, count(*)::text, sum(z.value)::text, max(z.value)::text FROM (
+  SELECT ${METRIC_DIMS("e.properties", "m")} AS dims, ${groupsFrom("e.properties", keys, 14)} AS groups, v.value
+    FROM billable_metrics m
+    JOIN events e ON e.org_id = m.org_id AND e.code = m.code AND e.external_subscription_id = $3
+    CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
+   WHERE m.org_id = $1 AND m.id = $2 AND NOT (SELECT covered FROM k)
+     AND e.ts >= coalesce($11::timestamptz, '-infinity') AND e.ts < $12::timestamptz
+     AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+) z GROUP BY z.dims, z.groups`;
+
+/**
+ * count/sum/max partials per dims and group of `span` (already split by hours as `split`): from the
+ * rollups plus raw edge hours when the metric's rollups keep every one of `groupKeys`, else from
+ * raw events (readRawPartials' answer). Exactly readRawPartials' rows either way, up to how rows
+ * of one dims and group are summed.
+ */
+export async function readGroupedPartials(
+  q: Queryable,
+  scope: MetricScope,
+  span: Span,
+  split: HourSplit,
+  groupKeys: readonly string[],
+): Promise<(Partial & GroupedRow)[]> {
+  const r = split.rollups;
+  const [first, second] = split.raw;
+  const { rows } = await q.query<{ dims: string; groups: string; n: string; s: string | null; mx: string | null }>(
+    groupedPartials(groupKeys),
+    [
+      scope.orgId,
+      scope.metricId,
+      scope.externalSubscriptionId,
+      r !== null,
+      iso(r?.from ?? null),
+      iso(r?.to ?? EPOCH),
+      first === undefined ? iso(EPOCH) : iso(first.from),
+      iso(first?.to ?? EPOCH),
+      iso(second?.from ?? null),
+      iso(second?.to ?? first?.to ?? EPOCH),
+      ...timeBounds(span),
+      JSON.stringify(groupKeys),
+      ...groupKeys,
+    ],
+    { prepare: `metering_grouped_partials_${groupKeys.length}` },
+  );
+  return rows.map((row) => ({ dims: row.dims, groups: row.groups, eventsCount: Number(row.n), valueSum: dec(row.s), valueMax: dec(row.mx) }));
 }
 
 export interface UniqueEventRow extends UniqueEvent, GroupedRow {}

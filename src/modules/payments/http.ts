@@ -3,6 +3,7 @@ import { validationFailed } from "../../shared/errors.ts";
 import { paginationMeta } from "../../shared/pagination.ts";
 import { invoiceDetailsJson } from "../invoicing/index.ts";
 import { readPaymentListQuery, type PaymentListQuery } from "./core/index.ts";
+import { manualPaymentJson, type ManualPayments } from "./manual.ts";
 import type { PaymentsService } from "./service.ts";
 
 type ByLagoId = { Params: { lago_id: string } };
@@ -13,11 +14,26 @@ function listQuery(raw: unknown, externalCustomerId?: string): PaymentListQuery 
   return externalCustomerId === undefined ? read.value : { ...read.value, externalCustomerId };
 }
 
-export function registerPaymentRoutes(app: FastifyInstance, payments: PaymentsService): void {
+/** `manual`: manual payments (POST /payments); lists then show them beside the provider's. */
+export function registerPaymentRoutes(app: FastifyInstance, payments: PaymentsService, manual?: ManualPayments): void {
   const list = async (orgId: number, query: PaymentListQuery) => {
-    const { items, total } = await payments.list(orgId, query);
-    return { payments: items.map((p) => payments.render(p)), meta: paginationMeta(query.page, query.perPage, total) };
+    if (manual === undefined) {
+      const { items, total } = await payments.list(orgId, query);
+      return { payments: items.map((p) => payments.render(p)), meta: paginationMeta(query.page, query.perPage, total) };
+    }
+    const { items, total } = await manual.list(orgId, query);
+    const rendered = [];
+    for (const item of items) {
+      if (item.kind === "manual") rendered.push(manualPaymentJson(item.payment));
+      else rendered.push(payments.render(item.payment));
+    }
+    return { payments: rendered, meta: paginationMeta(query.page, query.perPage, total) };
   };
+
+  if (manual !== undefined) {
+    // Lago answers 200 with the payment; a reference recorded before answers that payment again.
+    app.post("/api/v1/payments", async (request) => ({ payment: manualPaymentJson(await manual.record(request.orgId, request.body)) }));
+  }
 
   app.get("/api/v1/payments", async (request) => list(request.orgId, listQuery(request.query)));
 
@@ -26,6 +42,8 @@ export function registerPaymentRoutes(app: FastifyInstance, payments: PaymentsSe
   );
 
   app.get<ByLagoId>("/api/v1/payments/:lago_id", async (request) => {
+    const recorded = manual === undefined ? null : await manual.find(request.orgId, request.params.lago_id);
+    if (recorded !== null) return { payment: manualPaymentJson(recorded) };
     const { payment, attempts } = await payments.get(request.orgId, request.params.lago_id);
     return { payment: payments.render(payment, attempts) };
   });

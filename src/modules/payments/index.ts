@@ -6,6 +6,7 @@ export { PaymentWorker, type PaymentRun, type PaymentWorkerOptions } from "./wor
 export { SandboxProvider, SANDBOX_CODE } from "./sandbox.ts";
 export { createPayments, type Payments } from "./setup.ts";
 export { registerPaymentRoutes } from "./http.ts";
+export { ManualPayments, manualPaymentJson, readManualPayment, type ManualPaymentRecord } from "./manual.ts";
 export { registerPaymentMetrics, type PaymentMetrics } from "./metrics.ts";
 export {
   CHARGE_OUTCOMES,

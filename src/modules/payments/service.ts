@@ -18,6 +18,7 @@ import {
   type PaymentProvider,
   type PaymentRecord,
 } from "./core/index.ts";
+import { manuallyPaidCents } from "./manual.ts";
 import * as store from "./store.ts";
 
 /** What payments need of the modules around them (their services in production). */
@@ -62,6 +63,8 @@ export interface AttemptReport {
 
 const processing = () =>
   new AppError("not_allowed", "payment_processor_is_currently_handling_payment", "a payment attempt for this invoice is in flight; try again in a moment");
+const partlyPaid = () =>
+  new AppError("not_allowed", "invalid_status", "part of this invoice was paid by hand (POST /payments); record the rest the same way");
 const invalidStatus = () =>
   new AppError("not_allowed", "invalid_status", "payment is only collected for finalized invoices whose payment status is pending or failed");
 
@@ -297,6 +300,8 @@ export class PaymentsService {
       const invoice = await store.payableInvoice(tx, orgId, { lagoId: invoiceLagoId }, true);
       if (invoice === null) throw notFound("invoice", invoiceLagoId);
       if (invoice.status !== "finalized" || invoice.paymentStatus === "succeeded" || invoice.totalAmountCents <= 0n) throw invalidStatus();
+      // Part of it was paid by hand: a charge of the total would take too much.
+      if ((await manuallyPaidCents(tx, orgId, invoice.id)) > 0n) throw partlyPaid();
       const customer = await this.deps.customers.findById(orgId, invoice.customerId, tx);
       const billing = customer?.attributes.billing_configuration;
       const provider = this.provider(billing?.payment_provider_code);
@@ -377,6 +382,20 @@ export class PaymentsService {
       });
     }
     return this.deps.invoicing.get(orgId, invoiceLagoId);
+  }
+
+  /**
+   * A manual payment (manual.ts), in the caller's transaction holding the invoice's lock: collection
+   * under way stops (405 while an attempt is in flight: the provider may be charging); paid in full,
+   * the invoice's payment_status becomes `succeeded` (its webhook) and the invoice-paid hook fires.
+   */
+  async recordManualPayment(tx: Queryable, invoice: store.PayableInvoice, paidInFull: boolean, now: Date): Promise<void> {
+    const payment = await store.paymentOfInvoice(tx, invoice.orgId, invoice.id, true);
+    if (payment !== null && this.inFlight(payment)) throw processing();
+    if (payment !== null && payment.status === "pending") await store.cancelPayment(tx, invoice.orgId, payment.id, now);
+    if (!paidInFull) return;
+    await this.setPaymentStatus(tx, invoice, "succeeded", now);
+    await this.paid(tx, invoice, "manual", now);
   }
 
   // ---------------------------------------------------------------------------------------------

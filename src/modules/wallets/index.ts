@@ -1,7 +1,8 @@
 // Wallets: Lago's /wallets and /wallet_transactions (prepaid credits bought or granted at a rate),
-// drawn on by finalized invoices after credit notes, each draw an outbound transaction.
+// drawn on by finalized invoices after credit notes, each draw an outbound transaction; recurring
+// top-up rules (interval or threshold) run after each billing job (`runRecurringRules`).
 export { WalletService, type WalletDeps, type WalletWebhook } from "./service.ts";
 export { registerWalletRoutes } from "./http.ts";
-export { walletJson, walletTransactionJson } from "./json.ts";
+export { ruleJson, walletJson, walletTransactionJson } from "./json.ts";
 export { centsToCredits, checkTopUp, checkWalletCreate, creditsToCents } from "./core/wallet.ts";
 export type { Wallet, WalletTransaction } from "./store.ts";

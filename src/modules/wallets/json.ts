@@ -1,6 +1,7 @@
 // Lago's WalletObject and WalletTransactionObject.
+import { Decimal } from "../../shared/money.ts";
 import { centsToAmount, centsToCredits } from "./core/wallet.ts";
-import type { Wallet, WalletTransaction } from "./store.ts";
+import type { RuleRecord, Wallet, WalletTransaction } from "./store.ts";
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z"));
 // Credits are shown to 5 decimals (Lago stores them so); money amounts are exact.
@@ -29,7 +30,7 @@ export function walletJson(w: Wallet) {
     terminated_at: iso(w.terminatedAt),
     invoice_requires_successful_payment: w.invoiceRequiresSuccessfulPayment,
     applies_to: { fee_types: [] as string[], billable_metric_codes: [] as string[] },
-    recurring_transaction_rules: [] as unknown[],
+    recurring_transaction_rules: (w.rules ?? []).map(ruleJson),
     // Current usage is not reserved against the balance: the ongoing balance is the balance.
     ongoing_balance_cents: Number(w.balanceCents),
     ongoing_usage_balance_cents: 0,
@@ -66,5 +67,30 @@ export function walletTransactionJson(t: WalletTransaction) {
     created_at: iso(t.createdAt),
     name: t.name,
     payment_method: { payment_method_type: "provider", payment_method_id: null },
+  };
+}
+
+/** Lago's WalletRecurringTransactionRule. */
+export function ruleJson(r: RuleRecord) {
+  return {
+    lago_id: r.lagoId,
+    trigger: r.trigger,
+    method: r.method,
+    interval: r.interval,
+    status: r.status,
+    threshold_credits: (r.thresholdCredits ?? new Decimal(0)).toString(),
+    paid_credits: r.paidCredits.toString(),
+    granted_credits: r.grantedCredits.toString(),
+    grants_target_top_up: r.grantsTargetTopUp,
+    started_at: iso(r.startedAt),
+    target_ongoing_balance: r.targetOngoingBalance === null ? null : r.targetOngoingBalance.toString(),
+    created_at: iso(r.createdAt),
+    expiration_at: iso(r.expirationAt),
+    invoice_requires_successful_payment: r.invoiceRequiresSuccessfulPayment,
+    transaction_metadata: r.transactionMetadata.map((m) => ({ key: m.key, value: m.value })),
+    transaction_name: r.transactionName,
+    ignore_paid_top_up_limits: false,
+    // Ours: when an interval rule tops up next (null for a threshold rule).
+    next_top_up_at: iso(r.nextDueAt),
   };
 }

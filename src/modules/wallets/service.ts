@@ -7,6 +7,7 @@ import { notFound, validationFailed } from "../../shared/errors.ts";
 import type { Customer } from "../customers/index.ts";
 import type { Balance, FeeDraft } from "../invoicing/index.ts";
 import { type TopUpDraft, centsToCredits, checkTopUp, checkWalletCreate, checkWalletUpdate, creditsToCents, purchaseFee } from "./core/wallet.ts";
+import { type RuleDraft, occurrenceAt, occurrencesBehind, occurrencesDue, topUpCredits } from "./core/rules.ts";
 import { walletJson, walletTransactionJson } from "./json.ts";
 import * as store from "./store.ts";
 
@@ -74,7 +75,8 @@ export class WalletService {
           invoiceRequiresSuccessfulPayment: d.invoiceRequiresSuccessfulPayment,
           now,
         });
-        const wallet = (await store.walletById(tx, orgId, id))!;
+        await this.applyRules(tx, (await store.walletById(tx, orgId, id))!, d.rules, now);
+        const wallet = (await store.withRules(tx, orgId, [(await store.walletById(tx, orgId, id))!]))[0]!;
         await this.deps.webhook?.(tx, orgId, "wallet.created", "wallet", walletJson(wallet));
         await this.topUpIn(tx, wallet, {
           walletLagoId: wallet.lagoId,
@@ -85,7 +87,7 @@ export class WalletService {
           invoiceRequiresSuccessfulPayment: d.invoiceRequiresSuccessfulPayment,
           metadata: [],
         }, now);
-        return (await store.walletById(tx, orgId, id))!;
+        return (await store.withRules(tx, orgId, [(await store.walletById(tx, orgId, id))!]))[0]!;
       });
     } catch (err) {
       if (sqlState(err) === "23505") throw validationFailed({ code: ["value_already_exist"] }, "the wallet is invalid");
@@ -96,11 +98,12 @@ export class WalletService {
   async get(orgId: number, lagoId: string): Promise<store.Wallet> {
     const wallet = UUID.test(lagoId) ? await store.walletByLagoId(this.db, orgId, lagoId) : null;
     if (wallet === null) throw notFound("wallet", lagoId);
-    return wallet;
+    return (await store.withRules(this.db, orgId, [wallet]))[0]!;
   }
 
-  list(orgId: number, externalCustomerId: string | undefined, page: number, perPage: number): Promise<{ wallets: store.Wallet[]; total: number }> {
-    return store.listWallets(this.db, orgId, externalCustomerId, perPage, (page - 1) * perPage);
+  async list(orgId: number, externalCustomerId: string | undefined, page: number, perPage: number): Promise<{ wallets: store.Wallet[]; total: number }> {
+    const { wallets, total } = await store.listWallets(this.db, orgId, externalCustomerId, perPage, (page - 1) * perPage);
+    return { wallets: await store.withRules(this.db, orgId, wallets), total };
   }
 
   async update(orgId: number, lagoId: string, input: unknown): Promise<store.Wallet> {
@@ -110,8 +113,13 @@ export class WalletService {
       return await this.db.transaction(async (tx) => {
         const wallet = UUID.test(lagoId) ? await store.walletByLagoId(tx, orgId, lagoId, true) : null;
         if (wallet === null) throw notFound("wallet", lagoId);
-        await store.updateWallet(tx, orgId, wallet.id, checked.value, this.now(orgId));
-        const updated = (await store.walletById(tx, orgId, wallet.id))!;
+        const now = this.now(orgId);
+        await store.updateWallet(tx, orgId, wallet.id, checked.value, now);
+        if (checked.value.rules !== undefined) {
+          if (wallet.status !== "active") throw validationFailed({ recurring_transaction_rules: ["wallet_is_terminated"] }, "the wallet is terminated");
+          await this.applyRules(tx, wallet, checked.value.rules, now);
+        }
+        const updated = (await store.withRules(tx, orgId, [(await store.walletById(tx, orgId, wallet.id))!]))[0]!;
         await this.deps.webhook?.(tx, orgId, "wallet.updated", "wallet", walletJson(updated));
         return updated;
       });
@@ -127,7 +135,9 @@ export class WalletService {
       const wallet = UUID.test(lagoId) ? await store.walletByLagoId(tx, orgId, lagoId, true) : null;
       if (wallet === null) throw notFound("wallet", lagoId);
       if (wallet.status === "terminated") return wallet;
-      await store.terminateWallet(tx, orgId, wallet.id, this.now(orgId));
+      const now = this.now(orgId);
+      await store.terminateWallet(tx, orgId, wallet.id, now);
+      await store.terminateRules(tx, orgId, (await store.activeRulesOf(tx, orgId, wallet.id)).map((r) => r.id), now);
       const ended = (await store.walletById(tx, orgId, wallet.id))!;
       await this.deps.webhook?.(tx, orgId, "wallet.terminated", "wallet", walletJson(ended));
       return ended;
@@ -155,6 +165,142 @@ export class WalletService {
     const t = UUID.test(lagoId) ? await store.transactionByLagoId(this.db, orgId, lagoId) : null;
     if (t === null) throw notFound("wallet_transaction", lagoId);
     return t;
+  }
+
+  // ---- recurring top-up rules ----------------------------------------------------------------------
+
+  /**
+   * The wallet's rules become `drafts` (Lago: one with a known lago_id is changed, one without is
+   * new, the others end). An interval rule keeps its progress unless its start or interval changes;
+   * then anniversaries up to today (its day included) are behind it.
+   */
+  private async applyRules(tx: Queryable, wallet: store.Wallet, drafts: readonly RuleDraft[], now: Date): Promise<void> {
+    // Amounts stay exact JSON numbers once converted at the wallet's rate (as top-ups do).
+    const tooBig: Record<string, string[]> = {};
+    drafts.forEach((d, i) => {
+      const fields = { threshold_credits: d.thresholdCredits, paid_credits: d.paidCredits, granted_credits: d.grantedCredits, target_ongoing_balance: d.targetOngoingBalance };
+      for (const [name, credits] of Object.entries(fields)) {
+        if (credits !== null && creditsToCents(credits, wallet.rateAmount, wallet.currency) > MAX_CENTS) tooBig[`recurring_transaction_rules[${i}].${name}`] = ["value_is_out_of_range"];
+      }
+    });
+    if (Object.keys(tooBig).length > 0) throw validationFailed(tooBig, "the wallet is invalid");
+    const existing = await store.activeRulesOf(tx, wallet.orgId, wallet.id);
+    const kept = new Set<number>();
+    for (const d of drafts) {
+      const match = d.lagoId === null ? undefined : existing.find((r) => r.lagoId === d.lagoId);
+      const anchorAt = d.startedAt ?? wallet.createdAt;
+      const sameSchedule = match !== undefined && match.interval === d.interval && match.anchorAt.getTime() === anchorAt.getTime();
+      let occurrencesDone = 0;
+      let nextDueAt: Date | null = null;
+      if (d.interval !== null) {
+        occurrencesDone = sameSchedule ? match!.occurrencesDone : occurrencesBehind(anchorAt, d.interval, now);
+        nextDueAt = occurrenceAt(anchorAt, d.interval, occurrencesDone + 1);
+      }
+      const write: store.RuleWrite = {
+        ...d,
+        thresholdCents: d.thresholdCredits === null ? null : creditsToCents(d.thresholdCredits, wallet.rateAmount, wallet.currency),
+        anchorAt,
+        nextDueAt,
+        occurrencesDone,
+      };
+      if (match !== undefined) {
+        kept.add(match.id);
+        await store.updateRule(tx, wallet.orgId, match.id, write, now);
+      } else await store.insertRule(tx, wallet.orgId, wallet.id, this.newId(), write, now);
+    }
+    await store.terminateRules(tx, wallet.orgId, existing.filter((r) => !kept.has(r.id)).map((r) => r.id), now);
+  }
+
+  /**
+   * The recurring top-ups that fell due, by each organization's clock (run with the billing job:
+   * every minute with the scheduler, on test clock moves, `valueverse bill`). Each anniversary of an
+   * interval rule and each crossing of a threshold rule tops up once, recorded with the top-up in
+   * one transaction (wallet_rule_top_ups); a rule whose top-up fails is tried again next run.
+   */
+  async runRecurringRules(opts: { orgId?: number } = {}): Promise<{ topUps: number; errors: unknown[] }> {
+    const orgs = opts.orgId !== undefined ? [opts.orgId] : await store.organizationsWithRules(this.db);
+    let topUps = 0;
+    const errors: unknown[] = [];
+    for (const orgId of orgs) {
+      const now = this.now(orgId);
+      await store.endExpiredRules(this.db, orgId, now);
+      const due = [
+        ...(await store.dueIntervalRules(this.db, orgId, now)).map((r) => ({ ...r, kind: "interval" as const })),
+        ...(await store.thresholdRulesToFire(this.db, orgId)).map((r) => ({ ...r, kind: "threshold" as const })),
+      ];
+      for (const r of due) {
+        try {
+          topUps += await this.db.transaction((tx) => (r.kind === "interval" ? this.runIntervalRule(tx, orgId, r, now) : this.runThresholdRule(tx, orgId, r, now)));
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }
+    return { topUps, errors };
+  }
+
+  private async lockedRule(tx: Queryable, orgId: number, r: { id: number; walletId: number }, now: Date) {
+    // Wallet first, then rule: the order top-ups, draws and updates take them in.
+    const wallet = await store.walletById(tx, orgId, r.walletId, true);
+    const rule = await store.ruleById(tx, orgId, r.id, true);
+    if (wallet === null || rule === null || rule.status !== "active" || wallet.status !== "active") return null;
+    if (wallet.expirationAt !== null && wallet.expirationAt.getTime() <= now.getTime()) return null;
+    return { wallet, rule };
+  }
+
+  private async runRuleTopUp(tx: Queryable, wallet: store.Wallet, rule: store.RuleRecord, occurrence: string, now: Date): Promise<number> {
+    const balance = await store.effectiveBalance(tx, wallet.orgId, wallet.id);
+    const credits = topUpCredits(rule, balance, wallet.rateAmount, wallet.currency);
+    if (credits.paid.lte(0) && credits.granted.lte(0)) return 0;
+    const current = (await store.walletById(tx, wallet.orgId, wallet.id))!;
+    const made = await this.topUpIn(
+      tx,
+      current,
+      {
+        walletLagoId: wallet.lagoId,
+        paidCredits: credits.paid,
+        grantedCredits: credits.granted,
+        voidedCredits: new Decimal(0),
+        name: rule.transactionName,
+        invoiceRequiresSuccessfulPayment: rule.invoiceRequiresSuccessfulPayment,
+        metadata: rule.transactionMetadata,
+      },
+      now,
+      rule.trigger,
+    );
+    const cents = (status: string) => made.filter((t) => t.transactionStatus === status).reduce((a, t) => a + t.amountCents, 0n);
+    await store.setRuleTopUpAmounts(tx, rule.id, occurrence, cents("purchased"), cents("granted"));
+    return made.length > 0 ? 1 : 0;
+  }
+
+  private async runIntervalRule(tx: Queryable, orgId: number, r: { id: number; walletId: number }, now: Date): Promise<number> {
+    const locked = await this.lockedRule(tx, orgId, r, now);
+    if (locked === null || locked.rule.interval === null) return 0;
+    const { wallet, rule } = locked;
+    const interval = rule.interval!;
+    const ks = occurrencesDue(rule.anchorAt, interval, rule.occurrencesDone, now);
+    if (ks.length === 0) return 0;
+    let made = 0;
+    for (const k of ks) {
+      const occurrence = `interval:${k}`;
+      if (!(await store.recordRuleTopUp(tx, orgId, rule.id, occurrence, occurrenceAt(rule.anchorAt, interval, k), now))) continue;
+      made += await this.runRuleTopUp(tx, wallet, rule, occurrence, now);
+    }
+    const last = ks[ks.length - 1]!;
+    await store.setIntervalProgress(tx, orgId, rule.id, last, occurrenceAt(rule.anchorAt, interval, last + 1), now);
+    return made;
+  }
+
+  private async runThresholdRule(tx: Queryable, orgId: number, r: { id: number; walletId: number }, now: Date): Promise<number> {
+    const locked = await this.lockedRule(tx, orgId, r, now);
+    if (locked === null || !locked.rule.armed || locked.rule.thresholdCents === null) return 0;
+    const { wallet, rule } = locked;
+    if ((await store.effectiveBalance(tx, orgId, wallet.id)) > rule.thresholdCents!) return 0;
+    const occurrence = `threshold:${(await store.ruleCrossings(tx, rule.id)) + 1}`;
+    if (!(await store.recordRuleTopUp(tx, orgId, rule.id, occurrence, now, now))) return 0;
+    // Disarmed before the top-up: credits that lift the balance above the threshold arm it again.
+    await store.disarm(tx, orgId, rule.id, now);
+    return this.runRuleTopUp(tx, wallet, rule, occurrence, now);
   }
 
   // ---- for invoices ------------------------------------------------------------------------------
@@ -199,7 +345,7 @@ export class WalletService {
     }
   }
 
-  private async topUpIn(tx: Queryable, wallet: store.Wallet, d: TopUpDraft, now: Date): Promise<store.WalletTransaction[]> {
+  private async topUpIn(tx: Queryable, wallet: store.Wallet, d: TopUpDraft, now: Date, source: store.WalletTransaction["source"] = "manual"): Promise<store.WalletTransaction[]> {
     const out: store.WalletTransaction[] = [];
     const requires = d.invoiceRequiresSuccessfulPayment ?? wallet.invoiceRequiresSuccessfulPayment;
     const moves: { credits: Decimal; status: "purchased" | "granted" | "voided" }[] = [
@@ -235,6 +381,7 @@ export class WalletService {
           name: d.name,
           invoiceRequiresSuccessfulPayment: m.status === "purchased" ? requires : false,
           metadata: d.metadata,
+          source,
         },
         now,
       );
@@ -248,6 +395,8 @@ export class WalletService {
       await this.deps.webhook?.(tx, wallet.orgId, "wallet_transaction.created", "wallet_transaction", walletTransactionJson(t));
       out.push(t);
     }
+    // A threshold rule fires once per crossing: credits coming in make the next crossing count.
+    if (out.length > 0) await store.rearmThresholdRules(tx, wallet.orgId, wallet.id);
     return out;
   }
 }

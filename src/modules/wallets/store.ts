@@ -3,6 +3,7 @@ import type { Queryable } from "../../db/db.ts";
 import { Decimal } from "../../shared/money.ts";
 import type { Balance } from "../invoicing/index.ts";
 import type { WalletPatch } from "./core/wallet.ts";
+import type { RuleInterval, RuleMethod, RuleTrigger } from "./core/rules.ts";
 
 export interface Wallet {
   readonly id: number;
@@ -25,6 +26,8 @@ export interface Wallet {
   readonly lastConsumedCreditAt: Date | null;
   readonly terminatedAt: Date | null;
   readonly createdAt: Date;
+  /** Its live recurring top-up rules, when read for rendering (`withRules`). */
+  readonly rules?: readonly RuleRecord[];
 }
 
 interface WalletRow {
@@ -94,8 +97,8 @@ export async function insertWallet(
   return Number(rows[0]!.id);
 }
 
-export async function walletById(q: Queryable, orgId: number, id: number): Promise<Wallet | null> {
-  const { rows } = await q.query<WalletRow>(`${WALLET_SELECT} WHERE w.org_id = $1 AND w.id = $2`, [orgId, id]);
+export async function walletById(q: Queryable, orgId: number, id: number, forUpdate = false): Promise<Wallet | null> {
+  const { rows } = await q.query<WalletRow>(`${WALLET_SELECT} WHERE w.org_id = $1 AND w.id = $2${forUpdate ? " FOR UPDATE OF w" : ""}`, [orgId, id]);
   return rows[0] === undefined ? null : toWallet(rows[0]);
 }
 
@@ -212,16 +215,18 @@ export interface NewTransaction {
   readonly name: string | null;
   readonly invoiceRequiresSuccessfulPayment: boolean;
   readonly metadata: readonly { key: string; value: string }[];
+  /** What made it: a request (`manual`, the default) or a recurring rule. */
+  readonly source?: WalletTransaction["source"];
 }
 
 export async function insertTransaction(q: Queryable, orgId: number, t: NewTransaction, now: Date): Promise<number> {
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO wallet_transactions (org_id, lago_id, wallet_id, invoice_id, status, transaction_status, transaction_type, amount_cents, credit_amount,
-                                      name, invoice_requires_successful_payment, metadata, settled_at, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9::numeric, $10, $11, $12::jsonb, CASE WHEN $5 = 'settled' THEN $13::timestamptz END, $13, $13)
+                                      name, invoice_requires_successful_payment, metadata, settled_at, created_at, updated_at, source)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9::numeric, $10, $11, $12::jsonb, CASE WHEN $5 = 'settled' THEN $13::timestamptz END, $13, $13, $14)
      RETURNING id`,
     [orgId, t.lagoId, t.walletId, t.invoiceId, t.status, t.transactionStatus, t.transactionType, t.amountCents.toString(), t.creditAmount.toString(), t.name,
-     t.invoiceRequiresSuccessfulPayment, JSON.stringify(t.metadata), now],
+     t.invoiceRequiresSuccessfulPayment, JSON.stringify(t.metadata), now, t.source ?? "manual"],
   );
   return Number(rows[0]!.id);
 }
@@ -318,4 +323,297 @@ export async function listTransactions(
   );
   const count = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM wallet_transactions t WHERE ${filter}`, params);
   return { items: rows.map(toTransaction), total: Number(count.rows[0]?.n ?? 0) };
+}
+
+// ---- recurring top-up rules ---------------------------------------------------------------------------
+
+export interface RuleRecord {
+  readonly id: number;
+  readonly orgId: number;
+  readonly lagoId: string;
+  readonly walletId: number;
+  readonly status: "active" | "terminated";
+  readonly trigger: RuleTrigger;
+  readonly method: RuleMethod;
+  readonly interval: RuleInterval | null;
+  readonly thresholdCredits: Decimal | null;
+  readonly thresholdCents: bigint | null;
+  readonly paidCredits: Decimal;
+  readonly grantedCredits: Decimal;
+  readonly targetOngoingBalance: Decimal | null;
+  readonly grantsTargetTopUp: boolean | null;
+  readonly startedAt: Date | null;
+  readonly anchorAt: Date;
+  readonly expirationAt: Date | null;
+  readonly invoiceRequiresSuccessfulPayment: boolean;
+  readonly transactionMetadata: readonly { key: string; value: string }[];
+  readonly transactionName: string | null;
+  readonly nextDueAt: Date | null;
+  readonly occurrencesDone: number;
+  readonly armed: boolean;
+  readonly createdAt: Date;
+}
+
+interface RuleRow {
+  id: string;
+  org_id: number;
+  lago_id: string;
+  wallet_id: string;
+  status: RuleRecord["status"];
+  trigger: RuleTrigger;
+  method: RuleMethod;
+  interval: RuleInterval | null;
+  threshold_credits: string | null;
+  threshold_cents: string | null;
+  paid_credits: string;
+  granted_credits: string;
+  target_ongoing_balance: string | null;
+  grants_target_top_up: boolean | null;
+  started_at: Date | null;
+  anchor_at: Date;
+  expiration_at: Date | null;
+  invoice_requires_successful_payment: boolean;
+  transaction_metadata: { key: string; value: string }[] | string;
+  transaction_name: string | null;
+  next_due_at: Date | null;
+  occurrences_done: number;
+  armed: boolean;
+  created_at: Date;
+}
+
+const RULE_COLUMNS = `r.id, r.org_id, r.lago_id::text AS lago_id, r.wallet_id, r.status, r.trigger, r.method, r.interval,
+  r.threshold_credits::text AS threshold_credits, r.threshold_cents::text AS threshold_cents, r.paid_credits::text AS paid_credits,
+  r.granted_credits::text AS granted_credits, r.target_ongoing_balance::text AS target_ongoing_balance, r.grants_target_top_up, r.started_at,
+  r.anchor_at, r.expiration_at, r.invoice_requires_successful_payment, r.transaction_metadata, r.transaction_name, r.next_due_at,
+  r.occurrences_done, r.armed, r.created_at`;
+
+const decimalOrNull = (v: string | null) => (v === null ? null : new Decimal(v));
+
+const toRule = (r: RuleRow): RuleRecord => ({
+  id: Number(r.id),
+  orgId: Number(r.org_id),
+  lagoId: r.lago_id,
+  walletId: Number(r.wallet_id),
+  status: r.status,
+  trigger: r.trigger,
+  method: r.method,
+  interval: r.interval,
+  thresholdCredits: decimalOrNull(r.threshold_credits),
+  thresholdCents: r.threshold_cents === null ? null : BigInt(r.threshold_cents),
+  paidCredits: new Decimal(r.paid_credits),
+  grantedCredits: new Decimal(r.granted_credits),
+  targetOngoingBalance: decimalOrNull(r.target_ongoing_balance),
+  grantsTargetTopUp: r.grants_target_top_up,
+  startedAt: date(r.started_at),
+  anchorAt: new Date(r.anchor_at),
+  expirationAt: date(r.expiration_at),
+  invoiceRequiresSuccessfulPayment: r.invoice_requires_successful_payment,
+  transactionMetadata: typeof r.transaction_metadata === "string" ? JSON.parse(r.transaction_metadata) : r.transaction_metadata,
+  transactionName: r.transaction_name,
+  nextDueAt: date(r.next_due_at),
+  occurrencesDone: Number(r.occurrences_done),
+  armed: r.armed,
+  createdAt: new Date(r.created_at),
+});
+
+/** The wallets with their live rules (for rendering). */
+export async function withRules(q: Queryable, orgId: number, wallets: readonly Wallet[]): Promise<Wallet[]> {
+  if (wallets.length === 0) return [];
+  const { rows } = await q.query<RuleRow>(
+    `SELECT ${RULE_COLUMNS} FROM wallet_recurring_rules r WHERE r.org_id = $1 AND r.wallet_id = ANY($2::bigint[]) AND r.status = 'active' ORDER BY r.created_at, r.id`,
+    [orgId, wallets.map((w) => String(w.id))],
+  );
+  const byWallet = new Map<number, RuleRecord[]>();
+  for (const r of rows.map(toRule)) (byWallet.get(r.walletId) ?? byWallet.set(r.walletId, []).get(r.walletId)!).push(r);
+  return wallets.map((w) => ({ ...w, rules: byWallet.get(w.id) ?? [] }));
+}
+
+export async function activeRulesOf(q: Queryable, orgId: number, walletId: number): Promise<RuleRecord[]> {
+  const { rows } = await q.query<RuleRow>(
+    `SELECT ${RULE_COLUMNS} FROM wallet_recurring_rules r WHERE r.org_id = $1 AND r.wallet_id = $2 AND r.status = 'active' ORDER BY r.created_at, r.id FOR UPDATE`,
+    [orgId, walletId],
+  );
+  return rows.map(toRule);
+}
+
+export async function ruleById(q: Queryable, orgId: number, id: number, forUpdate = false): Promise<RuleRecord | null> {
+  const { rows } = await q.query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM wallet_recurring_rules r WHERE r.org_id = $1 AND r.id = $2${forUpdate ? " FOR UPDATE" : ""}`, [
+    orgId,
+    id,
+  ]);
+  return rows[0] === undefined ? null : toRule(rows[0]);
+}
+
+export interface RuleWrite {
+  readonly trigger: RuleTrigger;
+  readonly method: RuleMethod;
+  readonly interval: RuleInterval | null;
+  readonly thresholdCredits: Decimal | null;
+  readonly thresholdCents: bigint | null;
+  readonly paidCredits: Decimal;
+  readonly grantedCredits: Decimal;
+  readonly targetOngoingBalance: Decimal | null;
+  readonly grantsTargetTopUp: boolean | null;
+  readonly startedAt: Date | null;
+  readonly anchorAt: Date;
+  readonly expirationAt: Date | null;
+  readonly invoiceRequiresSuccessfulPayment: boolean;
+  readonly transactionMetadata: readonly { key: string; value: string }[];
+  readonly transactionName: string | null;
+  readonly nextDueAt: Date | null;
+  readonly occurrencesDone: number;
+}
+
+const ruleValues = (w: RuleWrite) => [
+  w.trigger,
+  w.method,
+  w.interval,
+  w.thresholdCredits?.toString() ?? null,
+  w.thresholdCents?.toString() ?? null,
+  w.paidCredits.toString(),
+  w.grantedCredits.toString(),
+  w.targetOngoingBalance?.toString() ?? null,
+  w.grantsTargetTopUp,
+  w.startedAt,
+  w.anchorAt,
+  w.expirationAt,
+  w.invoiceRequiresSuccessfulPayment,
+  JSON.stringify(w.transactionMetadata),
+  w.transactionName,
+  w.nextDueAt,
+  w.occurrencesDone,
+];
+
+export async function insertRule(q: Queryable, orgId: number, walletId: number, lagoId: string, w: RuleWrite, now: Date): Promise<void> {
+  await q.query(
+    `INSERT INTO wallet_recurring_rules (trigger, method, interval, threshold_credits, threshold_cents, paid_credits, granted_credits, target_ongoing_balance,
+                                         grants_target_top_up, started_at, anchor_at, expiration_at, invoice_requires_successful_payment,
+                                         transaction_metadata, transaction_name, next_due_at, occurrences_done, org_id, wallet_id, lago_id, status,
+                                         armed, created_at, updated_at)
+     VALUES ($1, $2, $3, $4::numeric, $5::int8, $6::numeric, $7::numeric, $8::numeric, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17,
+             $18, $19, $20, 'active', true, $21, $21)`,
+    [...ruleValues(w), orgId, walletId, lagoId, now],
+  );
+}
+
+/** Replaces a rule's definition; a changed threshold arms it again. */
+export async function updateRule(q: Queryable, orgId: number, id: number, w: RuleWrite, now: Date): Promise<void> {
+  await q.query(
+    `UPDATE wallet_recurring_rules SET trigger = $1, method = $2, interval = $3, threshold_credits = $4::numeric, armed = armed OR threshold_cents IS DISTINCT FROM $5::int8,
+            threshold_cents = $5::int8, paid_credits = $6::numeric, granted_credits = $7::numeric, target_ongoing_balance = $8::numeric,
+            grants_target_top_up = $9, started_at = $10, anchor_at = $11, expiration_at = $12, invoice_requires_successful_payment = $13,
+            transaction_metadata = $14::jsonb, transaction_name = $15, next_due_at = $16, occurrences_done = $17, updated_at = $20
+      WHERE org_id = $18 AND id = $19`,
+    [...ruleValues(w), orgId, id, now],
+  );
+}
+
+export async function terminateRules(q: Queryable, orgId: number, ids: readonly number[], now: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await q.query(
+    "UPDATE wallet_recurring_rules SET status = 'terminated', terminated_at = $3, next_due_at = NULL, updated_at = $3 WHERE org_id = $1 AND id = ANY($2::bigint[]) AND status = 'active'",
+    [orgId, ids.map(String), now],
+  );
+}
+
+/** Rules past their expiration_at, and rules of wallets no longer active, end. */
+export async function endExpiredRules(q: Queryable, orgId: number, now: Date): Promise<void> {
+  await q.query(
+    `UPDATE wallet_recurring_rules r SET status = 'terminated', terminated_at = $2, next_due_at = NULL, updated_at = $2
+      WHERE r.org_id = $1 AND r.status = 'active'
+        AND (r.expiration_at <= $2 OR EXISTS (SELECT 1 FROM wallets w WHERE w.org_id = r.org_id AND w.id = r.wallet_id AND (w.status <> 'active' OR w.expiration_at <= $2)))`,
+    [orgId, now],
+  );
+}
+
+/** Organizations with live rules. */
+export async function organizationsWithRules(q: Queryable): Promise<number[]> {
+  const { rows } = await q.query<{ org_id: number }>("SELECT DISTINCT org_id FROM wallet_recurring_rules WHERE status = 'active' ORDER BY org_id");
+  return rows.map((r) => Number(r.org_id));
+}
+
+/** Interval rules with an anniversary due by `now`. */
+export async function dueIntervalRules(q: Queryable, orgId: number, now: Date): Promise<{ id: number; walletId: number }[]> {
+  const { rows } = await q.query<{ id: string; wallet_id: string }>(
+    "SELECT id, wallet_id FROM wallet_recurring_rules WHERE org_id = $1 AND status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $2 ORDER BY next_due_at, id",
+    [orgId, now],
+  );
+  return rows.map((r) => ({ id: Number(r.id), walletId: Number(r.wallet_id) }));
+}
+
+// The balance a rule compares: the wallet's, plus credits bought and awaiting their invoice's
+// payment (not voided), so a purchase on its way is not bought again.
+const EFFECTIVE_BALANCE = `w.balance_cents + COALESCE((SELECT sum(t.amount_cents) FROM wallet_transactions t
+    LEFT JOIN invoices i ON i.org_id = t.org_id AND i.id = t.invoice_id
+   WHERE t.org_id = w.org_id AND t.wallet_id = w.id AND t.status = 'pending' AND t.transaction_type = 'inbound'
+     AND (i.id IS NULL OR i.status <> 'voided')), 0)`;
+
+export async function effectiveBalance(q: Queryable, orgId: number, walletId: number): Promise<bigint> {
+  const { rows } = await q.query<{ n: string }>(`SELECT (${EFFECTIVE_BALANCE})::text AS n FROM wallets w WHERE w.org_id = $1 AND w.id = $2`, [orgId, walletId]);
+  return BigInt(rows[0]?.n ?? "0");
+}
+
+/** Threshold rules seen above their threshold are armed again; answers the armed ones now at or below it. */
+export async function thresholdRulesToFire(q: Queryable, orgId: number): Promise<{ id: number; walletId: number }[]> {
+  await q.query(
+    `UPDATE wallet_recurring_rules r SET armed = true
+      FROM wallets w WHERE w.org_id = r.org_id AND w.id = r.wallet_id AND r.org_id = $1 AND r.status = 'active' AND r.trigger = 'threshold'
+        AND NOT r.armed AND (${EFFECTIVE_BALANCE}) > r.threshold_cents`,
+    [orgId],
+  );
+  const { rows } = await q.query<{ id: string; wallet_id: string }>(
+    `SELECT r.id, r.wallet_id FROM wallet_recurring_rules r JOIN wallets w ON w.org_id = r.org_id AND w.id = r.wallet_id
+      WHERE r.org_id = $1 AND r.status = 'active' AND r.trigger = 'threshold' AND r.armed AND w.status = 'active'
+        AND (${EFFECTIVE_BALANCE}) <= r.threshold_cents
+      ORDER BY r.id`,
+    [orgId],
+  );
+  return rows.map((r) => ({ id: Number(r.id), walletId: Number(r.wallet_id) }));
+}
+
+/** Arms the wallet's threshold rules whose threshold its balance is now above (after a top-up). */
+export async function rearmThresholdRules(q: Queryable, orgId: number, walletId: number): Promise<void> {
+  await q.query(
+    `UPDATE wallet_recurring_rules r SET armed = true
+      FROM wallets w WHERE w.org_id = r.org_id AND w.id = r.wallet_id AND r.org_id = $1 AND r.wallet_id = $2 AND r.status = 'active'
+        AND r.trigger = 'threshold' AND NOT r.armed AND (${EFFECTIVE_BALANCE}) > r.threshold_cents`,
+    [orgId, walletId],
+  );
+}
+
+/** Records one top-up of a rule (an anniversary or a crossing); false when it was recorded before. */
+export async function recordRuleTopUp(q: Queryable, orgId: number, ruleId: number, occurrence: string, dueAt: Date, now: Date): Promise<boolean> {
+  const { rowCount } = await q.query(
+    "INSERT INTO wallet_rule_top_ups (org_id, rule_id, occurrence, due_at, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id, occurrence) DO NOTHING",
+    [orgId, ruleId, occurrence, dueAt, now],
+  );
+  return rowCount > 0;
+}
+
+export async function setRuleTopUpAmounts(q: Queryable, ruleId: number, occurrence: string, paidCents: bigint, grantedCents: bigint): Promise<void> {
+  await q.query("UPDATE wallet_rule_top_ups SET paid_cents = $3, granted_cents = $4 WHERE rule_id = $1 AND occurrence = $2", [
+    ruleId,
+    occurrence,
+    paidCents.toString(),
+    grantedCents.toString(),
+  ]);
+}
+
+export async function ruleCrossings(q: Queryable, ruleId: number): Promise<number> {
+  const { rows } = await q.query<{ n: string }>("SELECT count(*)::text AS n FROM wallet_rule_top_ups WHERE rule_id = $1", [ruleId]);
+  return Number(rows[0]?.n ?? 0);
+}
+
+export async function setIntervalProgress(q: Queryable, orgId: number, ruleId: number, done: number, nextDueAt: Date | null, now: Date): Promise<void> {
+  await q.query("UPDATE wallet_recurring_rules SET occurrences_done = $3, next_due_at = $4, updated_at = $5 WHERE org_id = $1 AND id = $2", [
+    orgId,
+    ruleId,
+    done,
+    nextDueAt,
+    now,
+  ]);
+}
+
+export async function disarm(q: Queryable, orgId: number, ruleId: number, now: Date): Promise<void> {
+  await q.query("UPDATE wallet_recurring_rules SET armed = false, updated_at = $3 WHERE org_id = $1 AND id = $2", [orgId, ruleId, now]);
 }

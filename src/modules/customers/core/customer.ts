@@ -102,6 +102,19 @@ export interface Customer {
   createdAt: Date;
   updatedAt: Date;
   deletedAt: Date | null;
+  /** The taxes its `tax_codes` name, in their order, read with the customer (absent: none read). */
+  taxes?: readonly CustomerTax[];
+}
+
+/** A tax as a customer shows it (Lago's TaxObject). */
+export interface CustomerTax {
+  readonly lago_id: string;
+  readonly name: string;
+  readonly code: string;
+  readonly description: string | null;
+  readonly rate: number;
+  readonly applied_to_organization: boolean;
+  readonly created_at: string;
 }
 
 /** The timezone billing periods of this customer follow (Lago's `applicable_timezone`). */

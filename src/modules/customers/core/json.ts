@@ -56,9 +56,9 @@ export function customerJson(c: Customer) {
       display_in_invoice: m.display_in_invoice,
       created_at: lagoTime(new Date(m.created_at)),
     })),
-    // Filled by the customer routes when the taxes module is wired (customerJsonWithTaxes); the
-    // codes as set are echoed too (our addition).
-    taxes: [] as unknown[],
+    // Read with the customer (the taxes its codes name, in their order); the codes as set are
+    // echoed too (our addition).
+    taxes: (c.taxes ?? []).map((t) => ({ ...t })) as unknown[],
     tax_codes: [...a.tax_codes],
     integration_customers: [] as unknown[],
     applicable_invoice_custom_sections: [] as unknown[],

@@ -41,8 +41,8 @@ export interface LateAdjustments {
  * difference is an adjustment fee (units, events and amounts are the differences; the amount is
  * the difference of two amounts each rounded once, so the period's fees plus adjustments always
  * equal the period priced now). A negative one is a zero-amount note on the new invoice (its
- * `amount_details.late_events.credit_due_cents`) and a credit owed on the period's fee (`credits`;
- * not issued as a credit note yet).
+ * `amount_details.late_events.credit_due_cents`) and a credit owed on the period's fee (`credits`),
+ * issued as a credit note on the period's invoice when the new invoice is finalized.
  */
 export function lateAdjustments(
   recomputed: readonly FeeDraft[],

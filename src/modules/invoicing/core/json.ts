@@ -146,7 +146,8 @@ export interface InvoiceExtras {
 }
 
 export function invoiceJson(inv: InvoiceRecord, extras: InvoiceExtras) {
-  const paid = inv.paymentStatus === "succeeded" ? inv.totalAmountCents : 0n;
+  // Paid in full once succeeded (a charge, or the status set by hand); else what manual payments paid.
+  const paid = inv.paymentStatus === "succeeded" ? inv.totalAmountCents : (inv.totalPaidAmountCents ?? 0n);
   return {
     lago_id: inv.lagoId,
     billing_entity_code: null,
@@ -190,7 +191,7 @@ export function invoiceJson(inv: InvoiceRecord, extras: InvoiceExtras) {
     metadata: [] as unknown[],
     applied_taxes: (extras.appliedTaxes ?? []).map(appliedTaxJson),
     applied_invoice_custom_sections: [] as unknown[],
-    applied_usage_thresholds: [] as unknown[],
+    applied_usage_thresholds: [...(inv.appliedUsageThresholds ?? [])] as unknown[],
     ...(extras.fees !== undefined
       ? {
           billing_periods: (extras.billingPeriods ?? []).map(billingPeriodJson),

@@ -30,6 +30,10 @@ export interface InvoiceRecord {
   readonly totalAmountCents: bigint;
   /** Usage already billed by the period's progressive billing invoices, credited before coupons (absent: 0). */
   readonly progressiveBillingCreditAmountCents?: bigint;
+  /** What manual payments paid so far (absent: 0); a `succeeded` invoice is paid in full regardless. */
+  readonly totalPaidAmountCents?: bigint;
+  /** A progressive billing invoice: the thresholds it was issued for, as Lago's AppliedUsageThresholdObject. */
+  readonly appliedUsageThresholds?: readonly unknown[];
   /** Drafts: when the billing job finalizes them. */
   readonly graceUntil: Date | null;
   readonly finalizedAt: Date | null;
@@ -60,9 +64,11 @@ export interface FeeRecord {
   readonly id: number;
   readonly orgId: number;
   readonly lagoId: string;
-  readonly invoiceId: number;
-  readonly invoiceLagoId: string;
-  readonly invoiceStatus: InvoiceStatus;
+  /** Null for the fee of a non-invoiceable charge paid in advance (Lago: the fee alone, no invoice). */
+  readonly invoiceId: number | null;
+  readonly invoiceLagoId: string | null;
+  readonly invoiceStatus: InvoiceStatus | null;
+  /** The invoice's; a fee without an invoice: its own (pending until it is marked paid). */
   readonly paymentStatus: PaymentStatus;
   readonly subscriptionId: number | null;
   readonly subscriptionLagoId: string | null;

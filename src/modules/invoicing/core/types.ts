@@ -6,7 +6,7 @@ export const PAYMENT_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
 /** `one_off` (add-ons) is reserved in the schema; only subscription invoices are issued so far. */
-export const INVOICE_TYPES = ["subscription", "one_off", "progressive_billing", "credit"] as const;
+export const INVOICE_TYPES = ["subscription", "one_off", "progressive_billing", "credit", "advance_charges"] as const;
 export type InvoiceType = (typeof INVOICE_TYPES)[number];
 
 export const FEE_TYPES = ["subscription", "charge", "add_on", "commitment", "credit"] as const;

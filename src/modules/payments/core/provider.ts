@@ -1,4 +1,4 @@
-// The payment provider seam: one charge request in, one of four outcomes out. A provider must be
+// The payment provider seam: one charge (or refund) request in, one of four outcomes out. A provider must be
 // idempotent on `idempotencyKey`: a request with a key it has seen answers what it did then and
 // charges nothing more (real providers keep such records; the sandbox keeps sandbox_charges).
 
@@ -46,4 +46,36 @@ export interface PaymentProvider {
    * or shutdown): a provider may then stop, and its answer is not read.
    */
   charge(request: ChargeRequest, signal: AbortSignal): Promise<ChargeResult>;
+  /**
+   * Pays back part or all of a charge it made, once per idempotency key (as `charge`). Optional: a
+   * provider without it cannot refund, and credit notes' refunds through it fail (`refunds_not_supported`).
+   */
+  refund?(request: RefundRequest, signal: AbortSignal): Promise<RefundResult>;
 }
+
+/** What one refund attempt asks of a provider. Amounts are minor units of `currency`. */
+export interface RefundRequest {
+  readonly orgId: number;
+  /** The refund's lago_id: the provider's reference for it. */
+  readonly refundId: string;
+  /** The credit note being refunded (its lago_id). */
+  readonly creditNoteId: string;
+  /** The charge being paid back (the provider's id of the payment). */
+  readonly providerPaymentId: string;
+  readonly amountCents: bigint;
+  readonly currency: string;
+  /** The payment method the charge was made on. */
+  readonly paymentMethod: string;
+  readonly idempotencyKey: string;
+}
+
+/** A refund's outcomes mean what a charge's do (`succeeded`: the money went back). */
+export type RefundResult =
+  | { readonly outcome: "succeeded"; readonly providerRefundId: string; readonly replayed?: boolean }
+  | {
+      readonly outcome: "declined" | "transient_failure" | "timeout";
+      readonly providerRefundId?: string | null;
+      readonly errorCode: string;
+      readonly message: string;
+      readonly replayed?: boolean;
+    };

@@ -55,3 +55,31 @@ const transient = (): SandboxBehaviour => ({
   errorCode: "processing_error",
   message: "An error occurred while processing the payment; nothing was charged. Try again later.",
 });
+
+/**
+ * What the sandbox does with a new refund request, from the payment method the charge was made on:
+ * - `pm_succeeds_refund_declines`: declined (`refund_declined`), for good.
+ * - `pm_succeeds_refund_fails_transiently`: nothing refunded now (`processing_error`), every time.
+ * - `pm_succeeds_refund_fails_then_succeeds`: the first request for a credit note fails transiently, the next is refunded.
+ * - `pm_succeeds_refund_times_out`: refunded, but the answer never comes; asked again with the same key, the refund made.
+ * - a token that never charges (`pm_declines`, ..., none): declined (`no_charge_to_refund`).
+ * - any other token that charges (`pm_succeeds…`, `pm_fails_then_succeeds`, `pm_times_out`): refunded.
+ */
+export function sandboxRefundBehaviour(token: string, priorTransientFailures: number): SandboxBehaviour {
+  if (token === "pm_succeeds_refund_declines") return { kind: "decline", errorCode: "refund_declined", message: "The refund was declined." };
+  if (token === "pm_succeeds_refund_fails_transiently") return refundTransient();
+  if (token === "pm_succeeds_refund_fails_then_succeeds") return priorTransientFailures < 1 ? refundTransient() : { kind: "charge" };
+  if (token === "pm_succeeds_refund_times_out") return { kind: "charge_then_hang" };
+  const charges = sandboxBehaviour(token, Number.MAX_SAFE_INTEGER).kind;
+  if (charges === "charge" || charges === "charge_then_hang") return { kind: "charge" };
+  return { kind: "decline", errorCode: "no_charge_to_refund", message: "this payment method was never charged" };
+}
+
+/** Whether a refund's behaviour depends on earlier transient failures for the credit note. */
+export const sandboxRefundNeedsHistory = (token: string): boolean => token === "pm_succeeds_refund_fails_then_succeeds";
+
+const refundTransient = (): SandboxBehaviour => ({
+  kind: "transient",
+  errorCode: "processing_error",
+  message: "An error occurred while processing the refund; nothing was refunded. Try again later.",
+});

@@ -4,12 +4,13 @@
 import { type Checked, ErrorSink, Fields } from "../../catalog/index.ts";
 import { Decimal, ZERO, isCurrency, minorUnits } from "../../../shared/money.ts";
 import type { FeeDraft } from "../../invoicing/index.ts";
+import { checkRules, type RuleDraft } from "./rules.ts";
 
 const AMOUNT = /^\d{1,15}(?:\.\d{1,15})?$/;
 const MAX_CREDITS = new Decimal("1e15");
 
 /** A decimal string ("10", "2.5"; Lago also takes JSON numbers), at least 0. */
-function readCredits(f: Fields, key: string): Decimal | null | undefined {
+export function readCredits(f: Fields, key: string): Decimal | null | undefined {
   const v = f.obj[key];
   if (v === undefined) return undefined;
   if (v === null || v === "") return null;
@@ -50,6 +51,8 @@ export interface WalletDraft {
   readonly expirationAt: Date | null;
   readonly invoiceRequiresSuccessfulPayment: boolean;
   readonly transactionName: string | null;
+  /** Recurring top-up rules (Lago's recurring_transaction_rules). */
+  readonly rules: readonly RuleDraft[];
 }
 
 /** POST /wallets (`externalCustomerId` given: POST /customers/:external_id/wallets). */
@@ -75,7 +78,9 @@ export function checkWalletCreate(raw: unknown, now: Date, externalCustomerId?: 
   const expirationAt = readDate(f, "expiration_at", now) ?? null;
   const invoiceRequiresSuccessfulPayment = f.bool("invoice_requires_successful_payment") ?? false;
   const transactionName = f.optionalText("transaction_name", 255) ?? null;
+  const rules = f.has("recurring_transaction_rules") ? checkRules(f.obj["recurring_transaction_rules"], sink, now) : [];
   return sink.result({
+    rules,
     externalCustomerId: ext,
     name,
     code,
@@ -96,6 +101,8 @@ export interface WalletPatch {
   readonly priority?: number;
   readonly expirationAt?: Date | null;
   readonly invoiceRequiresSuccessfulPayment?: boolean;
+  /** The wallet's rules from now on (absent: unchanged; [] ends them all). */
+  readonly rules?: readonly RuleDraft[];
 }
 
 export function checkWalletUpdate(raw: unknown, now: Date): Checked<WalletPatch> {
@@ -116,6 +123,7 @@ export function checkWalletUpdate(raw: unknown, now: Date): Checked<WalletPatch>
     const b = f.bool("invoice_requires_successful_payment");
     if (b !== undefined) patch.invoiceRequiresSuccessfulPayment = b;
   }
+  if (f.has("recurring_transaction_rules")) patch.rules = checkRules(f.obj["recurring_transaction_rules"], sink, now);
   return sink.result(patch);
 }
 

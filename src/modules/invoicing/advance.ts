@@ -1,0 +1,555 @@
+// Charges paid in advance: billed when their event arrives (Lago's pay_in_advance charges). The
+// ingest statement queues each new event whose code feeds a metric with a live advance charge
+// (advance_charge_events, migration 0016); this worker takes a subscription's queued events in
+// arrival order and, for each advance charge of the subscription's plan on that metric, bills the
+// fee core/advance.ts computes. An invoiceable charge's fees of one event make one invoice (Lago
+// issues one per event), finalized at once and collected like any other. The arrears invoice of
+// the period leaves advance charges out (service.ts, batch.ts); current usage still shows them.
+import crypto from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import client from "prom-client";
+import type { Db, Queryable } from "../../db/db.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { AppError, validationFailed } from "../../shared/errors.ts";
+import { Decimal, ZERO } from "../../shared/money.ts";
+import type { Charge } from "../catalog/index.ts";
+import type { Customer } from "../customers/index.ts";
+import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
+import { Bucketer, resolveFilter, usageWindowAt } from "../metering/index.ts";
+import type { Subscription } from "../subscriptions/index.ts";
+import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } from "./core/advance.ts";
+import { type FeeDraft, bucketFilters, centsOf } from "./core/fees.ts";
+import { feeJson } from "./core/json.ts";
+import type { FeeRecord } from "./core/records.ts";
+import { PAYMENT_STATUSES, type PaymentStatus } from "./core/types.ts";
+import type { InvoiceDetails, InvoicingService } from "./service.ts";
+
+export interface AdvanceBillingDeps {
+  readonly db: Db;
+  /** The organizations' clocks (test clocks): the invoice's issuing date. */
+  readonly clock: Clock;
+  readonly subscriptions: { getByExternalId(orgId: number, externalId: string, at?: Date): Promise<Subscription | null> };
+  readonly customers: { findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null> };
+  readonly invoicing: Pick<InvoicingService, "issueAdvanceInvoice" | "recordFeesWithoutInvoice" | "issuePaidFeesInvoice">;
+  /** Runs in the transaction that issued an advance invoice (webhooks: invoice.created). */
+  readonly onInvoiceIssued?: (tx: Queryable, details: InvoiceDetails) => Promise<unknown>;
+  /** Runs in the transaction that stored a non-invoiceable charge's fee (webhooks: fee.created). */
+  readonly onFeeCreated?: (tx: Queryable, fee: FeeRecord) => Promise<unknown>;
+  readonly newId?: () => string;
+  /** How often the background loop looks for queued events (default 1 s). */
+  readonly pollMs?: number;
+  /** Subscriptions billed at once on PostgreSQL (default 4; the embedded database: 1). */
+  readonly lanes?: number;
+  readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+}
+
+export interface AdvanceRun {
+  /** Queued events taken (billed, or skipped: no active subscription or advance charge took them). */
+  events: number;
+  skipped: number;
+  fees: number;
+  invoices: number;
+}
+
+/**
+ * Queued events billed per transaction (one subscription's, in order). Small: an invoice numbered in
+ * the transaction holds the organization's sequence until it commits, which other lanes wait on.
+ */
+const BATCH = 10;
+/** Subscriptions billed at once on PostgreSQL. */
+const LANES = 4;
+const SUBSCRIPTIONS_PER_PASS = 1000;
+/** Passes over the queue per run at most (a run ends even while ingest keeps queueing). */
+const MAX_PASSES = 20;
+/** A queued event that failed this many times is set aside (left pending with its error, not retried). */
+const MAX_ATTEMPTS = 5;
+/** Per-subscription lock of the advance queue: (namespace, hash of org and external subscription id). */
+const ADVANCE_LOCK_NAMESPACE = 7_221_016;
+
+interface QueuedEvent {
+  id: number;
+  orgId: number;
+  lagoEventId: string;
+  externalSubscriptionId: string;
+  code: string;
+  ts: Date;
+  /** The timestamp as stored (microseconds; `ts` keeps milliseconds). */
+  tsText: string;
+  transactionId: string;
+  properties: Record<string, unknown> | null;
+  /** The metric's value of the event (metering_value), as text; null without one. */
+  value: string | null;
+  /** The raw property of the metric's field (unique counts). */
+  raw: string | null;
+  operationType: string | null;
+  dims: string;
+}
+
+/**
+ * Bills queued events of advance charges. Runs in this process never overlap; across processes a
+ * subscription's queue is billed under a transaction lock, in arrival order, and the unique key of
+ * advance_fees (charge, event) means no event is billed twice whatever crashes or retries.
+ */
+export class AdvanceBilling {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private kickTimer: ReturnType<typeof setTimeout> | null = null;
+  private tail: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  /** A background run is queued and not started yet: another would find nothing more. */
+  private runWaiting = false;
+  /**
+   * Whether any metric has an advance charge, as of the last poll. While none has, ingest commits
+   * do not kick a run (nothing can be queued); the poll looks again every `pollMs`.
+   */
+  private advanceSold = true;
+  private readonly newId: () => string;
+
+  constructor(private readonly deps: AdvanceBillingDeps) {
+    this.newId = deps.newId ?? (() => crypto.randomUUID());
+  }
+
+  start(): void {
+    if (this.timer !== null || this.stopped) return;
+    this.timer = setInterval(() => this.background(true), this.deps.pollMs ?? 1000);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Looks at the queue shortly (after an ingest commit in this process). */
+  kick(): void {
+    if (this.timer === null || this.kickTimer !== null || !this.advanceSold) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = null;
+      this.background();
+    }, 10);
+    this.kickTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.kickTimer !== null) clearTimeout(this.kickTimer);
+    this.timer = this.kickTimer = null;
+    await this.tail;
+  }
+
+  private background(poll = false): void {
+    if (this.runWaiting) return;
+    this.runWaiting = true;
+    const run = this.tail.then(async () => {
+      this.runWaiting = false;
+      if (poll) {
+        const { rows } = await this.deps.db.query<{ sold: boolean }>(
+          "SELECT EXISTS (SELECT 1 FROM billable_metrics WHERE has_advance_charges AND deleted_at IS NULL) AS sold",
+        );
+        this.advanceSold = rows[0]?.sold === true;
+      }
+      return this.runOnce(undefined);
+    });
+    this.tail = run.catch(() => undefined);
+    run.catch((err) => this.deps.onError?.(err, {}));
+  }
+
+  /** Bills every queued event (of one organization, or all) and resolves when done. */
+  runDue(opts: { orgId?: number } = {}): Promise<AdvanceRun> {
+    const run = this.tail.then(() => this.runOnce(opts.orgId));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async runOnce(onlyOrg: number | undefined): Promise<AdvanceRun> {
+    const run: AdvanceRun = { events: 0, skipped: 0, fees: 0, invoices: 0 };
+    // Until the queue is empty (or holds only events that failed this run): a clock move's runDue
+    // has billed everything queued by then when it resolves.
+    const failed = new Set<string>();
+    for (let pass = 0; pass < MAX_PASSES && !this.stopped; pass++) {
+      const { rows } = await this.deps.db.query<{ org_id: number; external_subscription_id: string }>(
+        `SELECT DISTINCT org_id, external_subscription_id FROM advance_charge_events
+          WHERE attempts < ${MAX_ATTEMPTS} AND ($1::int IS NULL OR org_id = $1) LIMIT ${SUBSCRIPTIONS_PER_PASS}`,
+        [onlyOrg ?? null],
+      );
+      const todo = rows.filter((r) => !failed.has(`${r.org_id}:${r.external_subscription_id}`));
+      if (todo.length === 0) break;
+      // Several subscriptions at once on PostgreSQL (each under its own lock); one at a time on the
+      // single-connection embedded database.
+      let next = 0;
+      const lane = async () => {
+        while (next < todo.length && !this.stopped) {
+          const r = todo[next++]!;
+          const orgId = Number(r.org_id);
+          for (;;) {
+            let taken: number;
+            try {
+              taken = await this.billQueued(orgId, r.external_subscription_id, run);
+            } catch (err) {
+              this.deps.onError?.(err, { orgId, externalSubscriptionId: r.external_subscription_id });
+              await this.recordFailure(orgId, r.external_subscription_id, err);
+              failed.add(`${r.org_id}:${r.external_subscription_id}`);
+              break;
+            }
+            if (taken < BATCH) break;
+          }
+        }
+      };
+      const lanes = this.deps.db.kind === "postgres" ? Math.max(1, this.deps.lanes ?? LANES) : 1;
+      await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, lane));
+    }
+    if (!this.stopped) await this.regroupPaidFees(onlyOrg, run);
+    return run;
+  }
+
+  /**
+   * Lago's regroup_paid_fees "invoice": the paid fees of a non-invoiceable charge whose charge
+   * period is over (at the organization's now) go on one `advance_charges` invoice per
+   * subscription, already paid. Fees paid later go on a later one.
+   */
+  private async regroupPaidFees(onlyOrg: number | undefined, run: AdvanceRun): Promise<void> {
+    const { rows } = await this.deps.db.query<{ id: string; org_id: number; subscription_id: string; customer_id: string; currency: string; to_datetime: Date }>(
+      `SELECT f.id, f.org_id, f.subscription_id, f.customer_id, f.currency, f.to_datetime
+         FROM fees f JOIN charges c ON c.org_id = f.org_id AND c.id = f.charge_id
+        WHERE f.invoice_id IS NULL AND f.payment_status = 'succeeded' AND c.regroup_paid_fees = 'invoice'
+          AND ($1::int IS NULL OR f.org_id = $1)
+        ORDER BY f.org_id, f.subscription_id, f.id LIMIT 10000`,
+      [onlyOrg ?? null],
+    );
+    const groups = new Map<string, { orgId: number; subscriptionId: number; customerId: number; currency: string; ids: number[] }>();
+    for (const r of rows) {
+      const orgId = Number(r.org_id);
+      if (new Date(r.to_datetime).getTime() >= this.deps.clock.now(orgId)) continue;
+      const key = `${orgId}:${r.subscription_id}:${r.currency}`;
+      let g = groups.get(key);
+      if (g === undefined) groups.set(key, (g = { orgId, subscriptionId: Number(r.subscription_id), customerId: Number(r.customer_id), currency: r.currency, ids: [] }));
+      g.ids.push(Number(r.id));
+    }
+    for (const g of groups.values()) {
+      try {
+        const customer = await this.deps.customers.findById(g.orgId, g.customerId);
+        if (customer === null) continue;
+        const issued = await this.deps.db.transaction(async (tx) => {
+          // The fees still unbilled and paid, locked: a concurrent worker or PUT /fees waits.
+          const { rows: left } = await tx.query<{ id: string }>(
+            `SELECT id FROM fees WHERE org_id = $1 AND id = ANY($2::bigint[]) AND invoice_id IS NULL AND payment_status = 'succeeded'
+              ORDER BY id FOR UPDATE`,
+            [g.orgId, g.ids.map(String)],
+          );
+          if (left.length === 0) return false;
+          const details = await this.deps.invoicing.issuePaidFeesInvoice(tx, customer, g.currency, left.map((r) => Number(r.id)), new Date(this.deps.clock.now(g.orgId)));
+          await this.deps.onInvoiceIssued?.(tx, details);
+          return true;
+        });
+        if (issued) run.invoices += 1;
+      } catch (err) {
+        this.deps.onError?.(err, { orgId: g.orgId, subscriptionId: g.subscriptionId, pass: "regroup_paid_fees" });
+      }
+    }
+  }
+
+  /** The first pending event of the subscription failed: counted, so a poison event is set aside, not retried forever. */
+  private async recordFailure(orgId: number, externalSubscriptionId: string, err: unknown): Promise<void> {
+    await this.deps.db.query(
+      `UPDATE advance_charge_events SET attempts = attempts + 1, last_error = $3
+        WHERE id = (SELECT min(id) FROM advance_charge_events
+                     WHERE org_id = $1 AND external_subscription_id = $2 AND attempts < ${MAX_ATTEMPTS})`,
+      [orgId, externalSubscriptionId, String((err as Error)?.message ?? err).slice(0, 500)],
+    );
+  }
+
+  /** One transaction: up to BATCH of the subscription's queued events, in arrival order. Answers how many. */
+  private async billQueued(orgId: number, externalSubscriptionId: string, run: AdvanceRun): Promise<number> {
+    // Read before the transaction (the embedded database has one connection; lookups use the pool).
+    const peek = await readQueued(this.deps.db, orgId, externalSubscriptionId, false);
+    if (peek.length === 0) return 0;
+    const subs = new Map<string, Subscription | null>();
+    for (const e of peek) {
+      const key = String(e.ts.getTime());
+      if (!subs.has(key)) subs.set(key, await this.deps.subscriptions.getByExternalId(orgId, externalSubscriptionId, e.ts));
+    }
+    const customers = new Map<number, Customer | null>();
+    for (const sub of subs.values()) {
+      if (sub !== null && !customers.has(sub.customerId)) customers.set(sub.customerId, await this.deps.customers.findById(orgId, sub.customerId));
+    }
+    const counts = await this.deps.db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [ADVANCE_LOCK_NAMESPACE, `${orgId}:${externalSubscriptionId}`]);
+      // Read again under the lock: another process may have billed some meanwhile.
+      const queued = await readQueued(tx, orgId, externalSubscriptionId, true);
+      const out = { events: 0, skipped: 0, fees: 0, invoices: 0 };
+      for (const e of queued) {
+        const key = String(e.ts.getTime());
+        if (!subs.has(key)) break; // arrived after the peek: the next round takes it
+        const sub = subs.get(key)!;
+        const customer = sub === null ? null : (customers.get(sub.customerId) ?? null);
+        const billed = sub === null || customer === null ? null : await this.billEvent(tx, e, sub, customer);
+        await tx.query("DELETE FROM advance_charge_events WHERE id = $1", [e.id]);
+        out.events += 1;
+        if (billed === null) out.skipped += 1;
+        else {
+          out.fees += billed.fees;
+          out.invoices += billed.invoices;
+        }
+      }
+      return out;
+    });
+    run.events += counts.events;
+    run.skipped += counts.skipped;
+    run.fees += counts.fees;
+    run.invoices += counts.invoices;
+    return counts.events;
+  }
+
+  /** The fees of one event for every advance charge of its metric; null when no advance charge takes it. */
+  private async billEvent(tx: Queryable, e: QueuedEvent, sub: Subscription, customer: Customer): Promise<{ fees: number; invoices: number } | null> {
+    const charges = sub.plan.charges.filter((c) => c.payInAdvance && c.metric.code === e.code);
+    const window = usageWindowAt(sub, sub.plan, e.ts);
+    if (charges.length === 0 || window === null) return null;
+    const currency = sub.plan.amountCurrency;
+    const now = new Date(this.deps.clock.now(e.orgId));
+    const invoiceable: FeeDraft[] = [];
+    const feeOnly: FeeDraft[] = [];
+    for (const charge of charges) {
+      const draft = await this.chargeFee(tx, e, sub, charge, window.period.start, window.from, window.period.to, currency, now);
+      if (draft !== null) (charge.invoiceable ? invoiceable : feeOnly).push(draft);
+    }
+    // Lago's invoiceable: false — the fee alone, announced by fee.created (paid ones may be regrouped later: regroupPaidFees).
+    if (feeOnly.length > 0) {
+      for (const fee of await this.deps.invoicing.recordFeesWithoutInvoice(tx, customer, sub, feeOnly, now)) await this.deps.onFeeCreated?.(tx, fee);
+    }
+    let details: InvoiceDetails | null = null;
+    if (invoiceable.length > 0) details = await this.deps.invoicing.issueAdvanceInvoice(tx, customer, sub, invoiceable, now);
+    await tx.query(
+      `UPDATE advance_fees a SET fee_id = f.id, invoice_id = f.invoice_id
+         FROM fees f WHERE f.org_id = a.org_id AND f.lago_id = ANY($3::uuid[]) AND f.charge_id = a.charge_id
+          AND a.org_id = $1 AND a.lago_event_id = $2::uuid`,
+      [e.orgId, e.lagoEventId, [...invoiceable, ...feeOnly].map((d) => d.lagoId!)],
+    );
+    if (details !== null) await this.deps.onInvoiceIssued?.(tx, details);
+    return { fees: invoiceable.length + feeOnly.length, invoices: details === null ? 0 : 1 };
+  }
+
+  /** One advance charge's fee for the event (null: nothing to bill), its running usage moved on. */
+  private async chargeFee(
+    tx: Queryable,
+    e: QueuedEvent,
+    sub: Subscription,
+    charge: Charge,
+    periodStart: Date,
+    from: Date,
+    to: Date,
+    currency: string,
+    now: Date,
+  ): Promise<FeeDraft | null> {
+    // The unique key decides: an event a charge billed once is never billed again.
+    const claimed = await tx.query(
+      `INSERT INTO advance_fees (org_id, charge_id, lago_event_id, external_subscription_id, transaction_id, event_ts, created_at)
+       VALUES ($1, $2, $3::uuid, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
+      [e.orgId, charge.id, e.lagoEventId, e.externalSubscriptionId, e.transactionId, e.tsText, now],
+    );
+    if (claimed.rows.length === 0) return null;
+    const bucket = new Bucketer(charge.filters.map((f) => resolveFilter(f.values, charge.metric.filters))).bucket(e.dims);
+    const filter = bucket >= 0 ? charge.filters[bucket]! : null;
+    const price = filter?.price ?? charge.price;
+    const groupKeys = (filter === null ? charge.pricingGroupKeys : filter.pricingGroupKeys) ?? [];
+    const groupedBy = groupKeys.length === 0 ? null : Object.fromEntries(groupKeys.map((k) => [k, propertyText(e.properties, k)]));
+    const groupKey = groupedBy === null ? "" : JSON.stringify(groupKeys.map((k) => groupedBy[k]));
+    const slot = [e.orgId, charge.id, sub.id, periodStart, bucket, groupKey] as const;
+    const agg = charge.metric.aggregationType;
+    let uniqueIsNew = false;
+    if (agg === "unique_count_agg") {
+      if (e.raw === null) return null;
+      if (e.operationType !== "remove") {
+        const added = await tx.query(
+          `INSERT INTO advance_charge_unique_values (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, value)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
+          [...slot, e.raw],
+        );
+        uniqueIsNew = added.rows.length > 0;
+      }
+    }
+    const increment = advanceIncrement({
+      aggregation: agg,
+      value: e.value === null ? null : new Decimal(e.value),
+      uniqueIsNew,
+      removes: e.operationType === "remove",
+    });
+    if (increment === null) return null;
+    const before = await readRunning(tx, slot);
+    const { after, amount } = advanceFee(price, before, increment);
+    await tx.query(
+      `INSERT INTO advance_charge_usage (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, units, events_count, amounts_total)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9::numeric)
+       ON CONFLICT (org_id, charge_id, subscription_id, period_start, bucket_index, group_key)
+       DO UPDATE SET units = excluded.units, events_count = excluded.events_count, amounts_total = excluded.amounts_total`,
+      [...slot, after.units.toString(), after.eventsCount, after.amountsTotal.toString()],
+    );
+    const cents = centsOf(amount, currency);
+    // Lago issues nothing for an event that costs nothing (free units, a tier already paid).
+    if (cents === 0n) return null;
+    const unit = increment.units.isZero() ? ZERO : amount.div(increment.units);
+    return {
+      lagoId: this.newId(),
+      feeType: "charge",
+      charge: { id: charge.id, lagoId: charge.lagoId },
+      chargeFilterId: filter?.id ?? null,
+      from,
+      to,
+      // The event alone (GET /fees/:id/events lists it through advance_fees).
+      usage: { from: e.ts, to: new Date(e.ts.getTime() + 1), bucket: { metricId: charge.metric.id, filters: bucketFilters(charge), index: bucket } },
+      units: increment.units,
+      totalAggregatedUnits: after.units,
+      eventsCount: 1,
+      preciseAmount: amount,
+      amountCents: cents,
+      preciseUnitAmount: unit,
+      unitAmountCents: centsOf(unit, currency),
+      payInAdvance: true,
+      invoiceable: charge.invoiceable,
+      item: {
+        type: "charge",
+        code: charge.metric.code,
+        name: charge.metric.name,
+        description: charge.metric.description,
+        invoiceDisplayName: charge.invoiceDisplayName ?? charge.metric.name,
+        filterInvoiceDisplayName: filter?.invoiceDisplayName ?? null,
+        filters: filter?.values ?? null,
+        lagoItemId: charge.metric.lagoId,
+        itemType: "BillableMetric",
+        groupedBy,
+      },
+      amountDetails: {},
+    };
+  }
+}
+
+/** A property as SQL's `->>` renders it: strings as they are, other JSON values as JSON text, absent as null. */
+function propertyText(props: Record<string, unknown> | null, key: string): string | null {
+  const v = props?.[key];
+  if (v === undefined || v === null) return null;
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+async function readRunning(tx: Queryable, slot: readonly unknown[]): Promise<AdvanceRunning> {
+  const { rows } = await tx.query<{ units: string; events_count: string; amounts_total: string }>(
+    `SELECT units::text AS units, events_count, amounts_total::text AS amounts_total FROM advance_charge_usage
+      WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND period_start = $4 AND bucket_index = $5 AND group_key = $6`,
+    [...slot],
+  );
+  const r = rows[0];
+  if (r === undefined) return NO_ADVANCE_USAGE;
+  return { units: new Decimal(r.units), eventsCount: Number(r.events_count), amountsTotal: new Decimal(r.amounts_total) };
+}
+
+/** The subscription's pending events in arrival order, with their metric's value and dims computed as ingest does. */
+async function readQueued(q: Queryable, orgId: number, externalSubscriptionId: string, lock: boolean): Promise<QueuedEvent[]> {
+  const { rows } = await q.query<{
+    id: string;
+    lago_event_id: string;
+    transaction_id: string;
+    code: string;
+    ts: Date;
+    ts_text: string;
+    properties: Record<string, unknown> | string | null;
+    value: string | null;
+    raw: string | null;
+    operation_type: string | null;
+    dims: string | null;
+  }>(
+    `SELECT x.id, x.lago_event_id::text AS lago_event_id, x.transaction_id, x.code, x.ts, x.ts::text AS ts_text, x.properties,
+            metering_value(x.properties, m.field_name)::text AS value, x.properties ->> m.field_name AS raw,
+            x.properties ->> 'operation_type' AS operation_type, ${METRIC_DIMS("x.properties", "m")} AS dims
+       FROM (SELECT * FROM advance_charge_events
+              WHERE org_id = $1 AND external_subscription_id = $2 AND attempts < ${MAX_ATTEMPTS}
+              ORDER BY id LIMIT ${BATCH}${lock ? " FOR UPDATE" : ""}) x
+       LEFT JOIN billable_metrics m ON m.org_id = x.org_id AND m.code = x.code AND m.deleted_at IS NULL
+      ORDER BY x.id`,
+    [orgId, externalSubscriptionId],
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    orgId,
+    lagoEventId: r.lago_event_id,
+    externalSubscriptionId,
+    code: r.code,
+    ts: new Date(r.ts),
+    tsText: r.ts_text,
+    transactionId: r.transaction_id,
+    properties: typeof r.properties === "string" ? (JSON.parse(r.properties) as Record<string, unknown>) : r.properties,
+    value: r.value,
+    raw: r.raw,
+    operationType: r.operation_type,
+    dims: r.dims ?? "",
+  }));
+}
+
+/** The event an advance fee billed (GET /fees/:id/events), or null when the fee is not an advance fee. */
+export async function advanceFeeEvents(q: Queryable, orgId: number, feeId: number): Promise<EventRow[] | null> {
+  const link = await q.query("SELECT 1 FROM advance_fees WHERE org_id = $1 AND fee_id = $2 LIMIT 1", [orgId, feeId]);
+  if (link.rows.length === 0) return null;
+  const { rows } = await q.query<EventRow>(
+    `SELECT ${eventColumns("e")}
+       FROM advance_fees a
+       JOIN events e ON e.org_id = a.org_id AND e.external_subscription_id = a.external_subscription_id
+                    AND e.transaction_id = a.transaction_id AND e.ts = a.event_ts
+      WHERE a.org_id = $1 AND a.fee_id = $2`,
+    [orgId, feeId],
+  );
+  return rows;
+}
+
+/**
+ * `billing_advance_queue_events`: events waiting for the advance-charge worker (`waiting`), and
+ * those set aside after failing MAX_ATTEMPTS times (`set_aside`, for an operator to look at).
+ */
+export function registerAdvanceQueueGauge(registry: client.Registry, db: Queryable, ttlMs = 5_000): void {
+  let cached: { at: number; waiting: number; setAside: number } | null = null;
+  new client.Gauge({
+    name: "billing_advance_queue_events",
+    help: "Events of charges paid in advance not billed yet: waiting for the worker, or set aside after repeated failures",
+    labelNames: ["state"],
+    registers: [registry],
+    // Every worker reads the same database: across workers the value is the same, not a sum.
+    aggregator: "max",
+    async collect() {
+      try {
+        if (cached === null || Date.now() - cached.at >= ttlMs) {
+          const { rows } = await db.query<{ waiting: string; set_aside: string }>(
+            `SELECT count(*) FILTER (WHERE attempts < ${MAX_ATTEMPTS}) AS waiting, count(*) FILTER (WHERE attempts >= ${MAX_ATTEMPTS}) AS set_aside
+               FROM advance_charge_events`,
+          );
+          cached = { at: Date.now(), waiting: Number(rows[0]?.waiting ?? 0), setAside: Number(rows[0]?.set_aside ?? 0) };
+        }
+        this.set({ state: "waiting" }, cached.waiting);
+        this.set({ state: "set_aside" }, cached.setAside);
+      } catch {
+        // The database is unreachable: the scrape still answers, without this gauge's samples.
+      }
+    },
+  });
+}
+
+/**
+ * PUT /api/v1/fees/:lago_id (Lago's update fee): the payment status of a fee billed without an
+ * invoice (a non-invoiceable charge paid in advance); a fee on an invoice follows its invoice (405).
+ */
+export function registerAdvanceFeeRoutes(app: FastifyInstance, deps: { db: Queryable; clock: Clock; invoicing: Pick<InvoicingService, "getFee"> }): void {
+  app.put<{ Params: { lago_id: string } }>("/api/v1/fees/:lago_id", async (request) => {
+    const body = request.body as Record<string, unknown> | null;
+    const fee = body !== null && typeof body === "object" ? body["fee"] : undefined;
+    if (fee === null || typeof fee !== "object" || Array.isArray(fee)) {
+      throw new AppError("bad_request", "missing_parameter", 'the request body must be {"fee": {...}}', { fee: ["value_is_mandatory"] });
+    }
+    const status = (fee as Record<string, unknown>)["payment_status"];
+    if (!(PAYMENT_STATUSES as readonly unknown[]).includes(status)) {
+      throw validationFailed({ payment_status: [`must_be_one_of_${PAYMENT_STATUSES.join("_")}`] }, "the fee is invalid");
+    }
+    const found = await deps.invoicing.getFee(request.orgId, request.params.lago_id);
+    if (found.invoiceId !== null) {
+      throw new AppError("not_allowed", "fee_is_invoiced", "a fee on an invoice is paid with its invoice (PUT /api/v1/invoices/:lago_id)");
+    }
+    await deps.db.query("UPDATE fees SET payment_status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2 AND invoice_id IS NULL", [
+      request.orgId,
+      found.id,
+      status as PaymentStatus,
+      new Date(deps.clock.now(request.orgId)),
+    ]);
+    return { fee: feeJson(await deps.invoicing.getFee(request.orgId, request.params.lago_id)) };
+  });
+}
