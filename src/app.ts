@@ -24,7 +24,8 @@ import { AdvanceBilling, feeJson, registerAdvanceFeeRoutes, registerAdvanceQueue
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
-import { restoreWalletCredits } from "./modules/wallets/restore.ts";
+import { failVoidedPurchases, restoreWalletCredits } from "./modules/wallets/restore.ts";
+import type { WalletWebhook } from "./modules/wallets/index.ts";
 import { Refunds } from "./modules/payments/refunds.ts";
 import { createWebhooks, registerWebhookRoutes, type Webhooks } from "./modules/webhooks/index.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
@@ -205,7 +206,9 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     restoreVoided: async (q, invoice, now) => {
       await coupons.restoreFromVoided(q, invoice.orgId, invoice.id, now);
       await creditNotes.restoreFromVoided(q, invoice.orgId, invoice.id, now);
-      await restoreWalletCredits(q, invoice.orgId, invoice.id, now, { webhook: (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object) });
+      const webhook: WalletWebhook = (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object);
+      await restoreWalletCredits(q, invoice.orgId, invoice.id, now, { webhook });
+      await failVoidedPurchases(q, invoice.orgId, invoice.id, now, { webhook });
     },
     creditVoided: (q, invoice, amounts, now) => creditNotes.creditVoidedInvoice(q, invoice.orgId, invoice.id, amounts, now),
   };

@@ -458,8 +458,8 @@ describe("charges paid in advance", () => {
     const sub = await subscribe(org, cus, p.plan);
     await org.freeze("2026-03-02T00:00:00Z");
     await send(org, sub, p.storage, [
-      { gb: 4, at: "2026-03-02T00:00:00Z" },
-      { gb: 8, at: "2026-03-02T00:00:00Z" },
+      { gb: 4, at: "2026-03-01T22:00:00Z" },
+      { gb: 8, at: "2026-03-01T23:00:00Z" },
     ]);
     let crashes = 1;
     const crashing = worker(async () => {

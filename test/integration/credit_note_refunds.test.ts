@@ -133,7 +133,7 @@ describe(`credit note refunds on ${DB_KIND}`, () => {
     const other = new Refunds(
       t.db,
       t.app.testClock,
-      { now: () => Date.now() },
+      t.clock,
       { provider: (code) => t.app.payments.service.provider(code), enqueueWebhook: async () => 0 },
       { retryScheduleMs: [3_600_000], timeoutMs: 300, pollMs: 60_000 },
     );

@@ -168,6 +168,21 @@ describe("voiding an invoice", () => {
     ]);
   });
 
+  it("voiding a wallet's unpaid credit invoice fails the purchase waiting for it", async () => {
+    const org = await newOrg(t);
+    await org.freeze("2026-01-01T00:00:00Z");
+    const cus = await customer(org);
+    const wallet = (await org.api("POST", "/api/v1/wallets", { wallet: { external_customer_id: cus, currency: "EUR", rate_amount: "1", paid_credits: "30.00" } })).wallet;
+    const [credit] = await invoicesOf(org, cus);
+    expect(credit).toMatchObject({ invoice_type: "credit", total_amount_cents: 3000, payment_status: "pending" });
+    await org.api("POST", `/api/v1/invoices/${credit.lago_id}/void`);
+    const txs = (await org.api("GET", `/api/v1/wallets/${wallet.lago_id}/wallet_transactions`)).wallet_transactions as any[];
+    expect(txs.map((x) => [x.transaction_status, x.status, x.lago_invoice_id])).toEqual([["purchased", "failed", credit.lago_id]]);
+    // Paying it now is refused, and the credits never count.
+    expect((await org.raw("PUT", `/api/v1/invoices/${credit.lago_id}`, { invoice: { payment_status: "succeeded" } })).statusCode).toBe(405);
+    expect((await org.api("GET", `/api/v1/wallets/${wallet.lago_id}`)).wallet.balance_cents).toBe(0);
+  });
+
   it("a draft, an unknown invoice and another organization's invoice cannot be voided", async () => {
     const org = await newOrg(t);
     const { jan } = await january(org);

@@ -59,8 +59,9 @@ export const METRIC_DIMS = (props: string, metric: string) =>
 /**
  * New events whose code feeds a metric with a live charge paid in advance wait in
  * `advance_charge_events` for the invoicing module's AdvanceBilling worker (migration 0016), in
- * arrival order. The uncorrelated EXISTS is a one-time filter over an index that is empty while no
- * organization sells in advance: then the queue costs ingest nothing per event.
+ * arrival order (within a batch by timestamp: its rows come sorted by identity). The uncorrelated
+ * EXISTS is a one-time filter over an index that is empty while no organization sells in advance:
+ * then the queue costs ingest nothing per event.
  */
 const QUEUE_ADVANCE_EVENTS = `
   INSERT INTO advance_charge_events (org_id, lago_event_id, external_subscription_id, transaction_id, code, ts, properties, created_at)
@@ -69,7 +70,7 @@ const QUEUE_ADVANCE_EVENTS = `
    WHERE EXISTS (SELECT 1 FROM billable_metrics WHERE has_advance_charges AND deleted_at IS NULL)
      AND EXISTS (SELECT 1 FROM billable_metrics a
                   WHERE a.org_id = f.org_id AND a.code = f.code AND a.has_advance_charges AND a.deleted_at IS NULL)
-   ORDER BY f.n`;
+   ORDER BY f.ts, f.n`;
 
 /**
  * One statement per batch: identities first (ON CONFLICT DO NOTHING decides, for the life of the

@@ -65,3 +65,20 @@ export async function restoreWalletCredits(
   }
   return out;
 }
+
+/**
+ * In the voiding transaction of a wallet's credit invoice: the purchases still waiting for it to be
+ * paid will never count; they are marked failed (Lago's failed wallet transaction). Answers how many.
+ */
+export async function failVoidedPurchases(q: Queryable, orgId: number, invoiceId: number, now: Date, opts: { webhook?: WalletWebhook } = {}): Promise<number> {
+  const { rows } = await q.query<{ id: string }>(
+    `UPDATE wallet_transactions SET status = 'failed', failed_at = $3, updated_at = $3
+      WHERE org_id = $1 AND invoice_id = $2 AND status = 'pending' AND transaction_type = 'inbound' AND transaction_status = 'purchased'
+      RETURNING id`,
+    [orgId, invoiceId, now],
+  );
+  for (const r of rows) {
+    await opts.webhook?.(q, orgId, "wallet_transaction.updated", "wallet_transaction", walletTransactionJson((await store.transactionById(q, orgId, Number(r.id)))!));
+  }
+  return rows.length;
+}
