@@ -15,7 +15,7 @@ import { Decimal, ZERO } from "../../shared/money.ts";
 import type { Charge } from "../catalog/index.ts";
 import type { Customer } from "../customers/index.ts";
 import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
-import { Bucketer, resolveFilter, usageWindowAt } from "../metering/index.ts";
+import { Bucketer, applyRounding, resolveFilter, usageWindowAt } from "../metering/index.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } from "./core/advance.ts";
 import { type FeeDraft, bucketFilters, centsOf } from "./core/fees.ts";
@@ -372,7 +372,8 @@ export class AdvanceBilling {
     });
     if (increment === null) return null;
     const before = await readRunning(tx, slot);
-    const { after, amount } = advanceFee(price, before, increment);
+    const metric = charge.metric;
+    const { after, amount } = advanceFee(price, before, increment, (u) => applyRounding(u, metric.roundingFunction, metric.roundingPrecision));
     await tx.query(
       `INSERT INTO advance_charge_usage (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, units, events_count, amounts_total)
        VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9::numeric)

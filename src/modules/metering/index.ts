@@ -26,6 +26,7 @@ export {
   type SubscriptionUsage,
   type UsageWindow,
   Bucketer,
+  applyRounding,
   chargeUsageJson,
   previousWindows,
   resolveFilter,

@@ -82,6 +82,20 @@ describe("an event's advance fee is the charge's price with it less its price wi
   });
 });
 
+describe("the metric's rounding applies to the period's usage before it is priced", () => {
+  it("ceil to whole units at €1: 0.2 GB costs a whole unit, 0.5 more nothing, 0.4 more the second unit", () => {
+    const p = price("standard", { amount: "1" });
+    let running: AdvanceRunning = NO_ADVANCE_USAGE;
+    const fees = ["0.2", "0.5", "0.4"].map((x) => {
+      const fee = advanceFee(p, running, { units: d(x), amount: d(x) }, (u) => u.ceil());
+      running = fee.after;
+      return fee.amount.toFixed(2);
+    });
+    expect(fees).toEqual(["1.00", "0.00", "1.00"]);
+    expect(running.units.toString()).toBe("1.1");
+  });
+});
+
 describe("what one event adds", () => {
   const facts = { value: null, uniqueIsNew: false, removes: false };
   it.each([

@@ -56,8 +56,17 @@ export interface AdvanceFee {
   readonly amount: Decimal;
 }
 
-/** The fee of one increment over what the period already billed, and the period's usage after it. */
-export function advanceFee(price: Price, before: AdvanceRunning, increment: { units: Decimal; amount: Decimal }): AdvanceFee {
+/**
+ * The fee of one increment over what the period already billed, and the period's usage after it.
+ * `round`: the metric's rounding of units, applied to the period's usage before pricing it (as
+ * current usage prices it).
+ */
+export function advanceFee(
+  price: Price,
+  before: AdvanceRunning,
+  increment: { units: Decimal; amount: Decimal },
+  round: (units: Decimal) => Decimal = (u) => u,
+): AdvanceFee {
   const after: AdvanceRunning = {
     units: before.units.plus(increment.units),
     eventsCount: before.eventsCount + 1,
@@ -66,7 +75,7 @@ export function advanceFee(price: Price, before: AdvanceRunning, increment: { un
   const amount =
     price.model === "percentage"
       ? ratePercentage(remainingAllowance(price, before), [increment.amount]).amount
-      : rate(price, { units: after.units }).amount.minus(rate(price, { units: before.units }).amount);
+      : rate(price, { units: round(after.units) }).amount.minus(rate(price, { units: round(before.units) }).amount);
   return { after, amount: Decimal.max(amount, ZERO) };
 }
 
