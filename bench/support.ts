@@ -1,5 +1,6 @@
 // Helpers shared by the usage and catalog-ingest benchmarks: JSON calls to the API under test,
 // percentiles, the empty-database check and a description of the machine.
+import fs from "node:fs";
 import os from "node:os";
 import pg from "pg";
 
@@ -100,4 +101,67 @@ export async function pool<T>(count: number, concurrency: number, task: (i: numb
     }),
   );
   return out;
+}
+
+/** CPU time (clock ticks) of the whole machine, and per process, at one instant (Linux /proc). */
+export interface CpuSnapshot {
+  total: number;
+  idle: number;
+  /** pid -> command name (postgres backends all "postgres"), parent pid and ticks used so far. */
+  byPid: Map<string, { name: string; ppid: string; ticks: number }>;
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  const first = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const total = first.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = first[3]! + (first[4] ?? 0);
+  const byPid = new Map<string, { name: string; ppid: string; ticks: number }>();
+  for (const pid of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const fields = stat.slice(close + 2).split(" ");
+    // After "pid (comm) ", state is field 3 (1-based); utime and stime are fields 14 and 15: indexes 11 and 12 here.
+    byPid.set(pid, { name: comm.startsWith("postgres") ? "postgres" : comm, ppid: fields[1]!, ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  return { total, idle, byPid };
+}
+
+/**
+ * How busy the machine was between two snapshots (0..1), and the CPU seconds per command name
+ * (postgres, node, wrk, ...) used meanwhile by the processes alive at both instants; the process
+ * trees named in `trees` (name -> root pid, e.g. the server under test and its workers) are counted
+ * under that name instead.
+ */
+export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot, trees: Record<string, number> = {}): { busy: number; seconds: Record<string, number> } {
+  const hz = 100; // USER_HZ on Linux
+  const span = b.total - a.total;
+  const treeOf = (pid: string): string | null => {
+    for (let p = pid, depth = 0; p !== "0" && depth < 20; depth++) {
+      for (const [name, root] of Object.entries(trees)) if (String(root) === p) return name;
+      const parent = b.byPid.get(p)?.ppid;
+      if (parent === undefined) return null;
+      p = parent;
+    }
+    return null;
+  };
+  const seconds: Record<string, number> = {};
+  for (const [pid, now] of b.byPid) {
+    const before = a.byPid.get(pid);
+    if (before === undefined || before.name !== now.name) continue;
+    const name = treeOf(pid) ?? now.name;
+    seconds[name] = (seconds[name] ?? 0) + (now.ticks - before.ticks) / hz;
+  }
+  for (const k of Object.keys(seconds)) {
+    if (seconds[k]! < 0.05) delete seconds[k];
+    else seconds[k] = round2(seconds[k]!);
+  }
+  return { busy: span > 0 ? round2(1 - (b.idle - a.idle) / span) : 0, seconds };
 }
