@@ -177,6 +177,11 @@ describe(`charges paid in advance, real server on ${E2E_DB_KIND}`, () => {
     expect(byCode[storage]).toMatchObject({ units: "110.5", amount_cents: 621 });
     expect(byCode[calls]).toMatchObject({ units: "3", amount_cents: 3 });
 
+    // Lago's estimate through the client: 10 GB more would cost price(120.5) − price(110.5) =
+    // (5 + 20.5 × 0.02 + 1) − 6.21 = €0.20.
+    const estimate = (await lago.events.eventEstimateFees({ event: { code: storage, external_subscription_id: subscriptionId, properties: { gb: 10 } } })).data;
+    expect(estimate.fees.map((f) => [f.lago_id, f.amount_cents, f.units, f.pay_in_advance])).toEqual([[null, 20, "10", true]]);
+
     // Lago's invoice.created for each, delivered to the endpoint.
     await eventually("invoice.created webhooks", async () => receiver.of("invoice.created").length, (n) => n === 3);
   });

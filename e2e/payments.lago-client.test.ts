@@ -17,127 +17,33 @@
 // invoice.payment_status_updated (succeeded). Customer "declined" (plan fee only: 49.00 EUR) pays
 // with `pm_declines` → failed at once; after switching to `pm_succeeds`, retryPayment pays it.
 import crypto from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { Client } from "lago-javascript-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { call } from "./helpers/http.ts";
 import { lagoError } from "./helpers/lago.ts";
-import { createDataTarget, E2E_DB_KIND, killAllServers, randomKey, startServer, type DataTarget, type ServerProcess } from "./helpers/server.ts";
-
-type LagoClient = ReturnType<typeof Client>;
-
-// The README's verification recipe.
-function verifyLagoSignature(rawBody: Buffer, signatureHeader: string, hmacKey: string): boolean {
-  const expected = crypto.createHmac("sha256", hmacKey).update(rawBody).digest();
-  const given = Buffer.from(signatureHeader, "base64");
-  return given.length === expected.length && crypto.timingSafeEqual(given, expected);
-}
-
-interface Received {
-  key: string;
-  signature: string;
-  algorithm: string;
-  body: Buffer;
-  json: any;
-}
-
-/** Lago's webhooks as a receiver sees them; answers 200 to everything. */
-class Receiver {
-  readonly received: Received[] = [];
-  private readonly server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      this.received.push({
-        key: String(req.headers["x-lago-unique-key"]),
-        signature: String(req.headers["x-lago-signature"]),
-        algorithm: String(req.headers["x-lago-signature-algorithm"]),
-        body,
-        json: JSON.parse(body.toString("utf8")),
-      });
-      res.writeHead(200).end("ok");
-    });
-  });
-  url = "";
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/lago`;
-  }
-  /** Deduplicated on X-Lago-Unique-Key, as the README tells receivers to. */
-  of(type: string, pick: (r: Received) => boolean = () => true): Received[] {
-    const seen = new Set<string>();
-    return this.received.filter((r) => r.json.webhook_type === type && pick(r) && !seen.has(r.key) && (seen.add(r.key), true));
-  }
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const at = (iso: string) => Date.parse(iso) / 1000;
+import { at, eventually, scenario } from "./helpers/scenario.ts";
+import { E2E_DB_KIND } from "./helpers/server.ts";
 
 describe(`a month of usage → invoice → payment → webhook, real server on ${E2E_DB_KIND}`, () => {
   const run = crypto.randomBytes(3).toString("hex");
-  const apiKey = randomKey();
   const planCode = `growth-${run}`;
   const dunning = `cust-dunning-${run}`;
   const declined = `cust-declined-${run}`;
-  let target: DataTarget;
-  let server: ServerProcess;
-  let lago: LagoClient;
-  let hmacKey = "";
-  const receiver = new Receiver();
+  const t = scenario({ PAYMENT_RETRY_SCHEDULE: "1h,1d,3d" });
+  const { apiKey, receiver, freeze } = t;
   let txSeq = 0;
   let dunningInvoice = "";
   let declinedInvoice = "";
 
-  async function freeze(iso: string): Promise<void> {
-    const r = await call(server.url, "PUT", "/api/v1/test_clock", { apiKey, body: { test_clock: { frozen_time: iso } } });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-  }
-
-  beforeAll(async () => {
-    await receiver.start();
-    target = await createDataTarget();
-    server = await startServer({
-      target,
-      apiKey,
-      env: { VALUEVERSE_TEST_CLOCK: "on", BILLING_SCHEDULER: "off", PAYMENT_RETRY_SCHEDULE: "1h,1d,3d", WEBHOOK_POLL_MS: "100", PAYMENT_POLL_MS: "100" },
-      readyTimeoutMs: 90_000,
-    });
-    lago = Client(apiKey, { baseUrl: `${server.url}/api/v1` });
-  });
-
-  afterAll(async () => {
-    await killAllServers();
-    await target?.cleanup();
-    await receiver.close();
-  });
-
   it("sets up March: a webhook endpoint, metrics, a plan, two customers paying through the sandbox", async () => {
     await freeze("2024-03-01T00:00:00Z");
-    const endpoint = await lago.webhookEndpoints.createWebhookEndpoint({ webhook_endpoint: { webhook_url: receiver.url, signature_algo: "hmac" } });
+    const endpoint = await t.addWebhookEndpoint();
     expect(endpoint.data.webhook_endpoint.webhook_url).toBe(receiver.url);
-    const key = await call(server.url, "GET", "/api/v1/webhooks/hmac_key", { apiKey });
-    hmacKey = key.body.webhook.hmac_key;
 
-    const calls = await lago.billableMetrics.createBillableMetric({ billable_metric: { name: "API calls", code: `api_calls_${run}`, aggregation_type: "count_agg" } });
-    const storage = await lago.billableMetrics.createBillableMetric({
+    const calls = await t.lago.billableMetrics.createBillableMetric({ billable_metric: { name: "API calls", code: `api_calls_${run}`, aggregation_type: "count_agg" } });
+    const storage = await t.lago.billableMetrics.createBillableMetric({
       billable_metric: { name: "Storage", code: `storage_gb_${run}`, aggregation_type: "sum_agg", field_name: "gb" },
     });
-    await lago.plans.createPlan({
+    await t.lago.plans.createPlan({
       plan: {
         name: "Growth",
         code: planCode,
@@ -164,7 +70,7 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
       [dunning, "pm_fails_then_succeeds"],
       [declined, "pm_declines"],
     ] as const) {
-      await lago.customers.createCustomer({
+      await t.lago.customers.createCustomer({
         customer: {
           external_id: external,
           name: external,
@@ -172,7 +78,7 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
           billing_configuration: { payment_provider: "stripe", payment_provider_code: "sandbox", provider_customer_id: token },
         },
       } as never);
-      await lago.subscriptions.createSubscription({
+      await t.lago.subscriptions.createSubscription({
         subscription: { external_customer_id: external, plan_code: planCode, external_id: `sub-${external}`, billing_time: "calendar" },
       });
     }
@@ -199,25 +105,25 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
       })),
     ];
     for (let i = 0; i < events.length; i += 100) {
-      const r = await lago.events.createBatchEvents({ events: events.slice(i, i + 100) as never });
+      const r = await t.lago.events.createBatchEvents({ events: events.slice(i, i + 100) as never });
       expect(r.status).toBe(200);
     }
-    const usage = await lago.customers.findCustomerCurrentUsage(dunning, { external_subscription_id: `sub-${dunning}` });
+    const usage = await t.lago.customers.findCustomerCurrentUsage(dunning, { external_subscription_id: `sub-${dunning}` });
     expect(usage.data.customer_usage.amount_cents).toBe(708); // 4.00 + 3.08 (3.075 half-up, per fee)
   });
 
   it("1 April: March is invoiced and charged; the first attempt fails transiently, the decline fails for good", async () => {
     await freeze("2024-04-01T00:00:00Z");
     // The clock move answers once billing and the payments due by then are done.
-    const invoices = await lago.invoices.findAllInvoices({ external_customer_id: dunning });
+    const invoices = await t.lago.invoices.findAllInvoices({ external_customer_id: dunning });
     expect(invoices.data.invoices).toHaveLength(1);
-    const invoice = (await lago.invoices.findInvoice(invoices.data.invoices[0]!.lago_id)).data.invoice;
+    const invoice = (await t.lago.invoices.findInvoice(invoices.data.invoices[0]!.lago_id)).data.invoice;
     dunningInvoice = invoice.lago_id;
     expect(invoice).toMatchObject({ status: "finalized", currency: "EUR", fees_amount_cents: 5608, total_amount_cents: 5608, payment_status: "pending" });
     const byCode = Object.fromEntries(invoice.fees!.map((f) => [f.item.code, f.amount_cents]));
     expect(byCode).toEqual({ [planCode]: 4900, [`api_calls_${run}`]: 400, [`storage_gb_${run}`]: 308 });
 
-    const payments = await lago.payments.findAllPayments({ external_customer_id: dunning });
+    const payments = await t.lago.payments.findAllPayments({ external_customer_id: dunning });
     expect(payments.data.payments).toHaveLength(1);
     expect(payments.data.payments[0]).toMatchObject({
       invoice_ids: [dunningInvoice],
@@ -231,7 +137,7 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
 
     const failure = await eventually(
       "invoice.payment_failure",
-      async () => receiver.of("invoice.payment_failure", (r) => r.json.payment_provider_invoice_payment_error.lago_invoice_id === dunningInvoice),
+      async () => receiver.of("invoice.payment_failure", (j) => j.payment_provider_invoice_payment_error.lago_invoice_id === dunningInvoice),
       (v) => v.length === 1,
     );
     expect(failure[0]!.json.payment_provider_invoice_payment_error).toMatchObject({
@@ -241,28 +147,28 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
       provider_error: { error_code: "processing_error" },
     });
 
-    const declinedInvoices = await lago.invoices.findAllInvoices({ external_customer_id: declined });
+    const declinedInvoices = await t.lago.invoices.findAllInvoices({ external_customer_id: declined });
     declinedInvoice = declinedInvoices.data.invoices[0]!.lago_id;
     expect(declinedInvoices.data.invoices[0]).toMatchObject({ total_amount_cents: 4900, payment_status: "failed" });
     await eventually(
       "the decline's webhooks",
-      async () => receiver.of("invoice.payment_status_updated", (r) => r.json.invoice.lago_id === declinedInvoice),
+      async () => receiver.of("invoice.payment_status_updated", (j) => j.invoice.lago_id === declinedInvoice),
       (v) => v.length === 1 && v[0]!.json.invoice.payment_status === "failed",
     );
   });
 
   it("an hour later the retry succeeds: one charge, invoice.payment_status_updated received and signed", async () => {
     await freeze("2024-04-01T01:00:00Z");
-    const invoice = (await lago.invoices.findInvoice(dunningInvoice)).data.invoice;
+    const invoice = (await t.lago.invoices.findInvoice(dunningInvoice)).data.invoice;
     expect(invoice).toMatchObject({ payment_status: "succeeded", total_paid_amount_cents: 5608, total_due_amount_cents: 0 });
-    const list = await lago.payments.findAllPayments({ invoice_id: dunningInvoice });
-    const payment = (await call(server.url, "GET", `/api/v1/payments/${list.data.payments[0]!.lago_id}`, { apiKey })).body.payment;
+    const list = await t.lago.payments.findAllPayments({ invoice_id: dunningInvoice });
+    const payment = (await call(t.server.url, "GET", `/api/v1/payments/${list.data.payments[0]!.lago_id}`, { apiKey })).body.payment;
     expect(payment).toMatchObject({ payment_status: "succeeded", amount_cents: 5608, attempts_count: 2 });
     expect(payment.attempts.map((a: any) => a.outcome)).toEqual(["transient_failure", "succeeded"]);
 
     const updates = await eventually(
       "invoice.payment_status_updated",
-      async () => receiver.of("invoice.payment_status_updated", (r) => r.json.invoice.lago_id === dunningInvoice),
+      async () => receiver.of("invoice.payment_status_updated", (j) => j.invoice.lago_id === dunningInvoice),
       (v) => v.length === 1,
     );
     expect(updates[0]!.json).toMatchObject({
@@ -274,35 +180,35 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
     expect(receiver.received.length).toBeGreaterThan(0);
     for (const r of receiver.received) {
       expect(r.algorithm).toBe("hmac");
-      expect(verifyLagoSignature(r.body, r.signature, hmacKey), r.json.webhook_type).toBe(true);
+      expect(receiver.signedWith(r), r.json.webhook_type).toBe(true);
     }
     // Paid: Lago refuses to retry it.
-    expect((await lagoError(lago.invoices.retryPayment(dunningInvoice))).status).toBe(405);
+    expect((await lagoError(t.lago.invoices.retryPayment(dunningInvoice))).status).toBe(405);
   });
 
   it("the declined customer switches to a working card; retryPayment (no options) pays it through the worker", async () => {
-    await lago.customers.createCustomer({ customer: { external_id: declined, billing_configuration: { provider_customer_id: "pm_succeeds" } } } as never);
-    const r = await lago.invoices.retryPayment(declinedInvoice);
+    await t.lago.customers.createCustomer({ customer: { external_id: declined, billing_configuration: { provider_customer_id: "pm_succeeds" } } } as never);
+    const r = await t.lago.invoices.retryPayment(declinedInvoice);
     expect(r.status).toBe(200);
     // The background worker (not a clock move) charges it.
     await eventually(
       "the declined invoice paid",
-      async () => (await lago.invoices.findInvoice(declinedInvoice)).data.invoice.payment_status,
+      async () => (await t.lago.invoices.findInvoice(declinedInvoice)).data.invoice.payment_status,
       (s) => s === "succeeded",
     );
     await eventually(
       "its webhook",
-      async () => receiver.of("invoice.payment_status_updated", (x) => x.json.invoice.lago_id === declinedInvoice).map((x) => x.json.invoice.payment_status),
+      async () => receiver.of("invoice.payment_status_updated", (j) => j.invoice.lago_id === declinedInvoice).map((x) => x.json.invoice.payment_status),
       (v) => v.join(",") === "failed,succeeded",
     );
-    const all = await lago.payments.findAllPayments();
+    const all = await t.lago.payments.findAllPayments();
     expect(all.data.payments.map((p) => [p.lago_payable_id, p.payment_status, p.amount_cents]).sort()).toEqual(
       [
         [dunningInvoice, "succeeded", 5608],
         [declinedInvoice, "succeeded", 4900],
       ].sort(),
     );
-    const metrics = await call(server.url, "GET", "/metrics");
+    const metrics = await call(t.server.url, "GET", "/metrics");
     expect(metrics.body).toMatch(/billing_payment_attempts_total\{provider="sandbox",outcome="succeeded"\} 2/);
     expect(metrics.body).toMatch(/billing_payment_failures_total\{provider="sandbox",outcome="transient_failure"\} 1/);
     expect(metrics.body).toMatch(/billing_payment_failures_total\{provider="sandbox",outcome="declined"\} 1/);
@@ -310,10 +216,10 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
 
   it("a customer with taxes buys credits with a monthly rule, pays the credit invoice by hand in two parts; May 1st tops up", async () => {
     const manual = `cust-manual-${run}`;
-    const vat = (await lago.taxes.createTax({ tax: { name: "VAT", code: `vat_${run}`, rate: "20" } } as never)).data.tax;
-    await lago.customers.createCustomer({ customer: { external_id: manual, name: manual, currency: "EUR", tax_codes: [vat.code] } } as never);
+    const vat = (await t.lago.taxes.createTax({ tax: { name: "VAT", code: `vat_${run}`, rate: "20" } } as never)).data.tax;
+    await t.lago.customers.createCustomer({ customer: { external_id: manual, name: manual, currency: "EUR", tax_codes: [vat.code] } } as never);
     const wallet = (
-      await lago.wallets.createWallet({
+      await t.lago.wallets.createWallet({
         wallet: {
           external_customer_id: manual,
           currency: "EUR",
@@ -326,30 +232,30 @@ describe(`a month of usage → invoice → payment → webhook, real server on $
     expect(wallet.recurring_transaction_rules).toEqual([expect.objectContaining({ trigger: "interval", method: "fixed", interval: "monthly", granted_credits: "5", status: "active" })]);
 
     // The credit invoice (no taxes on credits) embeds the customer with its taxes, as its own endpoint shows them.
-    const [credit] = (await lago.invoices.findAllInvoices({ external_customer_id: manual })).data.invoices;
+    const [credit] = (await t.lago.invoices.findAllInvoices({ external_customer_id: manual })).data.invoices;
     expect(credit).toMatchObject({ invoice_type: "credit", total_amount_cents: 3000, payment_status: "pending" });
-    const own = (await lago.customers.findCustomer(manual)).data.customer.taxes;
+    const own = (await t.lago.customers.findCustomer(manual)).data.customer.taxes;
     expect(own?.map((t) => [t.code, t.rate])).toEqual([[vat.code, 20]]);
     expect((credit!.customer as { taxes?: unknown } | undefined)?.taxes).toEqual(own);
 
-    const first = (await lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 1000, reference: "wire-1", paid_at: "2024-04-01" } })).data.payment;
+    const first = (await t.lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 1000, reference: "wire-1", paid_at: "2024-04-01" } })).data.payment;
     expect(first).toMatchObject({ type: "manual", amount_cents: 1000, reference: "wire-1", payment_status: "succeeded", invoice_ids: [credit!.lago_id] });
-    expect((await lago.invoices.findInvoice(credit!.lago_id)).data.invoice).toMatchObject({ payment_status: "pending", total_paid_amount_cents: 1000, total_due_amount_cents: 2000 });
-    expect((await lagoError(lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 2001, reference: "wire-2" } }))).status).toBe(422);
-    await lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 2000, reference: "wire-2" } });
-    expect((await lago.invoices.findInvoice(credit!.lago_id)).data.invoice).toMatchObject({ payment_status: "succeeded", total_due_amount_cents: 0 });
-    expect((await lago.wallets.findWallet(wallet.lago_id)).data.wallet.balance_cents).toBe(3000);
-    const listed = await lago.payments.findAllPayments({ invoice_id: credit!.lago_id });
+    expect((await t.lago.invoices.findInvoice(credit!.lago_id)).data.invoice).toMatchObject({ payment_status: "pending", total_paid_amount_cents: 1000, total_due_amount_cents: 2000 });
+    expect((await lagoError(t.lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 2001, reference: "wire-2" } }))).status).toBe(422);
+    await t.lago.payments.createPayment({ payment: { invoice_id: credit!.lago_id, amount_cents: 2000, reference: "wire-2" } });
+    expect((await t.lago.invoices.findInvoice(credit!.lago_id)).data.invoice).toMatchObject({ payment_status: "succeeded", total_due_amount_cents: 0 });
+    expect((await t.lago.wallets.findWallet(wallet.lago_id)).data.wallet.balance_cents).toBe(3000);
+    const listed = await t.lago.payments.findAllPayments({ invoice_id: credit!.lago_id });
     expect(listed.data.payments.map((p) => [p.type, p.amount_cents])).toEqual([["manual", 2000], ["manual", 1000]]);
     const updates = await eventually(
       "the credit invoice's invoice.payment_status_updated",
-      async () => receiver.of("invoice.payment_status_updated", (r) => r.json.invoice.lago_id === credit!.lago_id),
+      async () => receiver.of("invoice.payment_status_updated", (j) => j.invoice.lago_id === credit!.lago_id),
       (v) => v.length === 1,
     );
     expect(updates[0]!.json.invoice.customer.taxes).toEqual(own);
 
     // The wallet was created on April 1st: May 1st tops it up by 5 granted credits.
     await freeze("2024-05-01T00:00:00Z");
-    expect((await lago.wallets.findWallet(wallet.lago_id)).data.wallet.balance_cents).toBe(3500);
+    expect((await t.lago.wallets.findWallet(wallet.lago_id)).data.wallet.balance_cents).toBe(3500);
   });
 });

@@ -13,115 +13,42 @@
 //   Customer "declined" (pm_succeeds_refund_declines): voided with refund_amount 120.00 → the
 //     provider declines the refund: refund_status failed, credit_note.provider_refund_failure.
 import crypto from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { Client } from "lago-javascript-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call } from "./helpers/http.ts";
+import { describe, expect, it } from "vitest";
 import { lagoError } from "./helpers/lago.ts";
-import { createDataTarget, E2E_DB_KIND, killAllServers, randomKey, startServer, type DataTarget, type ServerProcess } from "./helpers/server.ts";
-
-type LagoClient = ReturnType<typeof Client>;
-
-/** Lago's webhooks as a receiver sees them (signatures checked with the README's recipe). */
-class Receiver {
-  readonly received: { key: string; json: any; valid: boolean }[] = [];
-  hmacKey = "";
-  private readonly server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const expected = crypto.createHmac("sha256", this.hmacKey).update(body).digest();
-      const given = Buffer.from(String(req.headers["x-lago-signature"]), "base64");
-      const valid = given.length === expected.length && crypto.timingSafeEqual(given, expected);
-      this.received.push({ key: String(req.headers["x-lago-unique-key"]), json: JSON.parse(body.toString("utf8")), valid });
-      res.writeHead(200).end("ok");
-    });
-  });
-  url = "";
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/lago`;
-  }
-  of(type: string, pick: (json: any) => boolean = () => true) {
-    const seen = new Set<string>();
-    return this.received.filter((r) => r.json.webhook_type === type && pick(r.json) && !seen.has(r.key) && (seen.add(r.key), true));
-  }
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { eventually, scenario } from "./helpers/scenario.ts";
+import { E2E_DB_KIND } from "./helpers/server.ts";
 
 describe(`void a paid invoice → credit note → refund through the provider, real server on ${E2E_DB_KIND}`, () => {
   const run = crypto.randomBytes(3).toString("hex");
-  const apiKey = randomKey();
   const planCode = `pro-${run}`;
   const refunded = `cust-refunded-${run}`;
   const declined = `cust-declined-${run}`;
-  let target: DataTarget;
-  let server: ServerProcess;
-  let lago: LagoClient;
-  const receiver = new Receiver();
+  const t = scenario({ WEBHOOK_PRIVATE_NETWORKS: "allow" });
+  const { receiver, freeze } = t;
   const invoices: Record<string, string> = {};
-
-  async function freeze(iso: string): Promise<void> {
-    const r = await call(server.url, "PUT", "/api/v1/test_clock", { apiKey, body: { test_clock: { frozen_time: iso } } });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-  }
 
   const paid = (external: string) =>
     eventually(
       `${external}'s invoice paid`,
-      async () => (await lago.invoices.findAllInvoices({ external_customer_id: external })).data.invoices,
+      async () => (await t.lago.invoices.findAllInvoices({ external_customer_id: external })).data.invoices,
       (v) => v.length === 1 && v[0]!.payment_status === "succeeded",
     );
   const notesOf = async (external: string) =>
-    ((await lago.creditNotes.findAllCreditNotes({ external_customer_id: external } as never)).data.credit_notes as any[]).sort((a, b) => a.sequential_id - b.sequential_id);
-
-  beforeAll(async () => {
-    await receiver.start();
-    target = await createDataTarget();
-    server = await startServer({
-      target,
-      apiKey,
-      env: { VALUEVERSE_TEST_CLOCK: "on", BILLING_SCHEDULER: "off", WEBHOOK_POLL_MS: "100", PAYMENT_POLL_MS: "100", WEBHOOK_PRIVATE_NETWORKS: "allow" },
-      readyTimeoutMs: 90_000,
-    });
-    lago = Client(apiKey, { baseUrl: `${server.url}/api/v1` });
-  });
-
-  afterAll(async () => {
-    await killAllServers();
-    await target?.cleanup();
-    await receiver.close();
-  });
+    ((await t.lago.creditNotes.findAllCreditNotes({ external_customer_id: external } as never)).data.credit_notes as any[]).sort((a, b) => a.sequential_id - b.sequential_id);
 
   it("1 March: two customers subscribe to a plan paid in advance and are charged 120.00", async () => {
     await freeze("2024-03-01T00:00:00Z");
-    await lago.webhookEndpoints.createWebhookEndpoint({ webhook_endpoint: { webhook_url: receiver.url, signature_algo: "hmac" } });
-    receiver.hmacKey = (await call(server.url, "GET", "/api/v1/webhooks/hmac_key", { apiKey })).body.webhook.hmac_key;
-    await lago.taxes.createTax({ tax: { name: "VAT", code: `vat_${run}`, rate: "20", applied_to_organization: true } } as never);
-    await lago.plans.createPlan({ plan: { name: "Pro", code: planCode, interval: "monthly", amount_cents: 10000, amount_currency: "EUR", pay_in_advance: true } } as never);
+    await t.addWebhookEndpoint();
+    await t.lago.taxes.createTax({ tax: { name: "VAT", code: `vat_${run}`, rate: "20", applied_to_organization: true } } as never);
+    await t.lago.plans.createPlan({ plan: { name: "Pro", code: planCode, interval: "monthly", amount_cents: 10000, amount_currency: "EUR", pay_in_advance: true } } as never);
     for (const [external, token] of [
       [refunded, "pm_succeeds"],
       [declined, "pm_succeeds_refund_declines"],
     ] as const) {
-      await lago.customers.createCustomer({
+      await t.lago.customers.createCustomer({
         customer: { external_id: external, name: external, currency: "EUR", billing_configuration: { payment_provider: "stripe", payment_provider_code: "sandbox", provider_customer_id: token } },
       } as never);
-      await lago.subscriptions.createSubscription({ subscription: { external_customer_id: external, plan_code: planCode, external_id: `sub-${external}`, billing_time: "calendar" } });
+      await t.lago.subscriptions.createSubscription({ subscription: { external_customer_id: external, plan_code: planCode, external_id: `sub-${external}`, billing_time: "calendar" } });
       const [invoice] = await paid(external);
       expect(invoice).toMatchObject({ total_amount_cents: 12000, taxes_amount_cents: 2000, status: "finalized" });
       invoices[external] = invoice!.lago_id;
@@ -129,15 +56,15 @@ describe(`void a paid invoice → credit note → refund through the provider, r
   });
 
   it("a paid invoice is not voided without a credit note; bad amounts are a 422 naming the field", async () => {
-    const refusal = await lagoError(lago.invoices.voidInvoice(invoices[refunded]!));
+    const refusal = await lagoError(t.lago.invoices.voidInvoice(invoices[refunded]!));
     expect(refusal.status).toBe(405);
-    const bad = await lagoError<any>(lago.invoices.voidInvoice(invoices[refunded]!, { generate_credit_note: true, refund_amount: 12001 }));
+    const bad = await lagoError<any>(t.lago.invoices.voidInvoice(invoices[refunded]!, { generate_credit_note: true, refund_amount: 12001 }));
     expect(bad.status).toBe(422);
     expect(bad.body.error_details).toMatchObject({ refund_amount: ["higher_than_remaining_invoice_amount"] });
   });
 
   it("voided with 60.00 refunded and 24.00 credited: the refund goes back through the sandbox", async () => {
-    const voided = (await lago.invoices.voidInvoice(invoices[refunded]!, { generate_credit_note: true, refund_amount: 6000, credit_amount: 2400 })).data.invoice;
+    const voided = (await t.lago.invoices.voidInvoice(invoices[refunded]!, { generate_credit_note: true, refund_amount: 6000, credit_amount: 2400 })).data.invoice;
     expect(voided).toMatchObject({ status: "voided", payment_status: "succeeded" });
     const notes = await notesOf(refunded);
     expect(notes.map((n) => [n.total_amount_cents, n.taxes_amount_cents, n.refund_amount_cents, n.credit_amount_cents, n.credit_status])).toEqual([
@@ -146,27 +73,27 @@ describe(`void a paid invoice → credit note → refund through the provider, r
     ]);
     const done = await eventually(
       "the refund",
-      async () => (await lago.creditNotes.findCreditNote(notes[0].lago_id)).data.credit_note,
+      async () => (await t.lago.creditNotes.findCreditNote(notes[0].lago_id)).data.credit_note,
       (n) => n.refund_status === "succeeded",
     );
     expect(done.balance_amount_cents).toBe(2400);
     const created = await eventually("credit_note.created", async () => receiver.of("credit_note.created", (j) => j.credit_note.lago_invoice_id === invoices[refunded]), (v) => v.length === 2);
-    expect(created.every((r) => r.valid)).toBe(true);
+    expect(created.every((r) => receiver.signedWith(r))).toBe(true);
     const [voidedHook] = await eventually("invoice.voided", async () => receiver.of("invoice.voided", (j) => j.invoice.lago_id === invoices[refunded]), (v) => v.length === 1);
     expect(voidedHook!.json.invoice.status).toBe("voided");
   });
 
   it("a declined refund fails with credit_note.provider_refund_failure", async () => {
-    await lago.invoices.voidInvoice(invoices[declined]!, { generate_credit_note: true, refund_amount: 12000 });
+    await t.lago.invoices.voidInvoice(invoices[declined]!, { generate_credit_note: true, refund_amount: 12000 });
     const [note] = await notesOf(declined);
     expect(note).toMatchObject({ total_amount_cents: 12000, refund_amount_cents: 12000, credit_amount_cents: 0 });
-    await eventually("the failed refund", async () => (await lago.creditNotes.findCreditNote(note.lago_id)).data.credit_note, (n) => n.refund_status === "failed");
+    await eventually("the failed refund", async () => (await t.lago.creditNotes.findCreditNote(note.lago_id)).data.credit_note, (n) => n.refund_status === "failed");
     const [failure] = await eventually(
       "credit_note.provider_refund_failure",
       async () => receiver.of("credit_note.provider_refund_failure", (j) => j.credit_note_payment_provider_refund_error.lago_credit_note_id === note.lago_id),
       (v) => v.length === 1,
     );
-    expect(failure!.valid).toBe(true);
+    expect(receiver.signedWith(failure!)).toBe(true);
     expect(failure!.json.credit_note_payment_provider_refund_error).toMatchObject({
       external_customer_id: declined,
       provider_customer_id: "pm_succeeds_refund_declines",
@@ -177,7 +104,7 @@ describe(`void a paid invoice → credit note → refund through the provider, r
 
   it("1 April: the refunded customer's next invoice draws the 24.00 credit", async () => {
     await freeze("2024-04-01T00:00:00Z");
-    const list = (await lago.invoices.findAllInvoices({ external_customer_id: refunded })).data.invoices;
+    const list = (await t.lago.invoices.findAllInvoices({ external_customer_id: refunded })).data.invoices;
     const april = list.find((i) => i.lago_id !== invoices[refunded])!;
     expect(april).toMatchObject({ status: "finalized", credit_notes_amount_cents: 2400, total_amount_cents: 9600 });
     const [first] = await notesOf(refunded);

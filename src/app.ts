@@ -417,7 +417,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerTestClockRoutes(http, testClock);
   registerWebhookRoutes(http, webhooks.service);
   registerInvoiceRoutes(http, invoicing);
-  registerAdvanceFeeRoutes(http, { db, clock, invoicing });
+  registerAdvanceFeeRoutes(http, { db, clock, invoicing, advance: advanceBilling });
   registerAddOnRoutes(http, addOns);
   registerOneOffInvoiceRoute(http, { invoicing, customers, addOns, taxes, db, now: (orgId) => new Date(clock.now(orgId)) });
   registerPaymentRoutes(http, payments.service, new ManualPayments(db, clock, payments.service));

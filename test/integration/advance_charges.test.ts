@@ -1,8 +1,10 @@
 // Charges paid in advance against a real database, under a test clock: each event of an advance
 // charge is billed when it arrives (one finalized invoice per event, the fee being the charge's
-// price with the event less its price without it), never twice (reruns, a retried queue row), and
-// never again on the period's invoice; current usage still shows the charge. Amounts by hand.
-// On PGlite by default, PostgreSQL with TEST_DATABASE_URL.
+// price with the event less its price without it), never twice (reruns, a retried queue row, racing
+// workers, a worker dying mid-transaction), and never again on the period's invoice; current usage
+// still shows the charge. Also: unique counts, filters and pricing group keys, non-invoiceable fees
+// (fee.created, PUT /fees, regroup_paid_fees), estimate_fees, and the JetStream ingest path.
+// Amounts by hand. On PGlite by default, PostgreSQL with TEST_DATABASE_URL (JetStream: PostgreSQL only).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { parseMetrics, scalar, uid, waitFor } from "./support.ts";
@@ -135,6 +137,25 @@ describe("charges paid in advance", () => {
 
     // Each advance invoice was announced (invoice.created) in its transaction.
     expect(await scalar(t.db, "SELECT count(*) AS n FROM webhooks WHERE org_id = $1 AND webhook_type = 'invoice.created'", [org.orgId])).toBe(3);
+
+    // Lago's estimate: 5 GB more would cost price(20) − price(15) = 17 − 14.50 = €2.50; nothing is stored.
+    const estimate = await org.api("POST", "/api/v1/events/estimate_fees", { event: { code: p.storage, external_subscription_id: sub, properties: { gb: 5 } } });
+    expect(estimate.fees).toHaveLength(1);
+    expect(estimate.fees[0]).toMatchObject({
+      lago_id: null,
+      lago_invoice_id: null,
+      lago_charge_id: p.storageChargeId,
+      amount_cents: 250,
+      units: "5",
+      total_aggregated_units: "20",
+      pay_in_advance: true,
+      external_subscription_id: sub,
+      external_customer_id: cus,
+    });
+    expect(await invoicesOf(org, cus)).toHaveLength(3);
+    expect422(await org.raw("POST", "/api/v1/events/estimate_fees", { event: { external_subscription_id: sub, properties: [] } }), "code", "properties");
+    expect((await org.raw("POST", "/api/v1/events/estimate_fees", { event: { code: p.storage, external_subscription_id: uid("nobody") } })).statusCode).toBe(404);
+    expect((await org.raw("POST", "/api/v1/events/estimate_fees", { event: { code: uid("nothing"), external_subscription_id: sub } })).statusCode).toBe(404);
 
     // Current usage still shows the advance charge: 15 GB priced €14.50.
     const usage = (await org.api("GET", `/api/v1/customers/${cus}/current_usage?external_subscription_id=${sub}`)).customer_usage;

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import client from "prom-client";
 import type { Db, Queryable } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
-import { AppError, validationFailed } from "../../shared/errors.ts";
+import { AppError, notFound, validationFailed } from "../../shared/errors.ts";
 import { Decimal, ZERO } from "../../shared/money.ts";
 import type { Charge } from "../catalog/index.ts";
 import type { Customer } from "../customers/index.ts";
@@ -21,6 +21,7 @@ import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } f
 import { type FeeDraft, bucketFilters, centsOf } from "./core/fees.ts";
 import { feeJson } from "./core/json.ts";
 import type { FeeRecord } from "./core/records.ts";
+import type { FeeDeductions } from "./core/totals.ts";
 import { PAYMENT_STATUSES, type PaymentStatus } from "./core/types.ts";
 import type { InvoiceDetails, InvoicingService } from "./service.ts";
 
@@ -30,7 +31,7 @@ export interface AdvanceBillingDeps {
   readonly clock: Clock;
   readonly subscriptions: { getByExternalId(orgId: number, externalId: string, at?: Date): Promise<Subscription | null> };
   readonly customers: { findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null> };
-  readonly invoicing: Pick<InvoicingService, "issueAdvanceInvoice" | "recordFeesWithoutInvoice" | "issuePaidFeesInvoice">;
+  readonly invoicing: Pick<InvoicingService, "issueAdvanceInvoice" | "recordFeesWithoutInvoice" | "issuePaidFeesInvoice" | "feeTaxes">;
   /** Runs in the transaction that issued an advance invoice (webhooks: invoice.created). */
   readonly onInvoiceIssued?: (tx: Queryable, details: InvoiceDetails) => Promise<unknown>;
   /** Runs in the transaction that stored a non-invoiceable charge's fee (webhooks: fee.created). */
@@ -344,80 +345,205 @@ export class AdvanceBilling {
       [e.orgId, charge.id, e.lagoEventId, e.externalSubscriptionId, e.transactionId, e.tsText, now],
     );
     if (claimed.rows.length === 0) return null;
-    const bucket = new Bucketer(charge.filters.map((f) => resolveFilter(f.values, charge.metric.filters))).bucket(e.dims);
-    const filter = bucket >= 0 ? charge.filters[bucket]! : null;
-    const price = filter?.price ?? charge.price;
-    const groupKeys = (filter === null ? charge.pricingGroupKeys : filter.pricingGroupKeys) ?? [];
-    const groupedBy = groupKeys.length === 0 ? null : Object.fromEntries(groupKeys.map((k) => [k, propertyText(e.properties, k)]));
-    const groupKey = groupedBy === null ? "" : JSON.stringify(groupKeys.map((k) => groupedBy[k]));
-    const slot = [e.orgId, charge.id, sub.id, periodStart, bucket, groupKey] as const;
-    const agg = charge.metric.aggregationType;
+    const at = slotOf(charge, sub, periodStart, e);
     let uniqueIsNew = false;
-    if (agg === "unique_count_agg") {
-      if (e.raw === null) return null;
-      if (e.operationType !== "remove") {
-        const added = await tx.query(
-          `INSERT INTO advance_charge_unique_values (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, value)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
-          [...slot, e.raw],
-        );
-        uniqueIsNew = added.rows.length > 0;
-      }
+    if (charge.metric.aggregationType === "unique_count_agg" && e.raw !== null && e.operationType !== "remove") {
+      const added = await tx.query(
+        `INSERT INTO advance_charge_unique_values (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, value)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
+        [...at.key, e.raw],
+      );
+      uniqueIsNew = added.rows.length > 0;
     }
-    const increment = advanceIncrement({
-      aggregation: agg,
-      value: e.value === null ? null : new Decimal(e.value),
-      uniqueIsNew,
-      removes: e.operationType === "remove",
-    });
-    if (increment === null) return null;
-    const before = await readRunning(tx, slot);
-    const metric = charge.metric;
-    const { after, amount } = advanceFee(price, before, increment, (u) => applyRounding(u, metric.roundingFunction, metric.roundingPrecision));
+    const priced = await priceEvent(tx, charge, at, e, uniqueIsNew);
+    if (priced === null) return null;
+    const { increment, after, amount } = priced;
     await tx.query(
       `INSERT INTO advance_charge_usage (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, units, events_count, amounts_total)
        VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9::numeric)
        ON CONFLICT (org_id, charge_id, subscription_id, period_start, bucket_index, group_key)
        DO UPDATE SET units = excluded.units, events_count = excluded.events_count, amounts_total = excluded.amounts_total`,
-      [...slot, after.units.toString(), after.eventsCount, after.amountsTotal.toString()],
+      [...at.key, after.units.toString(), after.eventsCount, after.amountsTotal.toString()],
     );
-    const cents = centsOf(amount, currency);
     // Lago issues nothing for an event that costs nothing (free units, a tier already paid).
-    if (cents === 0n) return null;
-    const unit = increment.units.isZero() ? ZERO : amount.div(increment.units);
-    return {
-      lagoId: this.newId(),
-      feeType: "charge",
-      charge: { id: charge.id, lagoId: charge.lagoId },
-      chargeFilterId: filter?.id ?? null,
-      from,
-      to,
-      // The event alone (GET /fees/:id/events lists it through advance_fees).
-      usage: { from: e.ts, to: new Date(e.ts.getTime() + 1), bucket: { metricId: charge.metric.id, filters: bucketFilters(charge), index: bucket } },
-      units: increment.units,
-      totalAggregatedUnits: after.units,
-      eventsCount: 1,
-      preciseAmount: amount,
-      amountCents: cents,
-      preciseUnitAmount: unit,
-      unitAmountCents: centsOf(unit, currency),
-      payInAdvance: true,
-      invoiceable: charge.invoiceable,
-      item: {
-        type: "charge",
-        code: charge.metric.code,
-        name: charge.metric.name,
-        description: charge.metric.description,
-        invoiceDisplayName: charge.invoiceDisplayName ?? charge.metric.name,
-        filterInvoiceDisplayName: filter?.invoiceDisplayName ?? null,
-        filters: filter?.values ?? null,
-        lagoItemId: charge.metric.lagoId,
-        itemType: "BillableMetric",
-        groupedBy,
-      },
-      amountDetails: {},
-    };
+    if (centsOf(amount, currency) === 0n) return null;
+    return advanceDraft(this.newId(), charge, at, e.ts, from, to, increment.units, after.units, amount, currency);
   }
+
+  /**
+   * POST /api/v1/events/estimate_fees (Lago's): the fees the event would cost now, one per advance
+   * charge of the subscription's plan on its metric, with their taxes; nothing is stored.
+   */
+  async estimate(orgId: number, input: { code: string; externalSubscriptionId: string; properties: Record<string, unknown> }): Promise<unknown[]> {
+    const now = new Date(this.deps.clock.now(orgId));
+    const sub = await this.deps.subscriptions.getByExternalId(orgId, input.externalSubscriptionId, now);
+    if (sub === null) throw notFound("subscription", input.externalSubscriptionId);
+    const props = JSON.stringify(input.properties);
+    const { rows } = await this.deps.db.query<{ value: string | null; raw: string | null; operation_type: string | null; dims: string | null }>(
+      `SELECT metering_value($2::jsonb, m.field_name)::text AS value, $2::jsonb ->> m.field_name AS raw,
+              $2::jsonb ->> 'operation_type' AS operation_type, ${METRIC_DIMS("$2::jsonb", "m")} AS dims
+         FROM billable_metrics m WHERE m.org_id = $1 AND m.code = $3 AND m.deleted_at IS NULL`,
+      [orgId, props, input.code],
+    );
+    const facts = rows[0];
+    if (facts === undefined) throw notFound("billable_metric", input.code);
+    const customer = await this.deps.customers.findById(orgId, sub.customerId);
+    const window = usageWindowAt(sub, sub.plan, now);
+    if (customer === null || window === null) return [];
+    const e = { ts: now, properties: input.properties, value: facts.value, raw: facts.raw, operationType: facts.operation_type, dims: facts.dims ?? "" };
+    const currency = sub.plan.amountCurrency;
+    const drafts: FeeDraft[] = [];
+    for (const charge of sub.plan.charges.filter((c) => c.payInAdvance && c.metric.code === input.code)) {
+      const at = slotOf(charge, sub, window.period.start, { orgId, ...e });
+      let uniqueIsNew = false;
+      if (charge.metric.aggregationType === "unique_count_agg" && e.raw !== null && e.operationType !== "remove") {
+        const seen = await this.deps.db.query(
+          `SELECT 1 FROM advance_charge_unique_values
+            WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND period_start = $4 AND bucket_index = $5 AND group_key = $6 AND value = $7`,
+          [...at.key, e.raw],
+        );
+        uniqueIsNew = seen.rows.length === 0;
+      }
+      const priced = await priceEvent(this.deps.db, charge, at, e, uniqueIsNew);
+      const units = priced?.increment.units ?? ZERO;
+      drafts.push(advanceDraft(null, charge, at, now, window.from, window.period.to, units, priced?.after.units ?? units, priced?.amount ?? ZERO, currency));
+    }
+    const taxes = await this.deps.invoicing.feeTaxes(this.deps.db, customer, sub, drafts);
+    return drafts.map((d, i) => estimatedFeeJson(d, taxes[i]!, sub, customer, now));
+  }
+}
+
+/** Where an event lands in a charge: its bucket (filter), price and group, and the key of the running usage there. */
+interface ChargeSlotOf {
+  readonly bucket: number;
+  readonly filter: Charge["filters"][number] | null;
+  readonly price: Charge["price"];
+  readonly groupedBy: Record<string, string | null> | null;
+  readonly key: readonly [number, number, number, Date, number, string];
+}
+
+function slotOf(charge: Charge, sub: Subscription, periodStart: Date, e: { orgId: number; dims: string; properties: Record<string, unknown> | null }): ChargeSlotOf {
+  const bucket = new Bucketer(charge.filters.map((f) => resolveFilter(f.values, charge.metric.filters))).bucket(e.dims);
+  const filter = bucket >= 0 ? charge.filters[bucket]! : null;
+  const groupKeys = (filter === null ? charge.pricingGroupKeys : filter.pricingGroupKeys) ?? [];
+  const groupedBy = groupKeys.length === 0 ? null : Object.fromEntries(groupKeys.map((k) => [k, propertyText(e.properties, k)]));
+  const groupKey = groupedBy === null ? "" : JSON.stringify(groupKeys.map((k) => groupedBy[k]));
+  return { bucket, filter, price: filter?.price ?? charge.price, groupedBy, key: [e.orgId, charge.id, sub.id, periodStart, bucket, groupKey] };
+}
+
+/** The event's increment and fee over the running usage of its slot; null when the metric does not count it. */
+async function priceEvent(
+  q: Queryable,
+  charge: Charge,
+  at: ChargeSlotOf,
+  e: { value: string | null; raw: string | null; operationType: string | null },
+  uniqueIsNew: boolean,
+) {
+  const metric = charge.metric;
+  if (metric.aggregationType === "unique_count_agg" && e.raw === null) return null;
+  const increment = advanceIncrement({
+    aggregation: metric.aggregationType,
+    value: e.value === null ? null : new Decimal(e.value),
+    uniqueIsNew,
+    removes: e.operationType === "remove",
+  });
+  if (increment === null) return null;
+  const before = await readRunning(q, at.key);
+  return { increment, ...advanceFee(at.price, before, increment, (u) => applyRounding(u, metric.roundingFunction, metric.roundingPrecision)) };
+}
+
+function advanceDraft(
+  lagoId: string | null,
+  charge: Charge,
+  at: ChargeSlotOf,
+  ts: Date,
+  from: Date,
+  to: Date,
+  units: Decimal,
+  totalUnits: Decimal,
+  amount: Decimal,
+  currency: string,
+): FeeDraft {
+  const unit = units.isZero() ? ZERO : amount.div(units);
+  return {
+    ...(lagoId === null ? {} : { lagoId }),
+    feeType: "charge",
+    charge: { id: charge.id, lagoId: charge.lagoId },
+    chargeFilterId: at.filter?.id ?? null,
+    from,
+    to,
+    // The event alone (GET /fees/:id/events lists it through advance_fees).
+    usage: { from: ts, to: new Date(ts.getTime() + 1), bucket: { metricId: charge.metric.id, filters: bucketFilters(charge), index: at.bucket } },
+    units,
+    totalAggregatedUnits: totalUnits,
+    eventsCount: 1,
+    preciseAmount: amount,
+    amountCents: centsOf(amount, currency),
+    preciseUnitAmount: unit,
+    unitAmountCents: centsOf(unit, currency),
+    payInAdvance: true,
+    invoiceable: charge.invoiceable,
+    item: {
+      type: "charge",
+      code: charge.metric.code,
+      name: charge.metric.name,
+      description: charge.metric.description,
+      invoiceDisplayName: charge.invoiceDisplayName ?? charge.metric.name,
+      filterInvoiceDisplayName: at.filter?.invoiceDisplayName ?? null,
+      filters: at.filter?.values ?? null,
+      lagoItemId: charge.metric.lagoId,
+      itemType: "BillableMetric",
+      groupedBy: at.groupedBy,
+    },
+    amountDetails: {},
+  };
+}
+
+/** An estimated fee in Lago's FeeObject shape: not stored, so no lago_id and no invoice. */
+function estimatedFeeJson(d: FeeDraft, deductions: FeeDeductions, sub: Subscription, customer: Customer, now: Date) {
+  const record: FeeRecord = {
+    id: 0,
+    orgId: sub.orgId,
+    lagoId: "",
+    invoiceId: null,
+    invoiceLagoId: null,
+    invoiceStatus: null,
+    paymentStatus: "pending",
+    subscriptionId: sub.id,
+    subscriptionLagoId: sub.lagoId,
+    externalSubscriptionId: sub.externalId,
+    customerLagoId: customer.lagoId,
+    externalCustomerId: customer.externalId,
+    feeType: d.feeType,
+    chargeLagoId: d.charge?.lagoId ?? null,
+    chargeFilterId: d.chargeFilterId,
+    from: d.from,
+    to: d.to,
+    usageFrom: null,
+    usageTo: null,
+    bucket: null,
+    units: d.units,
+    totalAggregatedUnits: d.totalAggregatedUnits,
+    eventsCount: d.eventsCount,
+    currency: sub.plan.amountCurrency,
+    preciseAmount: d.preciseAmount,
+    amountCents: d.amountCents,
+    preciseUnitAmount: d.preciseUnitAmount,
+    unitAmountCents: d.unitAmountCents,
+    taxesAmountCents: deductions.taxes.amountCents,
+    taxesRate: deductions.taxes.rate,
+    taxesPreciseAmountCents: deductions.taxes.preciseAmountCents,
+    preciseCouponsAmountCents: ZERO,
+    appliedTaxes: [],
+    payInAdvance: true,
+    invoiceable: d.invoiceable,
+    item: d.item,
+    amountDetails: d.amountDetails,
+    description: null,
+    lateAdjustment: null,
+    createdAt: now,
+  };
+  return { ...feeJson(record), lago_id: null };
 }
 
 /** A property as SQL's `->>` renders it: strings as they are, other JSON values as JSON text, absent as null. */
@@ -530,7 +656,34 @@ export function registerAdvanceQueueGauge(registry: client.Registry, db: Queryab
  * PUT /api/v1/fees/:lago_id (Lago's update fee): the payment status of a fee billed without an
  * invoice (a non-invoiceable charge paid in advance); a fee on an invoice follows its invoice (405).
  */
-export function registerAdvanceFeeRoutes(app: FastifyInstance, deps: { db: Queryable; clock: Clock; invoicing: Pick<InvoicingService, "getFee"> }): void {
+export function registerAdvanceFeeRoutes(
+  app: FastifyInstance,
+  deps: { db: Queryable; clock: Clock; invoicing: Pick<InvoicingService, "getFee">; advance: Pick<AdvanceBilling, "estimate"> },
+): void {
+  // Lago's estimate for charges paid in advance: { fees: [...] } as the event would bill them now.
+  app.post("/api/v1/events/estimate_fees", async (request) => {
+    const body = request.body as Record<string, unknown> | null;
+    const event = body !== null && typeof body === "object" ? body["event"] : undefined;
+    if (event === null || typeof event !== "object" || Array.isArray(event)) {
+      throw new AppError("bad_request", "missing_parameter", 'the request body must be {"event": {...}}', { event: ["value_is_mandatory"] });
+    }
+    const e = event as Record<string, unknown>;
+    const errors: Record<string, string[]> = {};
+    const text = (key: string) => {
+      const v = e[key];
+      if (typeof v === "string" && v !== "" && v.length <= 255 && !v.includes("\u0000")) return v;
+      errors[key] = [v === undefined || v === null || v === "" ? "value_is_mandatory" : "value_is_invalid"];
+      return "";
+    };
+    const code = text("code");
+    const externalSubscriptionId = text("external_subscription_id");
+    const props = e["properties"];
+    if (props !== undefined && props !== null && (typeof props !== "object" || Array.isArray(props))) errors["properties"] = ["must_be_an_object"];
+    if (Object.keys(errors).length > 0) throw validationFailed(errors, "the event is invalid");
+    const properties = (props ?? {}) as Record<string, unknown>;
+    return { fees: await deps.advance.estimate(request.orgId, { code, externalSubscriptionId, properties }) };
+  });
+
   app.put<{ Params: { lago_id: string } }>("/api/v1/fees/:lago_id", async (request) => {
     const body = request.body as Record<string, unknown> | null;
     const fee = body !== null && typeof body === "object" ? body["fee"] : undefined;

@@ -17,6 +17,7 @@ import {
   type AppliedTaxRecord,
   type CreditRecord,
   type FeeDraft,
+  type InvoiceComputation,
   type InvoiceTotals,
   type BillableFee,
   type FeeRecord,
@@ -780,16 +781,21 @@ export class InvoicingService {
    * or collected. Answers them as stored.
    */
   async recordFeesWithoutInvoice(tx: Queryable, customer: Customer, sub: Subscription, fees: readonly FeeDraft[], now: Date): Promise<FeeRecord[]> {
-    const adj = this.deps.adjustments;
-    const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(tx, sub.orgId);
-    const result = computeInvoice({ fees: billableFees([{ sub, fees }], customer, taxes), progressiveCreditCents: 0n });
-    const rows = fees.map((draft, i) => ({ lagoId: draft.lagoId ?? this.newId(), draft, deductions: result.fees[i]!, newId: this.newId }));
+    const deductions = await this.feeTaxes(tx, customer, sub, fees);
+    const rows = fees.map((draft, i) => ({ lagoId: draft.lagoId ?? this.newId(), draft, deductions: deductions[i]!, newId: this.newId }));
     await store.insertFeesMany(tx, sub.orgId, [{ invoiceId: null, subscriptionId: sub.id, currency: sub.plan.amountCurrency, fees: rows, firstPosition: 0 }], now);
     const ids = rows.map((r) => r.lagoId);
     await tx.query("UPDATE fees SET customer_id = $2, payment_status = 'pending' WHERE org_id = $1 AND lago_id = ANY($3::uuid[])", [sub.orgId, customer.id, ids]);
     const out: FeeRecord[] = [];
     for (const id of ids) out.push((await store.feeByLagoId(tx, sub.orgId, id))!);
     return out;
+  }
+
+  /** The taxes each of a subscription's fees bears on its own (no coupons or credits): fees without an invoice, estimates. */
+  async feeTaxes(q: Queryable, customer: Customer, sub: Subscription, fees: readonly FeeDraft[]): Promise<InvoiceComputation["fees"]> {
+    const adj = this.deps.adjustments;
+    const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(q, sub.orgId);
+    return computeInvoice({ fees: billableFees([{ sub, fees }], customer, taxes), progressiveCreditCents: 0n }).fees;
   }
 
   /**

@@ -9,10 +9,11 @@ import crypto from "node:crypto";
 import client from "prom-client";
 import type { Db, Queryable } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
-import { deadline } from "../../shared/deadline.ts";
+import { BackgroundLoop } from "../../shared/background_loop.ts";
 import type { EnqueueWebhook } from "../webhooks/index.ts";
 import { CHARGE_OUTCOMES, afterAttempt, type ChargeOutcome, type PaymentProvider, type RefundResult } from "./core/index.ts";
 import * as store from "./refunds_store.ts";
+import { askProvider, claimDuePerOrganization } from "./worker.ts";
 
 export interface RefundsOptions {
   /** PAYMENT_RETRY_SCHEDULE: the waits after the 1st, 2nd, … failed attempt. */
@@ -52,8 +53,6 @@ export interface RefundRun {
   timeout: number;
 }
 
-const LEASE_MARGIN_MS = 60_000;
-const MAX_ROUNDS = 100;
 const BATCH = 16;
 
 export const refundKeyOf = (refundLagoId: string, seq: number): string => `${refundLagoId}:refund:${seq}`;
@@ -72,10 +71,7 @@ export function refundErrorJson(r: store.RefundRecord, customer: { lagoId: strin
 }
 
 export class Refunds {
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private kickTimer: ReturnType<typeof setTimeout> | null = null;
-  private tail: Promise<unknown> = Promise.resolve();
-  private readonly shutdown = new AbortController();
+  private readonly loop: BackgroundLoop<RefundRun>;
   private readonly newId: () => string;
   private readonly attemptsTotal: client.Counter<"provider" | "outcome"> | null;
 
@@ -89,6 +85,7 @@ export class Refunds {
     private readonly options: RefundsOptions,
   ) {
     this.newId = options.newId ?? (() => crypto.randomUUID());
+    this.loop = new BackgroundLoop(() => this.runOnce(undefined), { pollMs: options.pollMs, onError: options.onError });
     this.attemptsTotal =
       options.registry === undefined
         ? null
@@ -133,62 +130,36 @@ export class Refunds {
   }
 
   start(): void {
-    if (this.timer !== null || this.shutdown.signal.aborted) return;
-    this.timer = setInterval(() => this.background(), this.options.pollMs);
-    this.timer.unref();
-    this.kick();
+    this.loop.start();
   }
 
   /** Looks for due refunds shortly (after a credit note: by then its transaction has usually committed). */
   kick(): void {
-    if (this.timer === null || this.kickTimer !== null) return;
-    this.kickTimer = setTimeout(() => {
-      this.kickTimer = null;
-      this.background();
-    }, 20);
-    this.kickTimer.unref();
-  }
-
-  private background(): void {
-    this.runDue().catch((err) => this.options.onError?.(err));
+    this.loop.kick();
   }
 
   /** Attempts every refund due now (of one organization, or all), once each; runs in this process never overlap. */
   runDue(opts: { orgId?: number } = {}): Promise<RefundRun> {
-    const run = this.tail.then(() => this.runOnce(opts.orgId));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.loop.serial(() => this.runOnce(opts.orgId));
   }
 
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    if (this.kickTimer !== null) clearTimeout(this.kickTimer);
-    this.timer = this.kickTimer = null;
-    this.shutdown.abort();
-    await this.tail;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   private async runOnce(onlyOrg: number | undefined): Promise<RefundRun> {
     const run: RefundRun = { attempted: 0, succeeded: 0, declined: 0, transient_failure: 0, timeout: 0 };
-    for (const { orgId, earliest } of await store.organizationsWithDueRefunds(this.db)) {
-      if (onlyOrg !== undefined && orgId !== onlyOrg) continue;
-      if (earliest.getTime() > this.clock.now(orgId)) continue;
-      for (let round = 0; round < MAX_ROUNDS && !this.shutdown.signal.aborted; round++) {
-        const wallNow = this.wallClock.now();
-        const leaseId = crypto.randomUUID();
-        const claimed = await store.claimDueRefunds(this.db, {
-          orgId,
-          orgNow: new Date(this.clock.now(orgId)),
-          wallNow: new Date(wallNow),
-          leaseId,
-          leaseUntil: new Date(wallNow + this.options.timeoutMs + LEASE_MARGIN_MS),
-          limit: BATCH,
-        });
-        if (claimed.length === 0) break;
-        await Promise.all(claimed.map((r) => this.attempt(r, leaseId, run)));
-        if (claimed.length < BATCH) break;
-      }
-    }
+    await claimDuePerOrganization({
+      organizations: await store.organizationsWithDueRefunds(this.db),
+      onlyOrg,
+      clock: this.clock,
+      wallClock: this.wallClock,
+      signal: this.loop.signal,
+      timeoutMs: this.options.timeoutMs,
+      batchSize: BATCH,
+      claim: (c) => store.claimDueRefunds(this.db, c),
+      attempt: (r, leaseId) => this.attempt(r, leaseId, run),
+    });
     return run;
   }
 
@@ -218,34 +189,18 @@ export class Refunds {
     if (provider.refund === undefined) {
       return { outcome: "declined", errorCode: "refunds_not_supported", message: `the payment provider ${JSON.stringify(r.provider)} cannot refund` };
     }
-    const guard = deadline(this.options.timeoutMs, this.shutdown.signal);
-    const signal = guard.signal;
-    const gaveUp = new Promise<"gave_up">((resolve) => {
-      if (signal.aborted) resolve("gave_up");
-      else signal.addEventListener("abort", () => resolve("gave_up"), { once: true });
-    });
-    let answer: RefundResult | "gave_up";
-    try {
-      const request = {
-        orgId: r.orgId,
-        refundId: r.lagoId,
-        creditNoteId: r.creditNoteLagoId,
-        providerPaymentId: r.providerPaymentId,
-        amountCents: r.amountCents,
-        currency: r.currency,
-        paymentMethod: r.paymentMethod,
-        idempotencyKey: r.idempotencyKey,
-      };
-      answer = await Promise.race([provider.refund(request, signal), gaveUp]);
-    } catch (err) {
-      if (this.shutdown.signal.aborted) return "abandoned";
-      return { outcome: "timeout", errorCode: "provider_error", message: ((err as Error)?.message ?? String(err)).slice(0, 500) };
-    } finally {
-      guard.clear();
-    }
-    if (answer !== "gave_up") return answer;
-    if (this.shutdown.signal.aborted) return "abandoned";
-    return { outcome: "timeout", errorCode: "timeout", message: `no answer from the provider within ${this.options.timeoutMs} ms` };
+    const refund = provider.refund.bind(provider);
+    const request = {
+      orgId: r.orgId,
+      refundId: r.lagoId,
+      creditNoteId: r.creditNoteLagoId,
+      providerPaymentId: r.providerPaymentId,
+      amountCents: r.amountCents,
+      currency: r.currency,
+      paymentMethod: r.paymentMethod,
+      idempotencyKey: r.idempotencyKey,
+    };
+    return askProvider((signal) => refund(request, signal), this.loop.signal, this.options.timeoutMs);
   }
 
   /**

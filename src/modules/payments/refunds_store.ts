@@ -1,6 +1,7 @@
 // SQL for credit note refunds (credit_note_refunds) and the sandbox provider's refund ledger
 // (sandbox_refunds). Every statement is scoped by org_id.
 import type { Queryable } from "../../db/db.ts";
+import { claimDueIds, organizationsWithDue, releaseClaimOf, type Claim } from "./store.ts";
 
 export interface RefundRecord {
   readonly id: number;
@@ -130,34 +131,17 @@ export async function refundOfNote(q: Queryable, orgId: number, creditNoteId: nu
 }
 
 /** Organizations with refunds due (or claims expired), with the earliest due time. */
-export async function organizationsWithDueRefunds(q: Queryable): Promise<{ orgId: number; earliest: Date }[]> {
-  const { rows } = await q.query<{ org_id: number; earliest: Date }>(
-    "SELECT org_id, min(next_attempt_at) AS earliest FROM credit_note_refunds WHERE next_attempt_at IS NOT NULL GROUP BY org_id ORDER BY org_id",
-  );
-  return rows.map((r) => ({ orgId: Number(r.org_id), earliest: new Date(r.earliest) }));
-}
+export const organizationsWithDueRefunds = (q: Queryable): Promise<{ orgId: number; earliest: Date }[]> => organizationsWithDue(q, "credit_note_refunds");
 
 /** Claims up to `limit` due refunds for `leaseId` until `leaseUntil` (wall clock); another worker skips them. */
-export async function claimDueRefunds(
-  q: Queryable,
-  c: { orgId: number; orgNow: Date; wallNow: Date; leaseId: string; leaseUntil: Date; limit: number },
-): Promise<RefundRecord[]> {
-  const { rows } = await q.query<{ id: string }>(
-    `UPDATE credit_note_refunds SET lease_id = $4, lease_until = $5
-      WHERE id IN (SELECT id FROM credit_note_refunds
-                    WHERE org_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3)
-                    ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
-      RETURNING id`,
-    [c.orgId, c.orgNow, c.wallNow, c.leaseId, c.leaseUntil, c.limit],
-  );
-  if (rows.length === 0) return [];
-  const claimed = await q.query<RefundRow>(`${REFUND_SELECT} WHERE r.org_id = $1 AND r.id = ANY($2::bigint[]) ORDER BY r.id`, [c.orgId, rows.map((r) => r.id)]);
+export async function claimDueRefunds(q: Queryable, c: Claim): Promise<RefundRecord[]> {
+  const ids = await claimDueIds(q, "credit_note_refunds", c);
+  if (ids.length === 0) return [];
+  const claimed = await q.query<RefundRow>(`${REFUND_SELECT} WHERE r.org_id = $1 AND r.id = ANY($2::bigint[]) ORDER BY r.id`, [c.orgId, ids]);
   return claimed.rows.map(toRefund);
 }
 
-export async function releaseRefundClaim(q: Queryable, id: number, leaseId: string): Promise<void> {
-  await q.query("UPDATE credit_note_refunds SET lease_id = NULL, lease_until = NULL WHERE id = $1 AND lease_id = $2", [id, leaseId]);
-}
+export const releaseRefundClaim = (q: Queryable, id: number, leaseId: string): Promise<void> => releaseClaimOf(q, "credit_note_refunds", id, leaseId);
 
 /** The refund locked for recording an attempt, if `leaseId` still holds it. */
 export async function lockClaimedRefund(tx: Queryable, orgId: number, id: number, leaseId: string): Promise<RefundRecord | null> {

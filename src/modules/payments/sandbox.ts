@@ -64,24 +64,15 @@ export class SandboxProvider implements PaymentProvider {
       case "charge":
         return this.replay(await store.insertSandboxCharge(this.db, r.orgId, { ...base, outcome: "succeeded", errorCode: null }), r, false);
       case "decline":
-        return this.replay(await store.insertSandboxCharge(this.db, r.orgId, { ...base, outcome: "declined", errorCode: behaviour.errorCode }), r, false, behaviour.message);
-      case "transient":
-        return this.replay(
-          await store.insertSandboxCharge(this.db, r.orgId, { ...base, outcome: "transient_failure", errorCode: behaviour.errorCode }),
-          r,
-          false,
-          behaviour.message,
-        );
+      case "transient": {
+        const outcome = behaviour.kind === "decline" ? "declined" : "transient_failure";
+        const row = await store.insertSandboxCharge(this.db, r.orgId, { ...base, outcome, errorCode: behaviour.errorCode });
+        return this.replay(row, r, false, behaviour.message);
+      }
       case "charge_then_hang": {
         // The money moves; the answer is lost on the way back.
         await store.insertSandboxCharge(this.db, r.orgId, { ...base, outcome: "succeeded", errorCode: null });
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) return resolve();
-          const timer = setTimeout(resolve, this.hangCapMs);
-          timer.unref();
-          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-        });
-        return { outcome: "timeout", errorCode: "timeout", message: "the sandbox did not answer" };
+        return this.hang(signal);
       }
       default: {
         const never: never = behaviour;
@@ -144,13 +135,7 @@ export class SandboxProvider implements PaymentProvider {
       case "charge_then_hang": {
         // The money goes back; the answer is lost on the way.
         await refundStore.insertSandboxRefund(this.db, r.orgId, { ...base, outcome: "succeeded", errorCode: null });
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) return resolve();
-          const timer = setTimeout(resolve, this.hangCapMs);
-          timer.unref();
-          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-        });
-        return { outcome: "timeout", errorCode: "timeout", message: "the sandbox did not answer" };
+        return this.hang(signal);
       }
       default: {
         const never: never = behaviour;
@@ -171,6 +156,17 @@ export class SandboxProvider implements PaymentProvider {
       message: message ?? (x.outcome === "declined" ? "declined" : "processing error; nothing was refunded"),
       replayed,
     };
+  }
+
+  /** No answer until the caller gives up (`signal`), or `hangCapMs` at most: a timeout, whatever was done. */
+  private async hang(signal: AbortSignal): Promise<{ outcome: "timeout"; errorCode: string; message: string }> {
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = setTimeout(resolve, this.hangCapMs);
+      timer.unref();
+      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    });
+    return { outcome: "timeout", errorCode: "timeout", message: "the sandbox did not answer" };
   }
 
   /** The refund ledger for one credit note (tests and support). */

@@ -279,42 +279,62 @@ export async function attemptsOf(q: Queryable, orgId: number, paymentId: number)
 
 // ---- the worker -----------------------------------------------------------------------------------
 
-/** Organizations with a payment due at some point, and their earliest due time. */
-export async function organizationsWithDuePayments(q: Queryable): Promise<{ orgId: number; earliest: Date }[]> {
+// Payments and credit note refunds (refunds_store.ts) are claimed alike: a row is due at
+// next_attempt_at (the organization's clock) and held by lease_id until lease_until (the wall clock).
+type LeasedTable = "payments" | "credit_note_refunds";
+
+/** What one claim asks for: up to `limit` rows of `orgId` due by `orgNow`, held until `leaseUntil`. */
+export interface Claim {
+  readonly orgId: number;
+  readonly orgNow: Date;
+  readonly wallNow: Date;
+  readonly leaseId: string;
+  readonly leaseUntil: Date;
+  readonly limit: number;
+}
+
+/** Organizations with a row due at some point (or a claim expired), and their earliest due time. */
+export async function organizationsWithDue(q: Queryable, table: LeasedTable): Promise<{ orgId: number; earliest: Date }[]> {
   const { rows } = await q.query<{ org_id: number; earliest: Date }>(
-    "SELECT org_id, min(next_attempt_at) AS earliest FROM payments WHERE next_attempt_at IS NOT NULL GROUP BY org_id ORDER BY org_id",
+    `SELECT org_id, min(next_attempt_at) AS earliest FROM ${table} WHERE next_attempt_at IS NOT NULL GROUP BY org_id ORDER BY org_id`,
   );
   return rows.map((r) => ({ orgId: Number(r.org_id), earliest: new Date(r.earliest) }));
 }
 
 /**
- * Claims up to `limit` of the organization's payments due by `orgNow` that no live claim holds
- * (`FOR UPDATE SKIP LOCKED`: processes share the work). The claim lasts until `leaseUntil`.
+ * Claims up to `limit` of the organization's rows due by `orgNow` that no live claim holds
+ * (`FOR UPDATE SKIP LOCKED`: processes share the work); answers their ids.
  */
-export async function claimDue(
-  q: Queryable,
-  c: { orgId: number; orgNow: Date; wallNow: Date; leaseId: string; leaseUntil: Date; limit: number },
-): Promise<PaymentRecord[]> {
+export async function claimDueIds(q: Queryable, table: LeasedTable, c: Claim): Promise<string[]> {
   const { rows } = await q.query<{ id: string }>(
-    `UPDATE payments SET lease_id = $4, lease_until = $5
-      WHERE id IN (SELECT id FROM payments
+    `UPDATE ${table} SET lease_id = $4, lease_until = $5
+      WHERE id IN (SELECT id FROM ${table}
                     WHERE org_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3)
                     ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
       RETURNING id`,
     [c.orgId, c.orgNow, c.wallNow, c.leaseId, c.leaseUntil, c.limit],
   );
-  if (rows.length === 0) return [];
-  const claimed = await q.query<PaymentRow>(`SELECT ${PAYMENT_COLUMNS} FROM ${PAYMENT_FROM} WHERE p.org_id = $1 AND p.id = ANY($2::bigint[]) ORDER BY p.id`, [
-    c.orgId,
-    rows.map((r) => r.id),
-  ]);
+  return rows.map((r) => r.id);
+}
+
+/** Gives a claim back unused (shutdown): the row is due again at once. */
+export async function releaseClaimOf(q: Queryable, table: LeasedTable, id: number, leaseId: string): Promise<void> {
+  await q.query(`UPDATE ${table} SET lease_id = NULL, lease_until = NULL WHERE id = $1 AND lease_id = $2`, [id, leaseId]);
+}
+
+/** Organizations with a payment due at some point, and their earliest due time. */
+export const organizationsWithDuePayments = (q: Queryable): Promise<{ orgId: number; earliest: Date }[]> => organizationsWithDue(q, "payments");
+
+/** Claims due payments (see `claimDueIds`); the claim lasts until `leaseUntil`. */
+export async function claimDue(q: Queryable, c: Claim): Promise<PaymentRecord[]> {
+  const ids = await claimDueIds(q, "payments", c);
+  if (ids.length === 0) return [];
+  const claimed = await q.query<PaymentRow>(`SELECT ${PAYMENT_COLUMNS} FROM ${PAYMENT_FROM} WHERE p.org_id = $1 AND p.id = ANY($2::bigint[]) ORDER BY p.id`, [c.orgId, ids]);
   return claimed.rows.map(toPayment);
 }
 
 /** Gives a claim back unused (shutdown): the payment is due again at once, with the same key. */
-export async function releaseClaim(q: Queryable, id: number, leaseId: string): Promise<void> {
-  await q.query("UPDATE payments SET lease_id = NULL, lease_until = NULL WHERE id = $1 AND lease_id = $2", [id, leaseId]);
-}
+export const releaseClaim = (q: Queryable, id: number, leaseId: string): Promise<void> => releaseClaimOf(q, "payments", id, leaseId);
 
 /** The payment locked for recording an attempt, if `leaseId` still holds it. */
 export async function lockClaimed(tx: Queryable, orgId: number, id: number, leaseId: string): Promise<PaymentRecord | null> {

@@ -1,5 +1,5 @@
+import { BackgroundLoop, claimRounds, leaseUntil } from "../../shared/background_loop.ts";
 import { deadline } from "../../shared/deadline.ts";
-import crypto from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Db } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
@@ -27,11 +27,6 @@ export interface PaymentRun {
   timeout: number;
 }
 
-/** A claim outlives the attempt's timeout by this much before another worker may take the payment. */
-const LEASE_MARGIN_MS = 60_000;
-/** Claims per organization and run at most, so a run ends. */
-const MAX_ROUNDS = 100;
-
 /**
  * Attempts due payments, outside any transaction: claims them (`FOR UPDATE SKIP LOCKED`, a lease
  * by the wall clock), asks the provider with a timeout, and hands the answer to
@@ -41,10 +36,7 @@ const MAX_ROUNDS = 100;
  * attempted again with the same idempotency key: the provider answers what it did.
  */
 export class PaymentWorker {
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private kickTimer: ReturnType<typeof setTimeout> | null = null;
-  private tail: Promise<unknown> = Promise.resolve();
-  private readonly shutdown = new AbortController();
+  private readonly loop: BackgroundLoop<PaymentRun>;
   private readonly batchSize: number;
 
   constructor(
@@ -56,27 +48,16 @@ export class PaymentWorker {
     private readonly options: PaymentWorkerOptions,
   ) {
     this.batchSize = options.batchSize ?? 16;
+    this.loop = new BackgroundLoop(() => this.runOnce(undefined), { pollMs: options.pollMs, onError: options.onError });
   }
 
   start(): void {
-    if (this.timer !== null || this.shutdown.signal.aborted) return;
-    this.timer = setInterval(() => this.background(), this.options.pollMs);
-    this.timer.unref();
-    this.kick();
+    this.loop.start();
   }
 
   /** Looks for due payments shortly (after a finalization: by then the caller has usually committed). */
   kick(): void {
-    if (this.timer === null || this.kickTimer !== null) return;
-    this.kickTimer = setTimeout(() => {
-      this.kickTimer = null;
-      this.background();
-    }, 20);
-    this.kickTimer.unref();
-  }
-
-  private background(): void {
-    this.runDue().catch((err) => this.options.onError?.(err));
+    this.loop.kick();
   }
 
   /**
@@ -84,41 +65,27 @@ export class PaymentWorker {
    * their attempts are recorded. Runs in this process never overlap.
    */
   runDue(opts: { orgId?: number } = {}): Promise<PaymentRun> {
-    const run = this.tail.then(() => this.runOnce(opts.orgId));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.loop.serial(() => this.runOnce(opts.orgId));
   }
 
   /** Stops looking, abandons attempts in flight (their payments are due again at once, same key) and waits for the run to end. */
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    if (this.kickTimer !== null) clearTimeout(this.kickTimer);
-    this.timer = this.kickTimer = null;
-    this.shutdown.abort();
-    await this.tail;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   private async runOnce(onlyOrg: number | undefined): Promise<PaymentRun> {
     const run: PaymentRun = { attempted: 0, succeeded: 0, declined: 0, transient_failure: 0, timeout: 0 };
-    for (const { orgId, earliest } of await store.organizationsWithDuePayments(this.db)) {
-      if (onlyOrg !== undefined && orgId !== onlyOrg) continue;
-      if (earliest.getTime() > this.clock.now(orgId)) continue;
-      for (let round = 0; round < MAX_ROUNDS && !this.shutdown.signal.aborted; round++) {
-        const wallNow = this.wallClock.now();
-        const leaseId = crypto.randomUUID();
-        const claimed = await store.claimDue(this.db, {
-          orgId,
-          orgNow: new Date(this.clock.now(orgId)),
-          wallNow: new Date(wallNow),
-          leaseId,
-          leaseUntil: new Date(wallNow + this.options.timeoutMs + LEASE_MARGIN_MS),
-          limit: this.batchSize,
-        });
-        if (claimed.length === 0) break;
-        await Promise.all(claimed.map((p) => this.attempt(p, leaseId, run)));
-        if (claimed.length < this.batchSize) break;
-      }
-    }
+    await claimDuePerOrganization({
+      organizations: await store.organizationsWithDuePayments(this.db),
+      onlyOrg,
+      clock: this.clock,
+      wallClock: this.wallClock,
+      signal: this.loop.signal,
+      timeoutMs: this.options.timeoutMs,
+      batchSize: this.batchSize,
+      claim: (c) => store.claimDue(this.db, c),
+      attempt: (p, leaseId) => this.attempt(p, leaseId, run),
+    });
     return run;
   }
 
@@ -149,8 +116,6 @@ export class PaymentWorker {
     if (provider === undefined) {
       return { outcome: "transient_failure", errorCode: "provider_not_configured", message: `this server has no payment provider ${JSON.stringify(p.provider)}` };
     }
-    const guard = deadline(this.options.timeoutMs, this.shutdown.signal);
-    const signal = guard.signal;
     const request = {
       orgId: p.orgId,
       paymentId: p.lagoId,
@@ -160,23 +125,69 @@ export class PaymentWorker {
       paymentMethod: p.providerCustomerId,
       idempotencyKey: p.idempotencyKey,
     };
-    const gaveUp = new Promise<"gave_up">((resolve) => {
-      if (signal.aborted) resolve("gave_up");
-      else signal.addEventListener("abort", () => resolve("gave_up"), { once: true });
-    });
-    let answer: ChargeResult | "gave_up";
-    try {
-      answer = await Promise.race([provider.charge(request, signal), gaveUp]);
-    } catch (err) {
-      // The request may have reached the provider: its outcome is unknown, like a timeout's.
-      if (this.shutdown.signal.aborted) return "abandoned";
-      const message = (err as Error)?.message ?? String(err);
-      return { outcome: "timeout", errorCode: "provider_error", message: message.slice(0, 500) };
-    } finally {
-      guard.clear();
-    }
-    if (answer !== "gave_up") return answer;
-    if (this.shutdown.signal.aborted) return "abandoned";
-    return { outcome: "timeout", errorCode: "timeout", message: `no answer from the provider within ${this.options.timeoutMs} ms` };
+    return askProvider((signal) => provider.charge(request, signal), this.loop.signal, this.options.timeoutMs);
+  }
+}
+
+/** An attempt that got no answer in time, or failed in flight: the provider may have acted, the outcome is unknown. */
+type NoAnswer = { readonly outcome: "timeout"; readonly errorCode: string; readonly message: string };
+
+/**
+ * Asks a provider (`call`) within `timeoutMs`: its answer, a timeout when none came in time (its
+ * call is then aborted and its answer not read), or "abandoned" when `shutdown` aborted first.
+ * Charges and refunds alike.
+ */
+export async function askProvider<R>(call: (signal: AbortSignal) => Promise<R>, shutdown: AbortSignal, timeoutMs: number): Promise<R | NoAnswer | "abandoned"> {
+  const guard = deadline(timeoutMs, shutdown);
+  const signal = guard.signal;
+  const gaveUp = new Promise<"gave_up">((resolve) => {
+    if (signal.aborted) resolve("gave_up");
+    else signal.addEventListener("abort", () => resolve("gave_up"), { once: true });
+  });
+  let answer: R | "gave_up";
+  try {
+    answer = await Promise.race([call(signal), gaveUp]);
+  } catch (err) {
+    // The request may have reached the provider: its outcome is unknown, like a timeout's.
+    if (shutdown.aborted) return "abandoned";
+    const message = (err as Error)?.message ?? String(err);
+    return { outcome: "timeout", errorCode: "provider_error", message: message.slice(0, 500) };
+  } finally {
+    guard.clear();
+  }
+  if (answer !== "gave_up") return answer;
+  if (shutdown.aborted) return "abandoned";
+  return { outcome: "timeout", errorCode: "timeout", message: `no answer from the provider within ${timeoutMs} ms` };
+}
+
+/**
+ * Claims and attempts due rows organization by organization: those whose earliest due time has
+ * come by the organization's clock (test clocks included), all or only `onlyOrg`. Rows are due by
+ * the organization's clock; claims are leased by the wall clock (`wallClock`), as every process
+ * shares it.
+ */
+export async function claimDuePerOrganization<C>(p: {
+  organizations: readonly { orgId: number; earliest: Date }[];
+  onlyOrg: number | undefined;
+  clock: Clock;
+  wallClock: Clock;
+  signal: AbortSignal;
+  timeoutMs: number;
+  batchSize: number;
+  claim: (c: store.Claim) => Promise<readonly C[]>;
+  attempt: (claimed: C, leaseId: string) => Promise<void>;
+}): Promise<void> {
+  for (const { orgId, earliest } of p.organizations) {
+    if (p.onlyOrg !== undefined && orgId !== p.onlyOrg) continue;
+    if (earliest.getTime() > p.clock.now(orgId)) continue;
+    await claimRounds(
+      p.signal,
+      p.batchSize,
+      (leaseId) => {
+        const wallNow = p.wallClock.now();
+        return p.claim({ orgId, orgNow: new Date(p.clock.now(orgId)), wallNow: new Date(wallNow), leaseId, leaseUntil: leaseUntil(wallNow, p.timeoutMs), limit: p.batchSize });
+      },
+      p.attempt,
+    );
   }
 }

@@ -1,5 +1,5 @@
+import { BackgroundLoop, claimRounds, leaseUntil } from "../../shared/background_loop.ts";
 import { deadline } from "../../shared/deadline.ts";
-import crypto from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Db } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
@@ -37,10 +37,6 @@ export interface DeliveryRun {
 const USER_AGENT = "ValueVerse-Webhooks/1.0";
 /** How much of a receiver's answer is kept on the delivery record. */
 const RESPONSE_KEPT = 2000;
-/** A claim outlives the attempt's timeout by this much before another worker may take the row. */
-const LEASE_MARGIN_MS = 60_000;
-/** Claims per run at most, so one run ends even when retries fall due as fast as they are made. */
-const MAX_ROUNDS = 100;
 
 /**
  * Sends the outbox. Each run claims due deliveries (`FOR UPDATE SKIP LOCKED`, so several processes
@@ -52,11 +48,7 @@ const MAX_ROUNDS = 100;
  * delivery is sent again: at least once, deduplicated by receivers on `X-Lago-Unique-Key`.
  */
 export class DeliveryWorker {
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private kickTimer: ReturnType<typeof setTimeout> | null = null;
-  private tail: Promise<unknown> = Promise.resolve();
-  private queued: Promise<DeliveryRun> | null = null;
-  private readonly shutdown = new AbortController();
+  private readonly loop: BackgroundLoop<DeliveryRun>;
   private readonly batchSize: number;
 
   constructor(
@@ -67,28 +59,17 @@ export class DeliveryWorker {
     private readonly options: DeliveryWorkerOptions,
   ) {
     this.batchSize = options.batchSize ?? 16;
+    this.loop = new BackgroundLoop(() => this.runOnce(), { pollMs: options.pollMs, coalesce: true, onError: options.onError });
   }
 
   /** Starts the background loop. */
   start(): void {
-    if (this.timer !== null || this.shutdown.signal.aborted) return;
-    this.timer = setInterval(() => this.background(), this.options.pollMs);
-    this.timer.unref();
-    this.kick();
+    this.loop.start();
   }
 
   /** Looks for due deliveries shortly (after an enqueue: by then the caller has usually committed). */
   kick(): void {
-    if (this.timer === null || this.kickTimer !== null) return;
-    this.kickTimer = setTimeout(() => {
-      this.kickTimer = null;
-      this.background();
-    }, 20);
-    this.kickTimer.unref();
-  }
-
-  private background(): void {
-    this.deliverDue().catch((err) => this.options.onError?.(err));
+    this.loop.kick();
   }
 
   /**
@@ -96,35 +77,25 @@ export class DeliveryWorker {
    * Runs in this process never overlap: a call during a run is served by the next one.
    */
   deliverDue(): Promise<DeliveryRun> {
-    if (this.queued !== null) return this.queued;
-    const run = this.tail.then(() => {
-      this.queued = null;
-      return this.runOnce();
-    });
-    this.queued = run;
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.loop.run();
   }
 
   /** Stops looking, abandons attempts in flight (their deliveries are due again at once) and waits for the run to end. */
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    if (this.kickTimer !== null) clearTimeout(this.kickTimer);
-    this.timer = this.kickTimer = null;
-    this.shutdown.abort();
-    await this.tail;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   private async runOnce(): Promise<DeliveryRun> {
     const run: DeliveryRun = { attempted: 0, succeeded: 0, retrying: 0, failed: 0 };
-    for (let round = 0; round < MAX_ROUNDS && !this.shutdown.signal.aborted; round++) {
-      const now = this.clock.now();
-      const leaseId = crypto.randomUUID();
-      const claimed = await store.claimDue(this.db, new Date(now), leaseId, new Date(now + this.options.timeoutMs + LEASE_MARGIN_MS), this.batchSize);
-      if (claimed.length === 0) break;
-      await Promise.all(claimed.map((d) => this.attempt(d, leaseId, run)));
-      if (claimed.length < this.batchSize) break;
-    }
+    await claimRounds(
+      this.loop.signal,
+      this.batchSize,
+      (leaseId) => {
+        const now = this.clock.now();
+        return store.claimDue(this.db, new Date(now), leaseId, leaseUntil(now, this.options.timeoutMs), this.batchSize);
+      },
+      (d, leaseId) => this.attempt(d, leaseId, run),
+    );
     return run;
   }
 
@@ -171,7 +142,7 @@ export class DeliveryWorker {
   }
 
   private async post(d: store.ClaimedDelivery, signature: string): Promise<{ httpStatus: number | null; response: string | null; error: string | null } | "abandoned"> {
-    const guard = deadline(this.options.timeoutMs, this.shutdown.signal);
+    const guard = deadline(this.options.timeoutMs, this.loop.signal);
     const signal = guard.signal;
     try {
       const res = await post(
@@ -190,7 +161,7 @@ export class DeliveryWorker {
       const ok = res.status >= 200 && res.status < 300;
       return { httpStatus: res.status, response: res.body, error: ok ? null : `HTTP ${res.status}` };
     } catch (err) {
-      if (this.shutdown.signal.aborted) return "abandoned";
+      if (this.loop.signal.aborted) return "abandoned";
       return { httpStatus: null, response: null, error: describeFailure(err, this.options.timeoutMs) };
     } finally {
       guard.clear();
