@@ -158,9 +158,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // Rollups keep the pricing group keys of the charges on each metric (after the plan write; a
   // failure only leaves grouped usage on raw events, exact but slower).
   metering.boundRollupGroupKeys(config.rollupGroupMaxRowsPercent / 100);
-  catalog.onChargesChange((orgId, metricIds) =>
-    metering.syncRollupGroupKeys(orgId, metricIds).catch((err: unknown) => http.log.warn({ err, orgId }, "rollup group keys not synced")),
-  );
+  const syncGroupKeys = (orgId: number, metricIds: readonly number[]) =>
+    metering.syncRollupGroupKeys(orgId, metricIds).catch((err: unknown) => http.log.warn({ err, orgId }, "rollup group keys not synced"));
+  catalog.onChargesChange(syncGroupKeys);
+  // Subscriptions' plan_overrides may group a charge by other keys.
+  subscriptions.onOverridesChange(syncGroupKeys);
   registerUnmatchedGauge(metrics.registry, metering);
   // Current usage shows the taxes its invoice would bear.
   metering.taxUsageWith(async (orgId, customer, plan, charges) =>

@@ -390,7 +390,7 @@ describe(`grouped usage, past usage and invoices on ${DB_KIND}`, () => {
     ]);
   });
 
-  it("a key only a subscription override prices by is read from raw events, exactly", async () => {
+  it("a subscription override's group key is taken into the rollups when it is written; a key they lack is read from raw events, exactly", async () => {
     const org = await newOrg();
     await org.freeze("2024-03-01T00:00:00Z");
     const calls = await org.metric({ code: uid("calls"), aggregation_type: "count_agg" });
@@ -399,10 +399,12 @@ describe(`grouped usage, past usage and invoices on ${DB_KIND}`, () => {
     const s = await org.subscribe(plan.code, "2024-03-01T00:00:00Z", {
       plan_overrides: { charges: [{ id: chargeId, properties: { amount: "2", pricing_group_keys: ["model"] } }] },
     });
+    // POST /subscriptions with the override synced the metric's keys before it answered.
+    expect(await groupKeysOf(org.orgId, calls.code)).toEqual(["model", "region"]);
     await org.freeze("2024-03-10T00:00:00Z");
     const at = T("2024-03-02T00:00:00Z");
     await org.send(s.sub, [
-      ...Array.from({ length: 3 }, (_, i) => ({ code: calls.code, at: at + i * 3_600_000, properties: { model: "gpt", region: "eu" } })),
+      ...Array.from({ length: 3 }, (_, i) => ({ code: calls.code, at: at + i * 3_600_000, properties: { model: "gpt", region: "eu", tier: "pro" } })),
       { code: calls.code, at: at + 5 * 3_600_000, properties: { model: "claude", region: "eu" } },
     ]);
     const usage = await org.usage(s);
@@ -410,11 +412,23 @@ describe(`grouped usage, past usage and invoices on ${DB_KIND}`, () => {
       [{ model: "claude" }, "1", 200],
       [{ model: "gpt" }, "3", 600],
     ]);
-    // A plan write on the metric takes the override's key into the rollups (same answer, now from them).
-    await org.api("PUT", `/api/v1/plans/${plan.code}`, { plan: { name: "Usage 2" } });
-    expect(await groupKeysOf(org.orgId, calls.code)).toEqual(["model", "region"]);
     await expectRollupsExact(org.orgId);
+
+    // Rollups without the key (as before a sync): the same answer, from raw events.
+    await t.db.query("UPDATE billable_metrics SET rollup_group_keys = '[\"region\"]'::jsonb WHERE org_id = $1 AND code = $2", [org.orgId, calls.code]);
     expect(await org.usage(s)).toEqual(usage);
+
+    // PUT /subscriptions with another key: synced (and the rollups rebuilt) before it answers.
+    await org.api("PUT", `/api/v1/subscriptions/${s.sub}`, {
+      subscription: { plan_overrides: { charges: [{ id: chargeId, properties: { amount: "2", pricing_group_keys: ["tier"] } }] } },
+    });
+    expect(await groupKeysOf(org.orgId, calls.code)).toEqual(["region", "tier"]);
+    await expectRollupsExact(org.orgId);
+    const byTier = await org.usage(s);
+    expect(byTier.charges_usage[0].grouped_usage.map((g: any) => [g.grouped_by, g.units, g.amount_cents])).toEqual([
+      [{ tier: "pro" }, "3", 600],
+      [{ tier: null }, "1", 200],
+    ]);
   });
 });
 

@@ -59,6 +59,8 @@ export interface SubscriptionServiceOptions {
  * start or a downgrade falling due) or was terminated (DELETE, an upgrade, `ending_at`, a downgrade,
  * its customer's deletion): another module's share of the change (webhooks, ...).
  */
+/** Runs after a write of `plan_overrides` committed, before the API answers: the metrics of the plan's charges. */
+export type OverridesChangeListener = (orgId: number, metricIds: readonly number[]) => Promise<void>;
 export type SubscriptionTransitionListener = (tx: Queryable, transition: "started" | "terminated", subscription: SubscriptionView) => Promise<unknown>;
 
 const TAKEN = "value_already_exist";
@@ -94,6 +96,7 @@ export class SubscriptionService {
   /** The Subscription (effective plan applied) built for a cached row, while its plan object is current. */
   private readonly withPlans = new WeakMap<StoredSubscription, Subscription>();
   private readonly transitionListeners: SubscriptionTransitionListener[] = [];
+  private readonly overridesListeners: OverridesChangeListener[] = [];
   /** Where GET /subscriptions reads: a read replica when configured (may lag), else the primary. */
   private reads: Queryable | null = null;
 
@@ -258,6 +261,7 @@ export class SubscriptionService {
       }),
     );
     await this.invalidate(orgId, [d.externalId]);
+    if (patch !== undefined) await this.overridesChanged(orgId, plan!);
     return this.viewById(orgId, subscriptionId, now);
   }
 
@@ -334,6 +338,7 @@ export class SubscriptionService {
       await this.settleLocked(tx, orgId, externalId, now);
     });
     await this.invalidate(orgId, [externalId]);
+    if (patch !== undefined) await this.overridesChanged(orgId, await this.basePlanOf(target));
     return this.viewById(orgId, target.id, now);
   }
 
@@ -365,6 +370,16 @@ export class SubscriptionService {
   }
 
   /** Work another module does, in the same transaction, when a subscription starts or is terminated. */
+  /** Work another module does once `plan_overrides` were written (metering keeps the charges' group keys in its rollups). */
+  onOverridesChange(listener: OverridesChangeListener): void {
+    this.overridesListeners.push(listener);
+  }
+
+  private async overridesChanged(orgId: number, plan: Plan): Promise<void> {
+    const metricIds = [...new Set(plan.charges.map((c) => c.metric.id))];
+    for (const listener of this.overridesListeners) await listener(orgId, metricIds);
+  }
+
   onTransition(listener: SubscriptionTransitionListener): void {
     this.transitionListeners.push(listener);
   }
