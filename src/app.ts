@@ -142,12 +142,14 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   customers.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
   catalog.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
   const subscriptions = new SubscriptionService(db, clock, catalog, customers, { cache });
+  subscriptions.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
   customers.onDelete((tx, customer) => subscriptions.endCustomerSubscriptions(tx, customer));
   customers.onCommitted((customer) => subscriptions.customerChanged(customer));
   // A renamed or deleted tax code leaves the plans and customers that listed it: their cached copies go.
   taxes.onRetargeted(async (orgId, changed) => {
     await catalog.plansChanged(orgId, changed.plans);
     for (const c of await customers.findByIds(orgId, changed.customerIds)) await subscriptions.customerChanged(c);
+    await subscriptions.overridesRetargeted(orgId, changed.subscriptionExternalIds);
   });
   customers.lockCurrencyWhen((tx, customer) => subscriptions.customerHasLiveSubscriptions(tx, customer));
   // Future starts, ending_at and scheduled downgrades that a clock move makes due, before PUT /test_clock answers.

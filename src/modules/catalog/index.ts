@@ -7,6 +7,7 @@ export {
   type MetricChange,
   type MetricChangeListener,
   type ChargesChangeListener,
+  type TaxCodeCheck,
   type MetricView,
   type Page,
   type Paged,
@@ -39,4 +40,9 @@ export {
   readProperties,
   type Checked,
   type FilterDraft,
+  type CommitmentDraft,
+  type ThresholdDraft,
+  planExtrasOf,
+  readCommitment,
+  readThresholds,
 } from "./core/index.ts";

@@ -5,9 +5,11 @@ import type { Clock } from "../../shared/clock.ts";
 import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import { Cache } from "../cache/index.ts";
 import type { CatalogService, Plan } from "../catalog/index.ts";
+import type { TaxCodeCheck } from "../catalog/index.ts";
 import { type Customer, type CustomerService, applicableTimezone } from "../customers/index.ts";
 import {
   type PeriodBounds,
+  type PlanOverrides,
   type PlanOverridesPatch,
   type StoredSubscription,
   type SubscriptionListQuery,
@@ -97,6 +99,7 @@ export class SubscriptionService {
   private readonly withPlans = new WeakMap<StoredSubscription, Subscription>();
   private readonly transitionListeners: SubscriptionTransitionListener[] = [];
   private readonly overridesListeners: OverridesChangeListener[] = [];
+  private taxCodeCheck: TaxCodeCheck | null = null;
   /** Where GET /subscriptions reads: a read replica when configured (may lag), else the primary. */
   private reads: Queryable | null = null;
 
@@ -177,7 +180,7 @@ export class SubscriptionService {
       if (Object.keys(errors).length === 1 && errors["plan_code"]?.[0] === "plan_not_found") throw notFound("plan", d.planCode);
       fail(errors);
     }
-    const overrides = patch === undefined ? null : mergeOverrides(null, patch);
+    const overrides = patch === undefined ? null : mergeOverrides(null, patch, { newId: this.newId, now });
     const requested = effectivePlan(plan!, overrides);
 
     const customer =
@@ -193,6 +196,7 @@ export class SubscriptionService {
         // Another customer's live subscription holds this external_id (unique per organization).
         if (current === undefined && rows.some(isLive)) fail({ external_id: [TAKEN] });
         await this.customers.ensureCurrency(tx, fresh, requested.amountCurrency);
+        if (patch !== undefined) await this.checkOverrideTaxCodes(tx, orgId, patch);
 
         if (current === undefined) {
           const status = initialStatus(d.subscriptionAt, now, applicableTimezone(fresh));
@@ -306,7 +310,7 @@ export class SubscriptionService {
     const target = pickForUpdate(rows, status);
     if (target === undefined) throw notFound("subscription", externalId);
     const { value: d, errors } = readUpdateInput(raw, now, target.subscriptionAt, target.status === "pending" && target.previousId === null);
-    const patch = d.planOverrides !== undefined ? this.readOverrides(d.planOverrides, await this.basePlanOf(target), errors) : undefined;
+    const patch = d.planOverrides !== undefined ? this.readOverrides(d.planOverrides, await this.basePlanOf(target), errors, target.overrides) : undefined;
     if (Object.keys(errors).length > 0) fail(errors);
 
     await this.db.transaction(async (tx) => {
@@ -315,8 +319,9 @@ export class SubscriptionService {
       await store.lockGroup(tx, orgId, externalId);
       const locked = (await this.settleLocked(tx, orgId, externalId, now)).find((r) => r.id === target.id);
       if (locked === undefined || !isLive(locked)) throw notFound("subscription", externalId);
-      const overrides = patch === undefined ? locked.overrides : mergeOverrides(locked.overrides, patch);
+      const overrides = patch === undefined ? locked.overrides : mergeOverrides(locked.overrides, patch, { newId: this.newId, now });
       if (patch !== undefined) {
+        await this.checkOverrideTaxCodes(tx, orgId, patch);
         const plan = effectivePlan(await this.basePlanOf(locked), overrides);
         await this.customers.ensureCurrency(tx, (await this.customers.findById(orgId, customer.id, tx))!, plan.amountCurrency);
       }
@@ -380,6 +385,16 @@ export class SubscriptionService {
     for (const listener of this.overridesListeners) await listener(orgId, metricIds);
   }
 
+  /** How `plan_overrides` tax codes are checked (the taxes module's rule, as for plans and customers). */
+  checkTaxCodesWith(check: TaxCodeCheck): void {
+    this.taxCodeCheck = check;
+  }
+
+  /** taxes.onRetargeted: subscriptions whose stored overrides named a renamed or deleted tax code are read afresh. */
+  async overridesRetargeted(orgId: number, externalIds: readonly string[]): Promise<void> {
+    if (externalIds.length > 0) await this.invalidate(orgId, externalIds);
+  }
+
   onTransition(listener: SubscriptionTransitionListener): void {
     this.transitionListeners.push(listener);
   }
@@ -437,11 +452,20 @@ export class SubscriptionService {
   // ---------------------------------------------------------------------------------------------
   // Internals
 
-  private readOverrides(raw: Record<string, unknown>, plan: Plan, errors: FieldErrors): PlanOverridesPatch | undefined {
-    const read = readPlanOverrides(raw, plan);
+  private readOverrides(raw: Record<string, unknown>, plan: Plan, errors: FieldErrors, current: PlanOverrides | null = null): PlanOverridesPatch | undefined {
+    const read = readPlanOverrides(raw, plan, "plan_overrides.", current);
     if (read.ok) return read.value;
     Object.assign(errors, read.errors);
     return undefined;
+  }
+
+  /** Unknown tax codes in `plan_overrides` get the catalog's 422 (`tax_not_found`), named under `plan_overrides.`. */
+  private async checkOverrideTaxCodes(tx: Queryable, orgId: number, patch: PlanOverridesPatch): Promise<void> {
+    const fields = new Map<string, readonly string[]>();
+    if (patch.taxCodes) fields.set("plan_overrides.tax_codes", patch.taxCodes);
+    const commitmentTaxes = patch.minimumCommitment?.taxCodes ?? [];
+    if (commitmentTaxes.length > 0) fields.set("plan_overrides.minimum_commitment.tax_codes", commitmentTaxes);
+    if (fields.size > 0) await this.taxCodeCheck?.(tx, orgId, fields);
   }
 
   /** The customer, row-locked while live (a concurrent deletion either sees this write or wins: 404). */

@@ -77,6 +77,8 @@ export async function taxesByCodes(q: Queryable, orgId: number, codes: readonly 
 export interface Retargeted {
   plans: { id: number; code: string }[];
   customerIds: number[];
+  /** External ids of subscriptions whose `plan_overrides` (taxes, commitment taxes) listed the code. */
+  subscriptionExternalIds: string[];
 }
 
 /**
@@ -100,12 +102,30 @@ export async function retargetCode(q: Queryable, orgId: number, from: string, to
       WHERE org_id = $1 AND minimum_commitment -> 'tax_codes' ? $2 RETURNING id`,
     params,
   );
+  // Subscriptions' plan_overrides: their own tax codes and their commitment's.
+  const retargetAt = (path: string) =>
+    `jsonb_set(plan_overrides, '${path}', coalesce(
+        (SELECT jsonb_agg(CASE WHEN c = $2 THEN to_jsonb($3::text) ELSE to_jsonb(c) END ORDER BY n)
+           FROM jsonb_array_elements_text(plan_overrides #> '${path}') WITH ORDINALITY AS t(c, n)
+          WHERE c <> $2 OR $3::text IS NOT NULL), '[]'::jsonb))`;
+  const overridden: string[] = [];
+  for (const path of ["{tax_codes}", "{minimum_commitment,tax_codes}"]) {
+    const res = await q.query<{ external_id: string }>(
+      `UPDATE subscriptions SET plan_overrides = ${retargetAt(path)} WHERE org_id = $1 AND plan_overrides #> '${path}' ? $2 RETURNING external_id`,
+      params,
+    );
+    overridden.push(...res.rows.map((r) => r.external_id));
+  }
   const planIds = [...new Set([...plans.rows, ...charges.rows, ...commitments.rows].map((r) => Number(r.id)))];
   const refs =
     planIds.length === 0
       ? []
       : (await q.query<{ id: number; code: string }>("SELECT id, code FROM plans WHERE org_id = $1 AND id = ANY($2::int8[])", [orgId, planIds])).rows;
-  return { plans: refs.map((r) => ({ id: Number(r.id), code: r.code })), customerIds: customers.rows.map((r) => Number(r.id)) };
+  return {
+    plans: refs.map((r) => ({ id: Number(r.id), code: r.code })),
+    customerIds: customers.rows.map((r) => Number(r.id)),
+    subscriptionExternalIds: [...new Set(overridden)],
+  };
 }
 
 export async function deleteTax(q: Queryable, orgId: number, id: number): Promise<void> {

@@ -3,6 +3,7 @@ import type { Charge, ChargeFilter, Plan } from "../../../src/modules/catalog/in
 import { parsePrice, type Price } from "../../../src/modules/pricing/index.ts";
 import {
   type PlanOverrides,
+  type PlanOverridesPatch,
   effectivePlan,
   mergeOverrides,
   overridesFromJson,
@@ -68,13 +69,16 @@ const plan: Plan = {
   deletedAt: null,
 };
 
+let ids = 0;
+const stamp = { newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`, now: new Date("2024-03-01T00:00:00Z") };
+const merge = (base: PlanOverrides | null, patch: PlanOverridesPatch) => mergeOverrides(base, patch, stamp);
 const read = (raw: unknown) => readPlanOverrides(raw, plan);
 const patchOf = (raw: unknown) => {
   const r = read(raw);
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   return r.value;
 };
-const effective = (raw: unknown) => effectivePlan(plan, mergeOverrides(null, patchOf(raw)));
+const effective = (raw: unknown) => effectivePlan(plan, merge(null, patchOf(raw)));
 
 describe("plan_overrides change the effective plan", () => {
   it("overrides the amount, currency, trial and names", () => {
@@ -98,11 +102,11 @@ describe("plan_overrides change the effective plan", () => {
 
   it("is the plan itself when nothing is overridden", () => {
     expect(effectivePlan(plan, null)).toBe(plan);
-    expect(mergeOverrides(null, patchOf({}))).toBeNull();
+    expect(merge(null, patchOf({}))).toBeNull();
   });
 
-  it("ignores what Lago offers that we do not have (taxes, commitments, thresholds)", () => {
-    expect(read({ tax_codes: ["vat"], minimum_commitment: { amount_cents: 1 }, usage_thresholds: [] })).toEqual({ ok: true, value: {} });
+  it("ignores what Lago offers that we do not have (fixed charges, metadata)", () => {
+    expect(read({ fixed_charges: [{ id: "x" }], metadata: { a: "b" } })).toEqual({ ok: true, value: {} });
   });
 
   it("keeps a charge override that no longer fits the charge's model out of the price", () => {
@@ -140,29 +144,121 @@ describe("plan_overrides are refused, naming the field", () => {
 });
 
 describe("an update merges into what the subscription already overrides", () => {
-  const base = mergeOverrides(null, patchOf({ amount_cents: 5000, trial_period: 3, charges: [{ id: STANDARD, properties: { amount: "0.2" }, min_amount_cents: 100 }] }));
+  const base = merge(null, patchOf({ amount_cents: 5000, trial_period: 3, charges: [{ id: STANDARD, properties: { amount: "0.2" }, min_amount_cents: 100 }] }));
 
   it("keeps fields the update does not send", () => {
-    expect(mergeOverrides(base, patchOf({ name: "Deal" }))).toEqual({ ...base, name: "Deal" });
+    expect(merge(base, patchOf({ name: "Deal" }))).toEqual({ ...base, name: "Deal" });
   });
 
   it("removes an override sent as null, so the plan's value shows again", () => {
-    const merged = mergeOverrides(base, patchOf({ trial_period: null, charges: [{ id: STANDARD, min_amount_cents: null }] }));
+    const merged = merge(base, patchOf({ trial_period: null, charges: [{ id: STANDARD, min_amount_cents: null }] }));
     expect(merged).toEqual({ amountCents: 5000n, charges: { [STANDARD]: { properties: { amount: "0.2" } } } });
     expect(effectivePlan(plan, merged).trialPeriod).toBeNull();
   });
 
   it("merges charge overrides field by field", () => {
-    const merged = mergeOverrides(base, patchOf({ charges: [{ id: STANDARD, properties: { amount: "0.3" } }] }));
+    const merged = merge(base, patchOf({ charges: [{ id: STANDARD, properties: { amount: "0.3" } }] }));
     expect(merged?.charges?.[STANDARD]).toEqual({ properties: { amount: "0.3" }, minAmountCents: 100n });
   });
 
   it("is null once every override is removed", () => {
-    expect(mergeOverrides(mergeOverrides(null, patchOf({ amount_cents: 1 })), patchOf({ amount_cents: null }))).toBeNull();
+    expect(merge(merge(null, patchOf({ amount_cents: 1 })), patchOf({ amount_cents: null }))).toBeNull();
   });
 
   it("survives its JSON form exactly (amounts as strings)", () => {
-    const big = mergeOverrides(base, patchOf({ amount_cents: Number.MAX_SAFE_INTEGER, charges: [{ id: STANDARD, filters: [{ values: { region: ["eu"] }, properties: { amount: "9" } }] }] }))!;
+    const big = merge(base, patchOf({ amount_cents: Number.MAX_SAFE_INTEGER, charges: [{ id: STANDARD, filters: [{ values: { region: ["eu"] }, properties: { amount: "9" } }] }] }))!;
     expect(overridesFromJson(JSON.parse(JSON.stringify(overridesToJson(big))))).toEqual(big);
+  });
+});
+
+describe("plan_overrides of taxes, the minimum commitment and usage thresholds", () => {
+  const T0 = new Date("2024-01-01T00:00:00Z");
+  const PLAN_COMMITMENT = "55555555-5555-4555-8555-555555555555";
+  const committed: Plan = {
+    ...plan,
+    taxCodes: ["vat"],
+    minimumCommitment: { lagoId: PLAN_COMMITMENT, amountCents: 10_000n, invoiceDisplayName: "Minimum", taxCodes: ["vat_low"], createdAt: T0, updatedAt: T0 },
+    usageThresholds: [
+      { lagoId: "66666666-6666-4666-8666-666666666666", amountCents: 5_000n, thresholdDisplayName: "Half", recurring: false, createdAt: T0, updatedAt: T0 },
+    ],
+  };
+  const readOn = (raw: unknown, current: PlanOverrides | null = null) => {
+    const r = readPlanOverrides(raw, committed, "plan_overrides.", current);
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    return r.value;
+  };
+  const overridesOf = (raw: unknown, current: PlanOverrides | null = null) => merge(current, readOn(raw, current));
+
+  it("replaces the plan's tax codes; [] leaves the subscription without plan-level taxes", () => {
+    expect(effectivePlan(committed, overridesOf({ tax_codes: ["gst", "gst"] })).taxCodes).toEqual(["gst"]);
+    expect(effectivePlan(committed, overridesOf({ tax_codes: [] })).taxCodes).toEqual([]);
+  });
+
+  it("takes a commitment over from the plan field by field, with its own id and the stamp's times", () => {
+    const o = overridesOf({ minimum_commitment: { amount_cents: 25_000 } })!;
+    const c = effectivePlan(committed, o).minimumCommitment!;
+    expect(c).toMatchObject({ amountCents: 25_000n, invoiceDisplayName: "Minimum", taxCodes: ["vat_low"], createdAt: stamp.now, updatedAt: stamp.now });
+    expect(c.lagoId).not.toBe(PLAN_COMMITMENT);
+    expect(committed.minimumCommitment!.amountCents).toBe(10_000n);
+  });
+
+  it("gives a plan without commitment one, amount_cents then being mandatory", () => {
+    expect(effectivePlan(plan, merge(null, patchOf({ minimum_commitment: { amount_cents: 700, tax_codes: ["vat"] } }))).minimumCommitment).toMatchObject({ amountCents: 700n, taxCodes: ["vat"] });
+    expect(read({ minimum_commitment: { invoice_display_name: "Min" } })).toEqual({ ok: false, errors: { "plan_overrides.minimum_commitment.amount_cents": ["value_is_mandatory"] } });
+  });
+
+  it("keeps the id and creation time of the subscription's own commitment when it is changed again", () => {
+    const first = overridesOf({ minimum_commitment: { amount_cents: 25_000 } })!;
+    const later = { ...stamp, now: new Date("2024-05-01T00:00:00Z") };
+    const second = mergeOverrides(first, readOn({ minimum_commitment: { invoice_display_name: "Floor" } }, first), later)!;
+    expect(second.minimumCommitment).toEqual({ ...first.minimumCommitment, invoiceDisplayName: "Floor", updatedAt: later.now });
+  });
+
+  it("replaces the plan's thresholds with the whole list sent, [] meaning none", () => {
+    const o = overridesOf({ usage_thresholds: [{ amount_cents: 9_000, recurring: true }, { amount_cents: 2_000, threshold_display_name: "Early" }] });
+    expect(effectivePlan(committed, o).usageThresholds).toMatchObject([
+      { amountCents: 2_000n, thresholdDisplayName: "Early", recurring: false },
+      { amountCents: 9_000n, thresholdDisplayName: null, recurring: true },
+    ]);
+    expect(effectivePlan(committed, overridesOf({ usage_thresholds: [] })).usageThresholds).toEqual([]);
+  });
+
+  it("keeps the ids of the subscription's own thresholds that stay, not the plan's", () => {
+    const first = overridesOf({ usage_thresholds: [{ amount_cents: 5_000 }] })!;
+    expect(first.usageThresholds![0]!.lagoId).not.toBe(committed.usageThresholds![0]!.lagoId);
+    const second = overridesOf({ usage_thresholds: [{ amount_cents: 5_000 }, { amount_cents: 8_000 }] }, first)!;
+    expect(second.usageThresholds![0]!.lagoId).toBe(first.usageThresholds![0]!.lagoId);
+  });
+
+  it("null (and a blank commitment) removes each override, so the plan's shows again", () => {
+    const o = overridesOf({ tax_codes: ["gst"], minimum_commitment: { amount_cents: 1 }, usage_thresholds: [] });
+    expect(merge(o, readOn({ tax_codes: null, minimum_commitment: null, usage_thresholds: null }, o))).toBeNull();
+    const blank = merge(o, readOn({ minimum_commitment: {} }, o));
+    expect(effectivePlan(committed, blank).minimumCommitment).toBe(committed.minimumCommitment);
+    expect(effectivePlan(committed, blank).usageThresholds).toEqual([]);
+    expect(effectivePlan(committed, blank).taxCodes).toEqual(["gst"]);
+  });
+
+  it("leaves them alone when an update does not send them", () => {
+    const o = overridesOf({ tax_codes: ["gst"], minimum_commitment: { amount_cents: 1 }, usage_thresholds: [{ amount_cents: 3 }] })!;
+    expect(merge(o, readOn({ name: "Deal" }, o))).toEqual({ ...o, name: "Deal" });
+  });
+
+  it.each([
+    ["a commitment of 0", { minimum_commitment: { amount_cents: 0 } }, { "plan_overrides.minimum_commitment.amount_cents": ["value_is_out_of_range"] }],
+    ["a commitment that is not an object", { minimum_commitment: 5 }, { "plan_overrides.minimum_commitment": ["value_is_invalid"] }],
+    ["commitment tax codes that are not strings", { minimum_commitment: { amount_cents: 5, tax_codes: [1] } }, { "plan_overrides.minimum_commitment.tax_codes": ["value_is_invalid"] }],
+    ["tax codes that are not a list", { tax_codes: "vat" }, { "plan_overrides.tax_codes": ["value_is_invalid"] }],
+    ["a threshold without amount", { usage_thresholds: [{ recurring: false }] }, { "plan_overrides.usage_thresholds[0].amount_cents": ["value_is_mandatory"] }],
+    ["the same threshold twice", { usage_thresholds: [{ amount_cents: 5 }, { amount_cents: 5 }] }, { "plan_overrides.usage_thresholds[1].amount_cents": ["value_already_exist"] }],
+    ["two recurring thresholds", { usage_thresholds: [{ amount_cents: 5, recurring: true }, { amount_cents: 6, recurring: true }] }, { "plan_overrides.usage_thresholds[1].recurring": ["value_already_exist"] }],
+    ["thresholds that are not a list", { usage_thresholds: {} }, { "plan_overrides.usage_thresholds": ["value_is_invalid"] }],
+  ])("refuses %s, naming the field", (_case, raw, errors) => {
+    expect(readPlanOverrides(raw, committed)).toEqual({ ok: false, errors });
+  });
+
+  it("survives its JSON form exactly", () => {
+    const o = overridesOf({ tax_codes: ["gst"], minimum_commitment: { amount_cents: Number.MAX_SAFE_INTEGER }, usage_thresholds: [{ amount_cents: 3, recurring: true }] })!;
+    expect(overridesFromJson(JSON.parse(JSON.stringify(overridesToJson(o))))).toEqual(o);
   });
 });

@@ -23,4 +23,6 @@ export {
   checkPlanUpdate,
   metricRefs,
   planExtrasOf,
+  readCommitment,
+  readThresholds,
 } from "./plan.ts";

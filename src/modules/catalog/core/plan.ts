@@ -210,7 +210,7 @@ const thresholdsOf = (base: Plan | null): ThresholdDraft[] => [...(base?.usageTh
  * Lago's `minimum_commitment`: `amount_cents` (more than 0), `invoice_display_name`, `tax_codes`.
  * null or `{}` removes the plan's commitment (Lago's Plans::UpdateService on a blank one).
  */
-function readCommitment(f: Fields, base: Plan | null): CommitmentDraft | null {
+export function readCommitment(f: Fields, base: Plan | null): CommitmentDraft | null {
   const raw = f.obj["minimum_commitment"];
   if (raw === null || (isRecord(raw) && Object.keys(raw).length === 0)) return null;
   if (!isRecord(raw)) {
@@ -237,7 +237,7 @@ function readCommitment(f: Fields, base: Plan | null): CommitmentDraft | null {
  * `amount_cents` (more than 0), `threshold_display_name` and `recurring`; at most one is
  * recurring and fixed amounts are distinct. A threshold kept with the same amount and kind keeps its id.
  */
-function readThresholds(f: Fields, base: Plan | null): ThresholdDraft[] {
+export function readThresholds(f: Fields, base: Plan | null): ThresholdDraft[] {
   const list = f.array("usage_thresholds");
   if (list === null) return [];
   if (list === undefined) return thresholdsOf(base);

@@ -14,11 +14,22 @@ import {
   type Plan,
   chargeRuleErrors,
   isBlankProperties,
+  planExtrasOf,
   readChargeFilters,
+  // The plan's own readers (same rules and error codes as on /plans).
+  readCommitment,
   readProperties,
+  readThresholds,
 } from "../../catalog/index.ts";
 import { parsePrice } from "../../pricing/index.ts";
-import type { ChargeFilterOverride, ChargeOverride, ChargeOverridePatch, PlanOverrides, PlanOverridesPatch } from "./types.ts";
+import type {
+  ChargeFilterOverride,
+  ChargeOverride,
+  ChargeOverridePatch,
+  OverrideStamp,
+  PlanOverrides,
+  PlanOverridesPatch,
+} from "./types.ts";
 
 const MANDATORY = "value_is_mandatory";
 const INVALID = "value_is_invalid";
@@ -37,11 +48,13 @@ export const filterKey = (values: FilterValues): string =>
   );
 
 /**
- * A `plan_overrides` object read against `plan`. Accepted and ignored, as features we do not have:
- * `tax_codes`, `minimum_commitment`, `usage_thresholds`, `fixed_charges`, `metadata`.
- * Errors are named under `prefix` (`plan_overrides.charges[0].properties.amount`).
+ * A `plan_overrides` object read against `plan` and the overrides the subscription has (`current`).
+ * Accepted and ignored, as features we do not have: `fixed_charges`, `metadata`.
+ * `tax_codes`, `minimum_commitment` and `usage_thresholds` follow the plan's rules; whether the tax
+ * codes exist is checked by the service. Errors are named under `prefix`
+ * (`plan_overrides.charges[0].properties.amount`, `plan_overrides.minimum_commitment.amount_cents`).
  */
-export function readPlanOverrides(raw: unknown, plan: Plan, prefix = "plan_overrides."): Checked<PlanOverridesPatch> {
+export function readPlanOverrides(raw: unknown, plan: Plan, prefix = "plan_overrides.", current: PlanOverrides | null = null): Checked<PlanOverridesPatch> {
   const sink = new ErrorSink();
   if (!isRecord(raw)) {
     sink.add(prefix.replace(/\.$/, ""), INVALID);
@@ -76,7 +89,41 @@ export function readPlanOverrides(raw: unknown, plan: Plan, prefix = "plan_overr
   }
   const list = f.array("charges");
   if (list) patch.charges = readChargeOverrides(f, list, plan);
+  if (f.has("tax_codes")) {
+    const v = raw["tax_codes"];
+    // null: the plan's taxes again; []: the subscription has no plan-level taxes.
+    if (v === null) patch.taxCodes = null;
+    else if (Array.isArray(v) && v.length === 0) patch.taxCodes = [];
+    else {
+      const codes = f.stringList("tax_codes");
+      if (codes) patch.taxCodes = codes;
+    }
+  }
+  if (f.has("minimum_commitment")) readCommitmentOverride(f, raw["minimum_commitment"], plan, current, patch);
+  if (f.has("usage_thresholds")) {
+    // null: the plan's thresholds again; []: none for this subscription. Ids are kept only from the
+    // thresholds the subscription already overrode with (the plan's stay the plan's).
+    if (raw["usage_thresholds"] === null) patch.usageThresholds = null;
+    else patch.usageThresholds = readThresholds(f, { ...plan, usageThresholds: current?.usageThresholds ?? [] });
+  }
   return sink.result(patch);
+}
+
+/**
+ * The commitment the subscription gets: the fields sent over the one it has (its own override, else
+ * the plan's), so `{"amount_cents": ...}` alone keeps the plan's display name and taxes. null or
+ * `{}` drops the override (the plan's commitment shows again; Lago ignores a blank one). A
+ * commitment taken over from the plan gets its own id.
+ */
+function readCommitmentOverride(f: Fields, v: unknown, plan: Plan, current: PlanOverrides | null, patch: Mutable<PlanOverridesPatch>): void {
+  if (v === null || (isRecord(v) && Object.keys(v).length === 0)) {
+    patch.minimumCommitment = null;
+    return;
+  }
+  const own = current?.minimumCommitment;
+  const read = readCommitment(f, { ...plan, minimumCommitment: own ?? plan.minimumCommitment ?? null });
+  if (read === null) return;
+  patch.minimumCommitment = own !== undefined && read.lagoId === own.lagoId ? read : { ...read, lagoId: null, createdAt: null };
 }
 
 function readChargeOverrides(f: Fields, list: unknown[], plan: Plan): Record<string, ChargeOverridePatch> {
@@ -149,8 +196,11 @@ function mergeField<T extends object, K extends keyof T>(out: Mutable<T>, key: K
   else out[key] = value;
 }
 
-/** `patch` applied over the overrides a subscription has (null: none); null when nothing is left overridden. */
-export function mergeOverrides(base: PlanOverrides | null, patch: PlanOverridesPatch): PlanOverrides | null {
+/**
+ * `patch` applied over the overrides a subscription has (null: none); null when nothing is left
+ * overridden. New commitments and thresholds get their ids and times from `stamp`.
+ */
+export function mergeOverrides(base: PlanOverrides | null, patch: PlanOverridesPatch, stamp: OverrideStamp): PlanOverrides | null {
   const out: Mutable<PlanOverrides> = { ...(base ?? {}) };
   mergeField(out, "amountCents", patch.amountCents);
   mergeField(out, "amountCurrency", patch.amountCurrency);
@@ -158,6 +208,10 @@ export function mergeOverrides(base: PlanOverrides | null, patch: PlanOverridesP
   mergeField(out, "description", patch.description);
   mergeField(out, "invoiceDisplayName", patch.invoiceDisplayName);
   mergeField(out, "trialPeriod", patch.trialPeriod);
+  mergeField(out, "taxCodes", patch.taxCodes);
+  const extras = planExtrasOf({ minimumCommitment: patch.minimumCommitment ?? null, usageThresholds: patch.usageThresholds ?? [] }, stamp.newId, stamp.now);
+  if (patch.minimumCommitment !== undefined) mergeField(out, "minimumCommitment", extras.minimumCommitment);
+  if (patch.usageThresholds !== undefined) mergeField(out, "usageThresholds", patch.usageThresholds === null ? null : extras.usageThresholds);
   if (patch.charges !== undefined) {
     const charges: Record<string, ChargeOverride> = { ...(out.charges ?? {}) };
     for (const [id, p] of Object.entries(patch.charges)) {
@@ -227,6 +281,9 @@ export function effectivePlan(plan: Plan, overrides: PlanOverrides | null): Plan
     invoiceDisplayName: overrides.invoiceDisplayName ?? plan.invoiceDisplayName,
     trialPeriod: overrides.trialPeriod ?? plan.trialPeriod,
     charges: charges === undefined ? plan.charges : plan.charges.map((c) => applyCharge(c, charges[c.lagoId])),
+    ...(overrides.taxCodes !== undefined ? { taxCodes: overrides.taxCodes } : {}),
+    ...(overrides.minimumCommitment !== undefined ? { minimumCommitment: overrides.minimumCommitment } : {}),
+    ...(overrides.usageThresholds !== undefined ? { usageThresholds: overrides.usageThresholds } : {}),
   };
 }
 
@@ -241,6 +298,25 @@ export type StoredOverrides = {
   invoice_display_name?: string;
   trial_period?: number;
   charges?: Record<string, StoredCharge>;
+  tax_codes?: string[];
+  minimum_commitment?: StoredCommitment;
+  usage_thresholds?: StoredThreshold[];
+};
+type StoredCommitment = {
+  lago_id: string;
+  amount_cents: string;
+  invoice_display_name: string | null;
+  tax_codes: string[];
+  created_at: string;
+  updated_at: string;
+};
+type StoredThreshold = {
+  lago_id: string;
+  amount_cents: string;
+  threshold_display_name: string | null;
+  recurring: boolean;
+  created_at: string;
+  updated_at: string;
 };
 
 export function overridesToJson(o: PlanOverrides): StoredOverrides {
@@ -263,6 +339,28 @@ export function overridesToJson(o: PlanOverrides): StoredOverrides {
       }
       out.charges[id] = sc;
     }
+  }
+  if (o.taxCodes !== undefined) out.tax_codes = [...o.taxCodes];
+  const c = o.minimumCommitment;
+  if (c !== undefined) {
+    out.minimum_commitment = {
+      lago_id: c.lagoId,
+      amount_cents: c.amountCents.toString(),
+      invoice_display_name: c.invoiceDisplayName,
+      tax_codes: [...c.taxCodes],
+      created_at: c.createdAt.toISOString(),
+      updated_at: c.updatedAt.toISOString(),
+    };
+  }
+  if (o.usageThresholds !== undefined) {
+    out.usage_thresholds = o.usageThresholds.map((t) => ({
+      lago_id: t.lagoId,
+      amount_cents: t.amountCents.toString(),
+      threshold_display_name: t.thresholdDisplayName,
+      recurring: t.recurring,
+      created_at: t.createdAt.toISOString(),
+      updated_at: t.updatedAt.toISOString(),
+    }));
   }
   return out;
 }
@@ -288,6 +386,28 @@ export function overridesFromJson(s: StoredOverrides): PlanOverrides {
       charges[id] = c;
     }
     out.charges = charges;
+  }
+  if (s.tax_codes !== undefined) out.taxCodes = s.tax_codes;
+  const c = s.minimum_commitment;
+  if (c !== undefined) {
+    out.minimumCommitment = {
+      lagoId: c.lago_id,
+      amountCents: BigInt(c.amount_cents),
+      invoiceDisplayName: c.invoice_display_name,
+      taxCodes: c.tax_codes,
+      createdAt: new Date(c.created_at),
+      updatedAt: new Date(c.updated_at),
+    };
+  }
+  if (s.usage_thresholds !== undefined) {
+    out.usageThresholds = s.usage_thresholds.map((t) => ({
+      lagoId: t.lago_id,
+      amountCents: BigInt(t.amount_cents),
+      thresholdDisplayName: t.threshold_display_name,
+      recurring: t.recurring,
+      createdAt: new Date(t.created_at),
+      updatedAt: new Date(t.updated_at),
+    }));
   }
   return out;
 }

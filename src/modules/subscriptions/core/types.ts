@@ -1,4 +1,5 @@
-import type { FilterValues } from "../../catalog/index.ts";
+import type { FilterValues, MinimumCommitment, UsageThreshold } from "../../catalog/index.ts";
+import type { CommitmentDraft, ThresholdDraft } from "../../catalog/index.ts";
 import type { BillingTime } from "../../billing/core/index.ts";
 
 export const SUBSCRIPTION_STATUSES = ["pending", "active", "terminated", "canceled"] as const;
@@ -53,6 +54,12 @@ export interface PlanOverrides {
   readonly invoiceDisplayName?: string;
   readonly trialPeriod?: number;
   readonly charges?: Readonly<Record<string, ChargeOverride>>;
+  /** The plan's taxes replaced ([]: no plan-level taxes). */
+  readonly taxCodes?: readonly string[];
+  /** The subscription's own commitment, with its own lago_id. */
+  readonly minimumCommitment?: MinimumCommitment;
+  /** The plan's whole list of thresholds replaced ([]: no progressive billing). */
+  readonly usageThresholds?: readonly UsageThreshold[];
 }
 
 /**
@@ -75,6 +82,17 @@ export interface PlanOverridesPatch {
   readonly invoiceDisplayName?: string | null;
   readonly trialPeriod?: number | null;
   readonly charges?: Readonly<Record<string, ChargeOverridePatch>>;
+  readonly taxCodes?: readonly string[] | null;
+  /** The whole commitment the subscription gets (the request's fields over the one it had); null: the plan's again. */
+  readonly minimumCommitment?: CommitmentDraft | null;
+  /** The whole list (ids kept from the thresholds the subscription overrode with); null: the plan's again. */
+  readonly usageThresholds?: readonly ThresholdDraft[] | null;
+}
+
+/** What a merge needs to give new commitments and thresholds an identity (the service's id generator and clock). */
+export interface OverrideStamp {
+  readonly newId: () => string;
+  readonly now: Date;
 }
 
 export type { BillingTime };
