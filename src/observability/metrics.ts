@@ -15,20 +15,15 @@ export function createMetrics(db: Db): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
 
-  const httpDuration = new client.Histogram({
-    name: "http_request_duration_seconds",
-    help: "HTTP request latency by route, method and status",
-    labelNames: ["route", "method", "status"],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
-  const httpTotal = new client.Counter({
-    name: "http_requests_total",
-    help: "HTTP requests by route, method and status",
-    labelNames: ["route", "method", "status"],
-    registers: [registry],
-  });
-  const httpChildren = new Map<string, { duration: client.Histogram.Internal<string>; total: client.Counter.Internal }>();
+  const http = new HttpMetrics(
+    "http_request_duration_seconds",
+    "HTTP request latency by route, method and status",
+    "http_requests_total",
+    "HTTP requests by route, method and status",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10],
+  );
+  registry.registerMetric(http.histogram as unknown as client.Metric);
+  registry.registerMetric(http.counter as unknown as client.Metric);
   const accepted = new client.Counter({
     name: "billing_usage_events_total",
     help: "Usage events accepted and stored (new, not duplicates)",
@@ -87,16 +82,7 @@ export function createMetrics(db: Db): Metrics {
   return {
     registry,
     httpRequest(route, method, status, seconds) {
-      // Labelled children are cached: resolving labels on every request costs more than observing.
-      const key = route + " " + method + " " + status;
-      let child = httpChildren.get(key);
-      if (child === undefined) {
-        const labels = { route, method, status: String(status) };
-        child = { duration: httpDuration.labels(labels), total: httpTotal.labels(labels) };
-        httpChildren.set(key, child);
-      }
-      child.duration.observe(seconds);
-      child.total.inc();
+      http.observe(route, method, status, seconds);
     },
     batch(size, seconds) {
       batchSize.observe(size);
@@ -113,4 +99,95 @@ export function createMetrics(db: Db): Metrics {
     },
     aggregate: () => registry.metrics(),
   };
+}
+
+interface HttpSeries {
+  labels: { route: string; method: string; status: string };
+  /** Observations per bucket (not cumulative); the last one is above every bound (+Inf). */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * `http_request_duration_seconds` (histogram) and `http_requests_total` (counter), by route, method
+ * and status. Every request observes both, so this is on the hot path: prom-client's labelled
+ * observe hashes the label object on every call; here a series is found with three map lookups and
+ * observed with a few increments. The exported values are exactly prom-client's (same names, types,
+ * labels, label order, bucket bounds and cluster aggregation), built when /metrics is read.
+ */
+class HttpMetrics {
+  private readonly series = new Map<string, Map<string, Map<number, HttpSeries>>>();
+  /** Every series in the order of its first observation (prom-client's export order). */
+  private ordered: HttpSeries[] = [];
+  readonly histogram: { name: string; help: string; type: "histogram"; aggregator: "sum"; get(): Promise<unknown>; reset(): void };
+  readonly counter: { name: string; help: string; type: "counter"; aggregator: "sum"; get(): Promise<unknown>; reset(): void };
+
+  constructor(
+    histogramName: string,
+    histogramHelp: string,
+    counterName: string,
+    counterHelp: string,
+    private readonly bounds: readonly number[],
+  ) {
+    const all = () => this.ordered;
+    const reset = () => {
+      this.series.clear();
+      this.ordered = [];
+    };
+    this.histogram = {
+      name: histogramName,
+      help: histogramHelp,
+      type: "histogram",
+      aggregator: "sum",
+      get: async () => {
+        const values: unknown[] = [];
+        for (const s of all()) {
+          let acc = 0;
+          for (let i = 0; i < bounds.length; i++) {
+            acc += s.buckets[i]!;
+            values.push({ value: acc, metricName: `${histogramName}_bucket`, exemplar: null, labels: { le: bounds[i], ...s.labels } });
+          }
+          values.push({ value: s.count, metricName: `${histogramName}_bucket`, exemplar: null, labels: { le: "+Inf", ...s.labels } });
+          values.push({ value: s.sum, metricName: `${histogramName}_sum`, labels: { ...s.labels } });
+          values.push({ value: s.count, metricName: `${histogramName}_count`, labels: { ...s.labels } });
+        }
+        return { name: histogramName, help: histogramHelp, type: "histogram", values, aggregator: "sum" };
+      },
+      reset,
+    };
+    this.counter = {
+      name: counterName,
+      help: counterHelp,
+      type: "counter",
+      aggregator: "sum",
+      get: async () => ({
+        help: counterHelp,
+        name: counterName,
+        type: "counter",
+        values: all().map((s) => ({ value: s.count, labels: { ...s.labels } })),
+        aggregator: "sum",
+      }),
+      reset,
+    };
+  }
+
+  observe(route: string, method: string, status: number, seconds: number): void {
+    let byMethod = this.series.get(route);
+    if (byMethod === undefined) this.series.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+    let s = byStatus.get(status);
+    if (s === undefined) {
+      s = { labels: { route, method, status: String(status) }, buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+      byStatus.set(status, s);
+      this.ordered.push(s);
+    }
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && seconds > bounds[i]!) i++;
+    s.buckets[i]!++;
+    s.sum += seconds;
+    s.count++;
+  }
 }

@@ -6,6 +6,7 @@ import {
   DAY_MS,
   MAX_ID_LENGTH,
   isoFromMicros,
+  isoFromMs,
   validateEvent,
   type PreparedEvent,
   type TimeWindow,
@@ -205,7 +206,7 @@ function renderPrepared(e: PreparedEvent, o: Outcome & { lagoId: string }, nowMs
     properties: e.properties ?? {},
     lago_subscription_id: null,
     external_subscription_id: e.subscriptionId,
-    created_at: new Date(nowMs).toISOString(),
+    created_at: isoFromMs(nowMs),
   };
 }
 

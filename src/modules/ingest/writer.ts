@@ -47,6 +47,7 @@ interface Entry {
 }
 
 const MAX_ATTEMPTS = 5;
+const DAY_MICROS = 86_400_000_000;
 
 export class QueueFullError extends AppError {
   constructor(retryAfterSeconds: number) {
@@ -154,8 +155,17 @@ export class EventWriter {
     for (const entry of batch) if (!leaders.has(entry.key)) leaders.set(entry.key, entry);
     // Any fixed order works for lock ordering, as long as every writer uses the same one.
     const rows = [...leaders.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    await this.partitions.ensure(new Set(rows.map((r) => monthOf(r.event.tsMicros))));
-    const events = rows.map((r) => r.event);
+    const months = new Set<string>();
+    const events = new Array<PreparedEvent>(rows.length);
+    let day = NaN;
+    for (let i = 0; i < rows.length; i++) {
+      const e = (events[i] = rows[i]!.event);
+      // Events of one day share a month: most batches format it once.
+      const d = Math.floor(e.tsMicros / DAY_MICROS);
+      if (d !== day) months.add(monthOf(e.tsMicros));
+      day = d;
+    }
+    await this.partitions.ensure(months);
 
     let created: Map<number, string>;
     try {
@@ -173,6 +183,14 @@ export class EventWriter {
       const half = new Set(rows.slice(0, rows.length >> 1).map((r) => r.key));
       await this.commit(batch.filter((e) => half.has(e.key)), slot);
       await this.commit(batch.filter((e) => !half.has(e.key)), slot);
+      return;
+    }
+
+    // The usual batch: every event is new and appears once; each is "created".
+    if (created.size === rows.length && rows.length === batch.length) {
+      for (let i = 0; i < rows.length; i++) this.settle(rows[i]!, { kind: "created", lagoId: created.get(i + 1)! });
+      this.metrics.outcome("created", rows.length);
+      for (const listener of this.committedListeners) listener();
       return;
     }
 

@@ -7,6 +7,8 @@ import {
   identityKey,
   isoFromMicros,
   parseTimestamp,
+  payloadDigest,
+  payloadDigestNative,
   validateEvent,
   type PreparedEvent,
   type TimeWindow,
@@ -301,6 +303,46 @@ describe("canonicalJson", () => {
     expect(canonicalJson({ a: [1, 2] })).not.toBe(canonicalJson({ a: [2, 1] }));
   });
 
+  it("writes the same text for objects already in key order (JSON.stringify's fast path) as for any other order", () => {
+    let seed = 7;
+    const rnd = (k: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % k;
+    const keys = ["a", "b", "B", "_", "é", "10", "2", "a b", "😀", "z"];
+    const gen = (depth: number): unknown => {
+      const kind = depth > 3 ? rnd(4) : rnd(6);
+      if (kind === 0) return ["x", "é\n\"", "", "😀"][rnd(4)];
+      if (kind === 1) return [0, -1.5, 1e21, 42][rnd(4)];
+      if (kind === 2) return [true, false, null][rnd(3)];
+      if (kind === 3) return rnd(2) ? "s" : 1;
+      if (kind === 4) return Array.from({ length: rnd(4) }, () => gen(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = rnd(5); i > 0; i--) o[keys[rnd(keys.length)]!] = gen(depth + 1);
+      return o;
+    };
+    // The same object with every level's keys sorted (the fast path when no key is integer-like) or reversed.
+    const reorder = (v: unknown, dir: 1 | -1): unknown => {
+      if (Array.isArray(v)) return v.map((x) => reorder(x, dir));
+      if (v === null || typeof v !== "object") return v;
+      const ks = Object.keys(v).sort();
+      if (dir < 0) ks.reverse();
+      return Object.fromEntries(ks.map((k) => [k, reorder((v as Record<string, unknown>)[k], dir)]));
+    };
+    for (let i = 0; i < 500; i++) {
+      const v = { root: gen(0), [keys[rnd(keys.length)]!]: gen(0) };
+      expect(canonicalJson(reorder(v, 1))).toBe(canonicalJson(reorder(v, -1)));
+    }
+    const sorted = { a: 1, b: { c: [1, "x", null], d: true } };
+    expect(canonicalJson(sorted)).toBe(JSON.stringify(sorted));
+  });
+
+  it("refuses what the database would refuse even when the keys are in order", () => {
+    expect(() => canonicalJson({ a: "x\u0000" })).toThrow("contains_nul_character");
+    expect(() => canonicalJson({ a: ["\uD800"] })).toThrow("invalid_unicode");
+    expect(() => canonicalJson({ "\u0000": 1 })).toThrow("contains_nul_character");
+    let deep: unknown = 1;
+    for (let i = 0; i < 17; i++) deep = { a: deep };
+    expect(() => canonicalJson(deep)).toThrow("nested_too_deep");
+  });
+
   it("writes the same JSON as JSON.stringify for scalars", () => {
     for (const v of ["é\n\"", 0, -1.5, 1e308, true, false, null]) expect(canonicalJson(v)).toBe(JSON.stringify(v));
   });
@@ -364,6 +406,29 @@ describe("payload hash: tells a retry from a conflict", () => {
     const a = validateEvent(base, 1, window);
     const b = validateEvent(base, 2, window);
     expect(a.ok && b.ok && identityKey(a.event) !== identityKey(b.event)).toBe(true);
+  });
+});
+
+describe("payloadDigest (stored in event_identities: its value must never change)", () => {
+  it("is the first 53 bits of MD5 of the UTF-8 bytes (fixed values)", () => {
+    expect(payloadDigest("")).toBe(7463148230664214); // md5("") = d41d8cd98f00b2…
+    expect(payloadDigest('api_calls\u0000\u0000{"gb":10}\u0000')).toBe(5438006958322456);
+    expect(payloadDigest("é€😀")).toBe(2076927871279448);
+  });
+
+  it("equals node:crypto's MD5 for every length around the block boundaries and for any characters", () => {
+    const inputs: string[] = [];
+    for (let n = 0; n <= 200; n++) inputs.push("x".repeat(n), "é".repeat(n), "😀".repeat(n >> 1) + "a".repeat(n & 1));
+    let seed = 42;
+    const rnd = (k: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % k);
+    for (let i = 0; i < 2000; i++) {
+      let s = "";
+      const n = rnd(300);
+      for (let j = 0; j < n; j++) s += String.fromCharCode(rnd(4) === 0 ? 0x80 + rnd(0xd000) : rnd(0x80));
+      inputs.push(s);
+    }
+    inputs.push("a".repeat(100_000) + "é");
+    for (const s of inputs) expect(payloadDigest(s), JSON.stringify(s.slice(0, 40))).toBe(payloadDigestNative(s));
   });
 });
 
