@@ -18,7 +18,7 @@ import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
 import { Bucketer, applyRounding, resolveFilter, usageWindowAt } from "../metering/index.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } from "./core/advance.ts";
-import { type FeeDraft, bucketFilters, centsOf } from "./core/fees.ts";
+import { type FeeDraft, bucketFilters, centsOf, chargeItem } from "./core/fees.ts";
 import { feeJson } from "./core/json.ts";
 import type { FeeRecord } from "./core/records.ts";
 import type { FeeDeductions } from "./core/totals.ts";
@@ -483,18 +483,7 @@ function advanceDraft(
     unitAmountCents: centsOf(unit, currency),
     payInAdvance: true,
     invoiceable: charge.invoiceable,
-    item: {
-      type: "charge",
-      code: charge.metric.code,
-      name: charge.metric.name,
-      description: charge.metric.description,
-      invoiceDisplayName: charge.invoiceDisplayName ?? charge.metric.name,
-      filterInvoiceDisplayName: at.filter?.invoiceDisplayName ?? null,
-      filters: at.filter?.values ?? null,
-      lagoItemId: charge.metric.lagoId,
-      itemType: "BillableMetric",
-      groupedBy: at.groupedBy,
-    },
+    item: chargeItem(charge, at.filter, at.groupedBy),
     amountDetails: {},
   };
 }

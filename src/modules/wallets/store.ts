@@ -327,29 +327,13 @@ export async function listTransactions(
 
 // ---- recurring top-up rules ---------------------------------------------------------------------------
 
-export interface RuleRecord {
+/** A stored rule: what was written (RuleWrite, declared below) and its identity and state. */
+export interface RuleRecord extends RuleWrite {
   readonly id: number;
   readonly orgId: number;
   readonly lagoId: string;
   readonly walletId: number;
   readonly status: "active" | "terminated";
-  readonly trigger: RuleTrigger;
-  readonly method: RuleMethod;
-  readonly interval: RuleInterval | null;
-  readonly thresholdCredits: Decimal | null;
-  readonly thresholdCents: bigint | null;
-  readonly paidCredits: Decimal;
-  readonly grantedCredits: Decimal;
-  readonly targetOngoingBalance: Decimal | null;
-  readonly grantsTargetTopUp: boolean | null;
-  readonly startedAt: Date | null;
-  readonly anchorAt: Date;
-  readonly expirationAt: Date | null;
-  readonly invoiceRequiresSuccessfulPayment: boolean;
-  readonly transactionMetadata: readonly { key: string; value: string }[];
-  readonly transactionName: string | null;
-  readonly nextDueAt: Date | null;
-  readonly occurrencesDone: number;
   readonly armed: boolean;
   readonly createdAt: Date;
 }

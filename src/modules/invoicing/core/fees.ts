@@ -177,6 +177,26 @@ export function bucketFilters(charge: Charge): FilterValues[] {
  * amount is left out, as Lago drops zero charge fees from issued invoices (DropZeroAmountFees); a
  * free tier (units, no amount) or a flat fee (amount, no units) stays.
  */
+/** The item of a charge's fee: its metric, the filter and the group the fee prices. */
+export function chargeItem(
+  charge: Charge,
+  filter: { readonly invoiceDisplayName: string | null; readonly values: FilterValues } | null,
+  groupedBy: Readonly<Record<string, string | null>> | null | undefined,
+): FeeItem {
+  return {
+    type: "charge",
+    code: charge.metric.code,
+    name: charge.metric.name,
+    description: charge.metric.description,
+    invoiceDisplayName: charge.invoiceDisplayName ?? charge.metric.name,
+    filterInvoiceDisplayName: filter?.invoiceDisplayName ?? null,
+    filters: filter?.values ?? null,
+    lagoItemId: charge.metric.lagoId,
+    itemType: "BillableMetric",
+    groupedBy,
+  };
+}
+
 export function chargeFees(usage: readonly ChargeUsage[], span: ChargesSpan, currency: string): FeeDraft[] {
   // Lago's charges_to_datetime: the period's last instant, or the termination.
   const to = span.to.getTime() === span.period.end.getTime() ? span.period.to : span.to;
@@ -209,21 +229,10 @@ export function chargeFees(usage: readonly ChargeUsage[], span: ChargesSpan, cur
         amountCents: cents,
         preciseUnitAmount: unit,
         unitAmountCents: centsOf(unit, currency),
-        // Billed in arrears with the period, whatever the charge says (advance charge invoices are not built yet).
+        // Billed in arrears with the period (charges paid in advance are billed as their events arrive: advance.ts).
         payInAdvance: false,
         invoiceable: charge.invoiceable,
-        item: {
-          type: "charge",
-          code: charge.metric.code,
-          name: charge.metric.name,
-          description: charge.metric.description,
-          invoiceDisplayName: charge.invoiceDisplayName ?? charge.metric.name,
-          filterInvoiceDisplayName: f.filter?.invoiceDisplayName ?? null,
-          filters: f.filter?.values ?? null,
-          lagoItemId: charge.metric.lagoId,
-          itemType: "BillableMetric",
-          groupedBy: f.groupedBy,
-        },
+        item: chargeItem(charge, f.filter, f.groupedBy),
         amountDetails: {},
       });
     });
