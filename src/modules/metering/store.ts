@@ -214,24 +214,34 @@ function groups(keys: readonly string[], n: number): { sql: string; params: unkn
 }
 
 /**
- * count/sum/max partials per dims over a window already split by hours: whole hours from the
- * metric's rollups, the partial hours at the edges from raw events, in one statement (one snapshot).
+ * The hour split as the partials statements' parameters ($4..$10): whether whole hours are read
+ * from rollups and their span, then the two raw spans at the edges. The first raw span may be
+ * unbounded below (recurring metrics); a missing one matches nothing.
  */
-export async function readPartials(q: Queryable, scope: MetricScope, split: HourSplit): Promise<Partial[]> {
+function splitParams(split: HourSplit): [boolean, string | null, string | null, string | null, string | null, string | null, string | null] {
   const r = split.rollups;
   const [first, second] = split.raw;
-  const { rows } = await q.query<{ dims: string; n: string; s: string | null; mx: string | null }>(PARTIALS, [
-    scope.orgId,
-    scope.metricId,
-    scope.externalSubscriptionId,
+  return [
     r !== null,
     iso(r?.from ?? null),
     iso(r?.to ?? EPOCH),
-    // Raw spans: the first may be unbounded below (recurring); a missing one matches nothing.
     first === undefined ? iso(EPOCH) : iso(first.from),
     iso(first?.to ?? EPOCH),
     iso(second?.from ?? null),
     iso(second?.to ?? first?.to ?? EPOCH),
+  ];
+}
+
+/**
+ * count/sum/max partials per dims over a window already split by hours: whole hours from the
+ * metric's rollups, the partial hours at the edges from raw events, in one statement (one snapshot).
+ */
+export async function readPartials(q: Queryable, scope: MetricScope, split: HourSplit): Promise<Partial[]> {
+  const { rows } = await q.query<{ dims: string; n: string; s: string | null; mx: string | null }>(PARTIALS, [
+    scope.orgId,
+    scope.metricId,
+    scope.externalSubscriptionId,
+    ...splitParams(split),
   ], { prepare: "metering_partials" });
   return rows.map((row) => ({ dims: row.dims, eventsCount: Number(row.n), valueSum: dec(row.s), valueMax: dec(row.mx) }));
 }
@@ -263,21 +273,13 @@ export async function readPartialsMany(
   externalSubscriptionIds: readonly string[],
   split: HourSplit,
 ): Promise<Map<string, Partial[]>> {
-  const r = split.rollups;
-  const [first, second] = split.raw;
   const { rows } = await q.query<{ sub: string; dims: string; n: string; s: string | null; mx: string | null }>(
     PARTIALS_MANY,
     [
       orgId,
       metricId,
       externalSubscriptionIds,
-      r !== null,
-      iso(r?.from ?? null),
-      iso(r?.to ?? EPOCH),
-      first === undefined ? iso(EPOCH) : iso(first.from),
-      iso(first?.to ?? EPOCH),
-      iso(second?.from ?? null),
-      iso(second?.to ?? first?.to ?? EPOCH),
+      ...splitParams(split),
     ],
     { prepare: "metering_partials_many" },
   );
@@ -457,21 +459,13 @@ export async function readGroupedPartials(
   split: HourSplit,
   groupKeys: readonly string[],
 ): Promise<(Partial & GroupedRow)[]> {
-  const r = split.rollups;
-  const [first, second] = split.raw;
   const { rows } = await q.query<{ dims: string | null; groups: string; n: string; s: string | null; mx: string | null; covered: boolean }>(
     groupedPartials(groupKeys),
     [
       scope.orgId,
       scope.metricId,
       scope.externalSubscriptionId,
-      r !== null,
-      iso(r?.from ?? null),
-      iso(r?.to ?? EPOCH),
-      first === undefined ? iso(EPOCH) : iso(first.from),
-      iso(first?.to ?? EPOCH),
-      iso(second?.from ?? null),
-      iso(second?.to ?? first?.to ?? EPOCH),
+      ...splitParams(split),
       JSON.stringify(groupKeys),
       ...groupKeys,
     ],
