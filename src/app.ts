@@ -1,13 +1,13 @@
 // Composition root: configuration, database, services and the HTTP server, wired by hand.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
-import type { Db } from "./db/db.ts";
+import type { Db, Queryable } from "./db/db.ts";
 import { DeferredDb } from "./db/deferred.ts";
 import { migrate } from "./db/migrate.ts";
 import { openDatabase, openReadReplica } from "./db/open.ts";
 import { ReplicaReads, replicaMetrics } from "./db/replica.ts";
 import { Cache, createCacheMetrics } from "./modules/cache/index.ts";
 import { ClockService, registerTestClockRoutes } from "./modules/clock/index.ts";
-import { CatalogService, registerCatalogRoutes, usageThresholdJson } from "./modules/catalog/index.ts";
+import { CatalogService, type TaxesResolver, registerCatalogRoutes, usageThresholdJson } from "./modules/catalog/index.ts";
 import { CustomerService, customerJson, registerCustomerRoutes } from "./modules/customers/index.ts";
 import { EventWriter, IngestService, Partitions, earliestNow, registerEventRoutes, runLifecycle } from "./modules/ingest/index.ts";
 import { RejectedEventsService, createJetstreamIngest, registerRejectedEventRoutes } from "./modules/jetstream/index.ts";
@@ -16,7 +16,7 @@ import { BillingScheduler, InvoicingService, registerInvoiceRoutes, type Invoice
 import { createPayments, ManualPayments, registerPaymentRoutes, type PaymentProvider, type Payments } from "./modules/payments/index.ts";
 import { MeteringService, registerMeteringRoutes, registerUnmatchedGauge } from "./modules/metering/index.ts";
 import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs/index.ts";
-import { SubscriptionService, registerSubscriptionRoutes, subscriptionJson } from "./modules/subscriptions/index.ts";
+import { SubscriptionService, registerSubscriptionRoutes, subscriptionWithPlanJson } from "./modules/subscriptions/index.ts";
 import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
 import { AddOnService, registerAddOnRoutes } from "./modules/add_ons/index.ts";
 import { invoiceDetailsJson, recordUsageCutoff, recordUsageCutoffs, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
@@ -188,6 +188,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const catalog = new CatalogService(db, clock, { cache });
   // Taxes by code on customers, plans and charges: unknown codes are refused where they are set.
   const taxes = new TaxService(db, clock);
+  // Plans (alone or in a subscription) render their taxes by code, read through `q` (a webhook's transaction, or the pool).
+  const taxesIn =
+    (q: Queryable): TaxesResolver =>
+    async (orgId, codes) =>
+      new Map((await taxes.resolve(orgId, codes, q)).map((t) => [t.code, taxJson(t)]));
   // Add-ons (one-off invoices bill them); their tax codes are checked like a plan's.
   const addOns = new AddOnService(db, clock, { taxes });
   customers.checkTaxCodesWith((tx, orgId, fields) => taxes.checkCodes(tx, orgId, fields));
@@ -232,7 +237,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     const s = view.subscription;
     // Lago's subscription webhooks carry the plan and the customer.
     const customer = await customers.findById(s.orgId, s.customerId, tx);
-    const object = { ...subscriptionJson(view, true), customer: customer && customerJson(customer) };
+    const object = { ...(await subscriptionWithPlanJson(view, taxesIn(tx))), customer: customer && customerJson(customer) };
     return webhooks.service.enqueue(tx, s.orgId, `subscription.${transition}`, "subscription", object);
   });
   // Deductions on invoices, in Lago's order: coupons, taxes, credit notes, prepaid credits.
@@ -281,7 +286,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   invoicing.onUsageThresholdReached(async (tx, view, crossing) => {
     const sub = view.subscription;
     const customer = await customers.findById(sub.orgId, sub.customerId, tx);
-    const object = { ...subscriptionJson(view, true), customer: customer && customerJson(customer), usage_threshold: usageThresholdJson(crossing.threshold) };
+    const object = {
+      ...(await subscriptionWithPlanJson(view, taxesIn(tx))),
+      customer: customer && customerJson(customer),
+      usage_threshold: usageThresholdJson(crossing.threshold),
+    };
     return webhooks.service.enqueue(tx, sub.orgId, "subscription.usage_threshold_reached", "subscription", object);
   });
   // Rule: lists and usage may lag (read replica); writes, what they answer and single-resource GETs use the primary.
@@ -464,12 +473,12 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerEventRoutes(http, ingest, config.ingest.batchRequestMax);
   registerRejectedEventRoutes(http, rejectedEvents);
   registerCustomerRoutes(http, customers, async (orgId, codes) => (await taxes.resolve(orgId, codes)).map(taxJson));
-  registerCatalogRoutes(http, catalog, async (orgId, codes) => new Map((await taxes.resolve(orgId, codes)).map((t) => [t.code, taxJson(t)])));
+  registerCatalogRoutes(http, catalog, taxesIn(db));
   registerTaxRoutes(http, taxes);
   registerCouponRoutes(http, coupons);
   registerCreditNoteRoutes(http, creditNotes);
   registerWalletRoutes(http, wallets);
-  registerSubscriptionRoutes(http, subscriptions);
+  registerSubscriptionRoutes(http, subscriptions, taxesIn(db));
   registerMeteringRoutes(http, metering);
   registerTestClockRoutes(http, testClock);
   registerWebhookRoutes(http, webhooks.service);

@@ -31,6 +31,11 @@ describe("taxes", () => {
     const p = (await org.api("GET", `/api/v1/plans/${planCode}`)).plan;
     expect(p.taxes.map((x: any) => x.code)).toEqual(["fr_vat"]);
     expect(p.charges[0].taxes.map((x: any) => [x.code, x.rate])).toEqual([["reduced", 5.5]]);
+    // A subscription embeds its plan as the plan's own endpoint renders it, taxes included.
+    const sub = await subscribe(org, cus, planCode);
+    const embedded = (await org.api("GET", `/api/v1/subscriptions/${sub}`)).subscription.plan;
+    expect(embedded.taxes).toEqual(p.taxes);
+    expect(embedded.charges[0].taxes).toEqual(p.charges[0].taxes);
 
     const updated = (await org.api("PUT", "/api/v1/taxes/fr_vat", { tax: { code: "fr_standard", rate: "19.6" } })).tax;
     expect(updated).toMatchObject({ code: "fr_standard", rate: 19.6, name: "TVA" });
@@ -56,8 +61,13 @@ describe("taxes", () => {
     expect(listed.taxes).toEqual(own);
     expect((await org.api("POST", "/api/v1/customers", { customer: { external_id: cus, name: "Renamed" } })).customer.taxes).toEqual(own);
 
-    const { plan: planCode } = await plan(org, { amount_cents: 1000 });
-    await subscribe(org, cus, planCode);
+    const { plan: planCode } = await plan(org, { amount_cents: 1000, tax_codes: ["local"] });
+    const sub = await subscribe(org, cus, planCode);
+    // subscription.started carries the plan with its taxes, as GET /subscriptions/:id does.
+    const started = (await org.api("GET", "/api/v1/webhooks?webhook_type=subscription.started")).webhooks;
+    const planTaxes = (await org.api("GET", `/api/v1/subscriptions/${sub}`)).subscription.plan.taxes;
+    expect(planTaxes.map((x: any) => [x.code, x.rate])).toEqual([["local", 2.5]]);
+    expect(started.map((h: any) => h.payload.subscription.plan.taxes)).toEqual([planTaxes]);
     await org.freeze("2026-02-01T00:00:00Z");
     const [inv] = await invoicesOf(org, cus);
     expect(inv.customer.taxes).toEqual(own);

@@ -12,7 +12,8 @@ export {
   type Page,
   type Paged,
 } from "./service.ts";
-export { registerCatalogRoutes, chargeJson, metricJson, planJson, usageThresholdJson } from "./http.ts";
+export { registerCatalogRoutes, chargeJson, metricJson, planJson, planTaxCodes, usageThresholdJson } from "./http.ts";
+export type { TaxesJson, TaxesResolver } from "./http.ts";
 export {
   AGGREGATION_TYPES,
   ALL_FILTER_VALUES,

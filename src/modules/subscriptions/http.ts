@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { AppError, validationFailed } from "../../shared/errors.ts";
-import { planJson } from "../catalog/index.ts";
+import { type TaxesJson, type TaxesResolver, planJson, planTaxCodes } from "../catalog/index.ts";
 import { type SubscriptionListQuery, readListQuery, readStatusParam } from "./core/index.ts";
 import type { SubscriptionService, SubscriptionView } from "./service.ts";
 import { paginationMeta } from "../../shared/pagination.ts";
@@ -9,8 +9,12 @@ import { paginationMeta } from "../../shared/pagination.ts";
 const iso = (d: Date | null) => (d === null ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z"));
 const isoMs = (d: Date | null) => (d === null ? null : d.toISOString());
 
-/** Lago's SubscriptionObject (with `plan`, the effective one, on single-subscription answers: SubscriptionObjectExtended). */
-export function subscriptionJson(v: SubscriptionView, withPlan = false) {
+/**
+ * Lago's SubscriptionObject (with `plan`, the effective one, on single-subscription answers:
+ * SubscriptionObjectExtended). The plan's, charges' and commitment's `taxes` are rendered from
+ * `taxes` (see subscriptionWithPlanJson); without it they are empty.
+ */
+export function subscriptionJson(v: SubscriptionView, withPlan = false, taxes?: TaxesJson) {
   const s = v.subscription;
   const plan = s.plan;
   return {
@@ -43,8 +47,15 @@ export function subscriptionJson(v: SubscriptionView, withPlan = false) {
     progressive_billing_disabled: false,
     consolidate_invoice: true,
     payment_method: { payment_method_id: null, payment_method_type: "provider" },
-    ...(withPlan ? { plan: planJson(plan) } : {}),
+    ...(withPlan ? { plan: planJson(plan, taxes) } : {}),
   };
+}
+
+/** subscriptionJson with the effective plan and its taxes resolved (`resolveTaxes` reads them in the caller's transaction when given one). */
+export async function subscriptionWithPlanJson(v: SubscriptionView, resolveTaxes: TaxesResolver | undefined) {
+  const codes = [...new Set(planTaxCodes(v.subscription.plan))];
+  const taxes = resolveTaxes !== undefined && codes.length > 0 ? await resolveTaxes(v.subscription.orgId, codes) : undefined;
+  return subscriptionJson(v, true, taxes);
 }
 
 function body(raw: unknown): unknown {
@@ -74,9 +85,10 @@ function page(query: SubscriptionListQuery, { items, total }: { items: Subscript
 
 type ByExternalId = { Params: { external_id: string }; Querystring: { status?: unknown } };
 
-export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: SubscriptionService): void {
+export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: SubscriptionService, resolveTaxes?: TaxesResolver): void {
+  const withPlan = (v: SubscriptionView) => subscriptionWithPlanJson(v, resolveTaxes);
   app.post("/api/v1/subscriptions", async (request) => ({
-    subscription: subscriptionJson(await subscriptions.create(request.orgId, body(request.body)), true),
+    subscription: await withPlan(await subscriptions.create(request.orgId, body(request.body))),
   }));
 
   app.get("/api/v1/subscriptions", async (request) => {
@@ -92,18 +104,18 @@ export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: 
 
   app.get<ByExternalId>("/api/v1/subscriptions/:external_id", async (request) => {
     const s = status(request.query.status, ["active", "pending", "terminated", "canceled"] as const);
-    return { subscription: subscriptionJson(await subscriptions.get(request.orgId, request.params.external_id, s), true) };
+    return { subscription: await withPlan(await subscriptions.get(request.orgId, request.params.external_id, s)) };
   });
 
   app.put<ByExternalId>("/api/v1/subscriptions/:external_id", async (request) => {
     // Lago reads `status` from the query; its update body documents it at the top level too.
     const raw = request.query.status ?? (request.body as { status?: unknown } | null)?.status;
     const s = status(raw, ["active", "pending"] as const);
-    return { subscription: subscriptionJson(await subscriptions.update(request.orgId, request.params.external_id, body(request.body), s), true) };
+    return { subscription: await withPlan(await subscriptions.update(request.orgId, request.params.external_id, body(request.body), s)) };
   });
 
   app.delete<ByExternalId>("/api/v1/subscriptions/:external_id", async (request) => {
     const s = status(request.query.status, ["active", "pending"] as const);
-    return { subscription: subscriptionJson(await subscriptions.terminate(request.orgId, request.params.external_id, s), true) };
+    return { subscription: await withPlan(await subscriptions.terminate(request.orgId, request.params.external_id, s)) };
   });
 }

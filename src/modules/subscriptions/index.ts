@@ -8,7 +8,7 @@ export {
   type SubscriptionTransitionListener,
   type SubscriptionView,
 } from "./service.ts";
-export { registerSubscriptionRoutes, subscriptionJson } from "./http.ts";
+export { registerSubscriptionRoutes, subscriptionJson, subscriptionWithPlanJson } from "./http.ts";
 export {
   SUBSCRIPTION_STATUSES,
   effectivePlan,
