@@ -115,7 +115,7 @@ export async function runStorageBench(): Promise<Record<string, unknown>> {
       }
       await partitions.ensure(new Set(events.map((e) => monthOf(e.tsMicros))));
       const t = performance.now();
-      const created = await commitBatch(db, events, now, 0);
+      const { created } = await commitBatch(db, events, now, 0);
       batchMs.push(performance.now() - t);
       stored += created.size;
       if (base % 100_000 === 0 && base > 0) log(`${base} events`);

@@ -424,7 +424,7 @@ async function groupedIngestCost(url: string, rounds: number): Promise<Record<st
           }
           await partitions.ensure(new Set(events.map((e) => monthOf(e.tsMicros))));
           const t0 = performance.now();
-          const created = await commitBatch(db, events, Date.now(), 0);
+          const { created } = await commitBatch(db, events, Date.now(), 0);
           if (round > 0) times.get(v.name)!.push(performance.now() - t0);
           if (created.size !== BATCH) throw new Error(`${created.size} of ${BATCH} stored`);
         }

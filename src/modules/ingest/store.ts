@@ -132,7 +132,8 @@ SELECT n::int AS n, key_digest::text AS lago_id FROM fresh`;
  * neither. Keys are taken in one order (no deadlock between writers and a backfill locking two
  * codes). The key is one bigint, org_id in the high half and hashtext(code) in the low half: the
  * two-int space holds other modules' (namespace, id) locks, and small bigint keys (no org 0) the
- * migration's and partitions'.
+ * migration's and partitions'. The group-commit function (commitBatch) only tries the locks: a
+ * batch never waits behind a rebuild, its busy codes' events are retried later (EventWriter).
  */
 export const CODE_LOCK_KEY = (org: string, code: string) => `((${org})::int8 << 32) | (hashtext(${code})::int8 & 4294967295)`;
 const LOCK_CODES_SHARED = `
@@ -157,11 +158,18 @@ export async function lockCodesShared(q: Queryable, events: readonly PreparedEve
 export const ROLLUP_SLOTS = 64;
 
 /** Inserts the new events of a batch; returns ordinal (1-based) -> lago id of each new one. */
-export function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Map<number, string>> {
-  return runBatch(q, INSERT_BATCH, "ingest_insert_batch", events, createdAtMs, slot);
+export async function insertBatch(q: Queryable, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Map<number, string>> {
+  return new Map((await runBatch(q, INSERT_BATCH, "ingest_insert_batch", events, createdAtMs, slot)).map((r) => [Number(r.n), r.lago_id]));
 }
 
-async function runBatch(q: Queryable, sql: string, name: string, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Map<number, string>> {
+async function runBatch(
+  q: Queryable,
+  sql: string,
+  name: string,
+  events: readonly PreparedEvent[],
+  createdAtMs: number,
+  slot: number,
+): Promise<{ n: number; lago_id: string }[]> {
   const n = events.length;
   const org = new Array<number>(n);
   const payload = new Array<number>(n);
@@ -199,7 +207,7 @@ async function runBatch(q: Queryable, sql: string, name: string, events: readonl
     ],
     { prepare: name },
   );
-  return new Map(rows.map((r) => [Number(r.n), r.lago_id]));
+  return rows;
 }
 
 /**
@@ -211,9 +219,26 @@ async function runBatch(q: Queryable, sql: string, name: string, events: readonl
  * body it does not know, and creating it is idempotent.
  */
 const BATCH_FUNCTION_BODY = `
+DECLARE
+  k record;
+  busy int := 0;
 BEGIN
-  PERFORM pg_advisory_xact_lock_shared(k.key)
-     FROM (SELECT DISTINCT ${CODE_LOCK_KEY("t.org_id", "t.code")} AS key FROM unnest($1::int[], $4::text[]) AS t(org_id, code) ORDER BY 1) k;
+  -- Try, never wait: a code whose lock a metric's rebuild holds (or waits for) is reported back
+  -- as (-org_id, code) rows and nothing is inserted; the writer commits the batch's other codes
+  -- at once and retries that code's events later (see EventWriter), so one rebuild never stalls
+  -- the ingest of every other code behind it.
+  FOR k IN SELECT DISTINCT ${CODE_LOCK_KEY("t.org_id", "t.code")} AS key, t.org_id, t.code
+             FROM unnest($1::int[], $4::text[]) AS t(org_id, code) ORDER BY 1 LOOP
+    IF NOT pg_try_advisory_xact_lock_shared(k.key) THEN
+      busy := busy + 1;
+      out_n := -k.org_id;
+      out_lago_id := k.code;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+  IF busy > 0 THEN
+    RETURN;
+  END IF;
   RETURN QUERY ${INSERT_BATCH.replace("SELECT n::int AS n, key_digest::text AS lago_id FROM fresh", "SELECT fresh.n::int, fresh.key_digest::text FROM fresh")};
 END`;
 const BATCH_FUNCTION = `ingest_batch_${createHash("sha1").update(BATCH_FUNCTION_BODY).digest("hex").slice(0, 12)}`;
@@ -243,13 +268,35 @@ function ensureBatchFunction(db: Db): Promise<void> {
   return ready;
 }
 
+export interface BatchCommit {
+  /** Ordinal (1-based) -> lago id of each new event. */
+  created: Map<number, string>;
+  /**
+   * Codes (as codeKey) whose lock a metric's rebuild holds or waits for: when any, nothing was
+   * inserted and `created` is empty.
+   */
+  busy: Set<string>;
+}
+
+/** The key of an (organization, code) pair in BatchCommit.busy. */
+export const codeKey = (orgId: number, code: string) => orgId + "\u0000" + code;
+
 /**
  * Commits a batch on its own (one implicit transaction): the same effect as lockCodesShared then
- * insertBatch in a transaction, in one round trip. Returns ordinal (1-based) -> lago id of each new event.
+ * insertBatch in a transaction, in one round trip — except that a code lock not granted at once
+ * is not waited for: the batch then stores nothing and says which codes were busy.
  */
-export async function commitBatch(db: Db, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<Map<number, string>> {
+export async function commitBatch(db: Db, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<BatchCommit> {
   await ensureBatchFunction(db);
-  return runBatch(db, CALL_BATCH_FUNCTION, "ingest_commit_batch", events, createdAtMs, slot);
+  const rows = await runBatch(db, CALL_BATCH_FUNCTION, "ingest_commit_batch", events, createdAtMs, slot);
+  const created = new Map<number, string>();
+  const busy = new Set<string>();
+  for (const r of rows) {
+    const n = Number(r.n);
+    if (n < 0) busy.add(codeKey(-n, r.lago_id));
+    else created.set(n, r.lago_id);
+  }
+  return { created, busy };
 }
 
 export interface StoredIdentity {

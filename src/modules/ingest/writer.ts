@@ -8,7 +8,7 @@ import { RETRYABLE_SQLSTATES, isDataError, isUnavailable, sqlState } from "../..
 import type { Clock } from "../../shared/clock.ts";
 import { AppError } from "../../shared/errors.ts";
 import { identityKey, type PreparedEvent } from "./core/event.ts";
-import { Partitions, ROLLUP_SLOTS, commitBatch, findIdentities, monthOf } from "./store.ts";
+import { Partitions, ROLLUP_SLOTS, codeKey, commitBatch, findIdentities, monthOf } from "./store.ts";
 
 export type Outcome =
   /** Stored now. */
@@ -44,9 +44,13 @@ interface Entry {
   key: string;
   request: Request;
   index: number;
+  /** Times this entry was set aside because its code was busy (see setAside). */
+  parks: number;
 }
 
 const MAX_ATTEMPTS = 5;
+/** Waits before a set-aside entry is queued again: 5 ms, doubling, at most this. */
+const PARK_MAX_MS = 200;
 const DAY_MICROS = 86_400_000_000;
 
 export class QueueFullError extends AppError {
@@ -63,6 +67,8 @@ export class EventWriter {
   private inFlight = 0;
   private scheduled = false;
   private drainWaiters: (() => void)[] = [];
+  /** Entries set aside while their code is busy (a metric's rebuild holds its lock), not yet queued again. */
+  private parked = 0;
   /** Rollup slots not used by a batch in flight (see ROLLUP_SLOTS). */
   private freeSlots: number[];
   private closed = false;
@@ -94,14 +100,14 @@ export class EventWriter {
     if (this.closed) {
       return Promise.reject(new AppError("unavailable", "shutting_down", "the server is shutting down", undefined, { "retry-after": "1" }));
     }
-    if (this.queued + events.length > this.opts.queueMax && this.queued > 0) {
+    if (this.queued + this.parked + events.length > this.opts.queueMax && this.queued + this.parked > 0) {
       return Promise.reject(new QueueFullError(1));
     }
     return new Promise<Outcome[]>((resolve, reject) => {
       const request: Request = { outcomes: new Array(events.length), remaining: events.length, resolve, reject, failed: false };
       for (let i = 0; i < events.length; i++) {
         const event = events[i]!;
-        this.queue.push({ event, key: identityKey(event), request, index: i });
+        this.queue.push({ event, key: identityKey(event), request, index: i, parks: 0 });
       }
       this.schedule();
     });
@@ -110,8 +116,12 @@ export class EventWriter {
   /** Stops taking events and resolves once everything queued has been committed. */
   async drain(): Promise<void> {
     this.closed = true;
-    if (this.queued === 0 && this.inFlight === 0) return;
+    if (this.idle()) return;
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private idle(): boolean {
+    return this.queued === 0 && this.inFlight === 0 && this.parked === 0;
   }
 
   private schedule(): void {
@@ -144,7 +154,7 @@ export class EventWriter {
         this.freeSlots.push(slot);
         this.inFlight--;
         if (this.queued > 0) this.schedule();
-        else if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
+        else if (this.idle()) for (const w of this.drainWaiters.splice(0)) w();
       });
   }
 
@@ -171,7 +181,9 @@ export class EventWriter {
     try {
       // The code locks and the insert commit together, in one round trip (see commitBatch): a
       // metric's backfill never misses nor double counts this batch.
-      created = await this.withRetry(() => commitBatch(this.db, events, this.clock.now(), slot));
+      const result = await this.withRetry(() => commitBatch(this.db, events, this.clock.now(), slot));
+      if (result.busy.size > 0) return await this.setAside(batch, result.busy, slot);
+      created = result.created;
     } catch (err) {
       if (!isDataError(err)) throw err;
       if (rows.length === 1) {
@@ -224,6 +236,30 @@ export class EventWriter {
     if (counts.created > 0) for (const listener of this.committedListeners) listener();
     if (counts.duplicate) this.metrics.outcome("duplicate", counts.duplicate);
     if (counts.conflict) this.metrics.outcome("conflict", counts.conflict);
+  }
+
+  /**
+   * A metric's rebuild holds the lock of some of the batch's codes (it can take seconds on a large
+   * code): their entries wait aside and are queued again after a growing delay, while the rest of
+   * the batch commits now. Nothing was stored by the attempt, so exactly-once is unchanged; the
+   * queue bound counts the entries set aside.
+   */
+  private async setAside(batch: Entry[], busy: Set<string>, slot: number): Promise<void> {
+    const waiting: Entry[] = [];
+    const rest: Entry[] = [];
+    for (const entry of batch) (busy.has(codeKey(entry.event.orgId, entry.event.code)) ? waiting : rest).push(entry);
+    let parks = 0;
+    for (const entry of waiting) parks = Math.max(parks, ++entry.parks);
+    this.parked += waiting.length;
+    setTimeout(
+      () => {
+        this.parked -= waiting.length;
+        for (const entry of waiting) this.queue.push(entry);
+        this.schedule();
+      },
+      Math.min(PARK_MAX_MS, 5 * 2 ** (parks - 1)),
+    );
+    if (rest.length > 0) await this.commit(rest, slot);
   }
 
   private async withRetry<T>(fn: () => Promise<T>): Promise<T> {
