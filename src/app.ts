@@ -243,7 +243,12 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // Deductions on invoices, in Lago's order: coupons, taxes, credit notes, prepaid credits.
   const coupons = new CouponService(db, clock, { customers });
   // Credit notes render their fees through invoicing, which is built below (read lazily).
-  const creditNotes = new CreditNoteService(db, clock, { customers, fees: { feeIn: (q, orgId, lagoId) => invoicing.feeIn(q, orgId, lagoId) } });
+  const creditNotes = new CreditNoteService(db, clock, {
+    customers,
+    fees: { feeIn: (q, orgId, lagoId) => invoicing.feeIn(q, orgId, lagoId) },
+    // A note on a paid purchase of credits takes them back out of the wallet (built below).
+    prepaidCredits: { voidCreditedPurchase: (tx, orgId, invoiceId, noteId, cents, now) => wallets.voidCreditedPurchase(tx, orgId, invoiceId, noteId, cents, now) },
+  });
   // Purchased credits are billed on a credit invoice (invoicing, built below) and count once it is paid.
   const wallets = new WalletService(db, clock, {
     customers,

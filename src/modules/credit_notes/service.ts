@@ -13,7 +13,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export interface CreditNoteDeps {
   readonly customers: { findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null> };
   readonly fees: { feeIn(q: Queryable, orgId: number, lagoId: string): Promise<FeeRecord | null> };
+  /**
+   * Wallets: a note on a paid credit invoice takes what it credits of the credits bought out of the
+   * wallet (`none`: the invoice bought none that count); nothing moves when it cannot.
+   */
+  readonly prepaidCredits?: {
+    voidCreditedPurchase(
+      tx: Queryable,
+      orgId: number,
+      invoiceId: number,
+      creditNoteId: number,
+      amountCents: bigint,
+      now: Date,
+    ): Promise<"voided" | "none" | "wallet_terminated" | "insufficient_credits">;
+  };
 }
+
+/** Why a note on a credit invoice could not take its credits back, as the request's fields. */
+type CreditsErrors = (reason: "wallet_terminated" | "insufficient_credits") => FieldErrors;
 
 /** Runs in the transaction that creates a credit note (webhooks). */
 export type CreditNoteListener = (tx: Queryable, note: store.CreditNoteRecord) => Promise<unknown>;
@@ -26,12 +43,14 @@ export interface CreditNoteView {
 }
 
 const invalidStatus = () => new AppError("not_allowed", "invalid_type_or_status", "credit notes are issued on finalized invoices only");
+const unpaidCreditInvoice = () => new AppError("not_allowed", "invalid_type_or_status", "credit notes are issued on a purchase of prepaid credits once it is paid");
 
 /**
  * Credit notes (Lago's /credit_notes): on a finalized invoice, items credit its fees; the credit part
  * is drawn on by the customer's next invoices (oldest note first), the refund part is recorded for
  * a payment provider to execute. Terminations and upgrades issue one for the unused part of a
- * subscription fee paid in advance.
+ * subscription fee paid in advance. On a paid purchase of prepaid credits (a credit invoice), a
+ * note takes what it credits of those credits back out of the wallet.
  */
 export class CreditNoteService {
   private readonly createdListeners: CreditNoteListener[] = [];
@@ -60,11 +79,17 @@ export class CreditNoteService {
       const invoice = await store.invoiceForCredit(tx, orgId, { lagoId: req.invoiceLagoId }, true);
       if (invoice === null) throw notFound("invoice", req.invoiceLagoId);
       if (invoice.status !== "finalized") throw invalidStatus();
+      // Lago: a purchase of credits is credited or refunded once paid (its credits are then in the wallet).
+      if (invoice.invoiceType === "credit" && invoice.paymentStatus !== "succeeded") throw unpaidCreditInvoice();
       const items = await this.itemsOf(tx, orgId, invoice.id, req);
       const amounts = creditNoteAmounts(items);
       const split = splitTotal(amounts.totalAmountCents, req.creditAmountCents, req.refundAmountCents, store.refundableOf(invoice));
       if (!split.ok) throw validationFailed(split.errors, "the credit note's amounts do not add up");
-      return this.insert(tx, orgId, invoice, { reason: req.reason, description: req.description, amounts, credit: split.credit, refund: split.refund, automatic: false });
+      const creditsErrors: CreditsErrors = (reason) =>
+        reason === "wallet_terminated"
+          ? { invoice_id: ["wallet_is_terminated"] }
+          : Object.fromEntries(req.items.map((_, i) => [`items[${i}].amount_cents`, ["higher_than_wallet_balance"]]));
+      return this.insert(tx, orgId, invoice, { reason: req.reason, description: req.description, amounts, credit: split.credit, refund: split.refund, automatic: false, creditsErrors });
     });
     return this.view(orgId, (await store.noteById(this.db, orgId, id))!);
   }
@@ -77,6 +102,7 @@ export class CreditNoteService {
     const invoice = await store.invoiceForCredit(this.db, orgId, { lagoId: req.invoiceLagoId });
     if (invoice === null) throw notFound("invoice", req.invoiceLagoId);
     if (invoice.status !== "finalized") throw invalidStatus();
+    if (invoice.invoiceType === "credit" && invoice.paymentStatus !== "succeeded") throw unpaidCreditInvoice();
     const amounts = creditNoteAmounts(await this.itemsOf(this.db, orgId, invoice.id, req));
     const refundable = store.refundableOf(invoice);
     return { invoice, amounts, maxRefundableCents: refundable < amounts.totalAmountCents ? refundable : amounts.totalAmountCents };
@@ -187,6 +213,8 @@ export class CreditNoteService {
     const split = voidSplit(o, max, store.refundableOf(invoice));
     if (!split.ok) throw validationFailed(split.errors, "the voided invoice's credit note amounts do not add up");
     const description = `Invoice ${invoice.number} voided`;
+    // A paid purchase of credits voided: the credits it bought leave the wallet (both notes).
+    const creditsErrors: CreditsErrors = (reason) => ({ generate_credit_note: [reason === "wallet_terminated" ? "wallet_is_terminated" : "higher_than_wallet_balance"] });
     let rest = fees;
     const wanted = split.credit + split.refund;
     if (wanted > 0n) {
@@ -195,7 +223,7 @@ export class CreditNoteService {
         const amounts = creditNoteAmounts(items);
         // Rounding may leave the note a cent under what was asked: the credit part gives it up.
         const refund = split.refund < amounts.totalAmountCents ? split.refund : amounts.totalAmountCents;
-        await this.insert(tx, orgId, invoice, { reason: "other", description, amounts, credit: amounts.totalAmountCents - refund, refund, automatic: false, now });
+        await this.insert(tx, orgId, invoice, { reason: "other", description, amounts, credit: amounts.totalAmountCents - refund, refund, automatic: false, now, creditsErrors });
         rest = afterItems(fees, items);
       }
     }
@@ -203,7 +231,7 @@ export class CreditNoteService {
     if (remainder.length > 0) {
       const amounts = creditNoteAmounts(remainder);
       if (amounts.totalAmountCents > 0n) {
-        await this.insert(tx, orgId, invoice, { reason: "other", description, amounts, credit: amounts.totalAmountCents, refund: 0n, automatic: false, now, voided: true });
+        await this.insert(tx, orgId, invoice, { reason: "other", description, amounts, credit: amounts.totalAmountCents, refund: 0n, automatic: false, now, voided: true, creditsErrors });
       }
     }
   }
@@ -222,8 +250,17 @@ export class CreditNoteService {
    * difference (with the fee's taxes), all credited, drawn on by the customer's next invoices like
    * any credit note. Answers the note and what it credits excluding taxes (capped at what is left of
    * the fee), or null when nothing can be credited (the invoice voided, the fee credited already).
+   * Its listeners (`credit_note.created`) run when the caller calls `announce`, once the note is
+   * linked to the late events and the adjustment fee is written, so the webhook shows
+   * `late_events` as GET /credit_notes/:id does.
    */
-  async creditLateEvents(tx: Queryable, orgId: number, feeId: number, amountCents: bigint, now: Date): Promise<{ creditNoteId: number; amountCents: bigint } | null> {
+  async creditLateEvents(
+    tx: Queryable,
+    orgId: number,
+    feeId: number,
+    amountCents: bigint,
+    now: Date,
+  ): Promise<{ creditNoteId: number; amountCents: bigint; announce: () => Promise<void> } | null> {
     const invoiceId = await store.invoiceIdOfFee(tx, orgId, feeId);
     const invoice = invoiceId === null ? null : await store.invoiceForCredit(tx, orgId, { id: invoiceId }, true);
     if (invoice === null || invoice.status !== "finalized") return null;
@@ -241,8 +278,9 @@ export class CreditNoteService {
       refund: 0n,
       automatic: true,
       now,
+      deferListeners: true,
     });
-    return { creditNoteId: id, amountCents: amount };
+    return { creditNoteId: id, amountCents: amount, announce: () => this.announce(tx, orgId, id) };
   }
 
   // ---- internals ---------------------------------------------------------------------------------
@@ -275,6 +313,10 @@ export class CreditNoteService {
       now?: Date;
       /** Voided as it is created (the rest of a voided invoice): its listeners see it voided. */
       voided?: boolean;
+      /** Its listeners run later, when the caller calls `announce` (what the note links to is written after it). */
+      deferListeners?: boolean;
+      /** On a credit invoice: the request's fields at fault when its credits cannot be taken back (422). */
+      creditsErrors?: CreditsErrors;
     },
   ): Promise<number> {
     const now = n.now ?? this.now(orgId);
@@ -297,9 +339,23 @@ export class CreditNoteService {
       now,
     });
     if (n.voided === true) await store.voidNote(tx, orgId, id, now);
+    if (invoice.invoiceType === "credit" && this.deps.prepaidCredits !== undefined) {
+      // What the note credits of the purchase (no taxes nor coupons apply to it) leaves the wallet.
+      const cents = n.amounts.items.reduce((a, it) => a + it.amountCents, 0n);
+      const outcome = await this.deps.prepaidCredits.voidCreditedPurchase(tx, orgId, invoice.id, id, cents, now);
+      if (outcome === "wallet_terminated" || outcome === "insufficient_credits") {
+        const errors = n.creditsErrors?.(outcome) ?? { invoice_id: [outcome === "wallet_terminated" ? "wallet_is_terminated" : "higher_than_wallet_balance"] };
+        throw validationFailed(errors, outcome === "wallet_terminated" ? "the credits were bought for a terminated wallet" : "the wallet no longer holds the credits this note takes back");
+      }
+    }
+    if (n.deferListeners !== true) await this.announce(tx, orgId, id);
+    return id;
+  }
+
+  /** The created note's listeners (webhooks, refunds), with the note as it stands in `tx`. */
+  private async announce(tx: Queryable, orgId: number, id: number): Promise<void> {
     const note = (await store.noteById(tx, orgId, id))!;
     for (const listener of this.createdListeners) await listener(tx, note);
-    return id;
   }
 
   /** The note with its customer and fees, read through `q` (the caller's transaction, for webhooks). */

@@ -9,6 +9,8 @@ export interface CreditedInvoice {
   readonly lagoId: string;
   readonly number: string;
   readonly status: "draft" | "finalized" | "voided";
+  /** `credit`: a wallet's purchase of credits. */
+  readonly invoiceType: string;
   readonly paymentStatus: "pending" | "succeeded" | "failed";
   readonly customerId: number;
   readonly currency: string;
@@ -29,8 +31,8 @@ export const refundableOf = (i: CreditedInvoice): bigint => {
 
 export async function invoiceForCredit(q: Queryable, orgId: number, where: { lagoId: string } | { id: number }, forUpdate = false): Promise<CreditedInvoice | null> {
   const byLago = "lagoId" in where;
-  const { rows } = await q.query<{ id: string; lago_id: string; number: string; status: CreditedInvoice["status"]; payment_status: CreditedInvoice["paymentStatus"]; customer_id: string; currency: string; total_amount_cents: string; refunded: string; paid: string; credited: string }>(
-    `SELECT i.id, i.lago_id::text AS lago_id, i.number, i.status, i.payment_status, i.customer_id, i.currency, i.total_amount_cents,
+  const { rows } = await q.query<{ id: string; lago_id: string; number: string; status: CreditedInvoice["status"]; invoice_type: string; payment_status: CreditedInvoice["paymentStatus"]; customer_id: string; currency: string; total_amount_cents: string; refunded: string; paid: string; credited: string }>(
+    `SELECT i.id, i.lago_id::text AS lago_id, i.number, i.status, i.invoice_type, i.payment_status, i.customer_id, i.currency, i.total_amount_cents,
             (SELECT coalesce(sum(cn.refund_amount_cents), 0) FROM credit_notes cn WHERE cn.org_id = i.org_id AND cn.invoice_id = i.id)::text AS refunded,
             CASE WHEN i.payment_status = 'succeeded' THEN i.total_amount_cents::text
                  ELSE greatest(i.total_paid_amount_cents,
@@ -48,6 +50,7 @@ export async function invoiceForCredit(q: Queryable, orgId: number, where: { lag
     lagoId: r.lago_id,
     number: r.number,
     status: r.status,
+    invoiceType: r.invoice_type,
     paymentStatus: r.payment_status,
     customerId: Number(r.customer_id),
     currency: r.currency,

@@ -43,8 +43,16 @@ export interface InvoiceAdjustments {
   /**
    * Late events lowered what an invoiced fee is worth by `amountCents` (excluding taxes): a credit
    * note on the fee's invoice. Answers the note and what it credited, or null when nothing could be.
+   * The note's listeners (its `credit_note.created` webhook) run when `announce` is called: once
+   * the note is linked to the late events and the invoice's adjustment fees are written.
    */
-  creditLateEvents?(q: Queryable, orgId: number, feeId: number, amountCents: bigint, now: Date): Promise<{ creditNoteId: number; amountCents: bigint } | null>;
+  creditLateEvents?(
+    q: Queryable,
+    orgId: number,
+    feeId: number,
+    amountCents: bigint,
+    now: Date,
+  ): Promise<{ creditNoteId: number; amountCents: bigint; announce: () => Promise<void> } | null>;
   /** Gives back what a voided invoice used: coupons, credit notes drawn on, prepaid credits (wallets). */
   restoreVoided?(q: Queryable, invoice: InvoiceRef, now: Date): Promise<void>;
   /** POST /invoices/:id/void with `generate_credit_note`: the credit notes of the voided invoice (before it is marked voided). */

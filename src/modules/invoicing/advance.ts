@@ -5,19 +5,23 @@
 // fee core/advance.ts computes. An invoiceable charge's fees of one event make one invoice (Lago
 // issues one per event), finalized at once and collected like any other. The arrears invoice of
 // the period leaves advance charges out (service.ts, batch.ts); current usage still shows them.
+// Prorated charges pay for the days left in the period; recurring sums carry their units into the
+// next period, billed on the periodic invoice (carriedOverAdvanceFees; core/advance_recurring.ts).
 import crypto from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import client from "prom-client";
 import type { Db, Queryable } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { BackgroundLoop } from "../../shared/background_loop.ts";
 import { AppError, notFound, validationFailed } from "../../shared/errors.ts";
 import { Decimal, ZERO } from "../../shared/money.ts";
 import type { Charge } from "../catalog/index.ts";
 import type { Customer } from "../customers/index.ts";
 import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
-import { Bucketer, applyRounding, resolveFilter, usageWindowAt } from "../metering/index.ts";
+import { Bucketer, type UsageWindow, applyRounding, resolveFilter, usageWindowAt } from "../metering/index.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } from "./core/advance.ts";
+import { advanceProrationShare, carriedOverAmount, carriesOverInAdvance, proratedInAdvance } from "./core/advance_recurring.ts";
 import { type FeeDraft, bucketFilters, centsOf, chargeItem } from "./core/fees.ts";
 import { feeJson } from "./core/json.ts";
 import type { FeeRecord } from "./core/records.ts";
@@ -92,12 +96,9 @@ interface QueuedEvent {
  * advance_fees (charge, event) means no event is billed twice whatever crashes or retries.
  */
 export class AdvanceBilling {
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private kickTimer: ReturnType<typeof setTimeout> | null = null;
-  private tail: Promise<unknown> = Promise.resolve();
-  private stopped = false;
-  /** A background run is queued and not started yet: another would find nothing more. */
-  private runWaiting = false;
+  private readonly loop: BackgroundLoop<AdvanceRun>;
+  /** A kick asked for the run that is queued (not a poll): it need not look at the catalog again. */
+  private kicked = false;
   /**
    * Whether any metric has an advance charge, as of the last poll. While none has, ingest commits
    * do not kick a run (nothing can be queued); the poll looks again every `pollMs`.
@@ -107,55 +108,50 @@ export class AdvanceBilling {
 
   constructor(private readonly deps: AdvanceBillingDeps) {
     this.newId = deps.newId ?? (() => crypto.randomUUID());
+    this.loop = new BackgroundLoop(() => this.background(), {
+      pollMs: deps.pollMs ?? 1000,
+      kickDelayMs: 10,
+      coalesce: true,
+      onError: (err) => deps.onError?.(err, {}),
+    });
   }
 
   start(): void {
-    if (this.timer !== null || this.stopped) return;
-    this.timer = setInterval(() => this.background(true), this.deps.pollMs ?? 1000);
-    this.timer.unref();
-    this.kick();
+    this.loop.start();
   }
 
   /** Looks at the queue shortly (after an ingest commit in this process). */
   kick(): void {
-    if (this.timer === null || this.kickTimer !== null || !this.advanceSold) return;
-    this.kickTimer = setTimeout(() => {
-      this.kickTimer = null;
-      this.background();
-    }, 10);
-    this.kickTimer.unref();
+    if (!this.advanceSold) return;
+    this.kicked = true;
+    this.loop.kick();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    if (this.kickTimer !== null) clearTimeout(this.kickTimer);
-    this.timer = this.kickTimer = null;
-    await this.tail;
+  /** Stops the poll and kicks, lets the transaction in progress commit, and resolves when the run has ended. */
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
-  private background(poll = false): void {
-    if (this.runWaiting) return;
-    this.runWaiting = true;
-    const run = this.tail.then(async () => {
-      this.runWaiting = false;
-      if (poll) {
-        const { rows } = await this.deps.db.query<{ sold: boolean }>(
-          "SELECT EXISTS (SELECT 1 FROM billable_metrics WHERE has_advance_charges AND deleted_at IS NULL) AS sold",
-        );
-        this.advanceSold = rows[0]?.sold === true;
-      }
-      return this.runOnce(undefined);
-    });
-    this.tail = run.catch(() => undefined);
-    run.catch((err) => this.deps.onError?.(err, {}));
+  private get stopped(): boolean {
+    return this.loop.signal.aborted;
+  }
+
+  /** A run of the loop: a poll first looks whether anything is sold in advance at all. */
+  private async background(): Promise<AdvanceRun> {
+    const poll = !this.kicked;
+    this.kicked = false;
+    if (poll) {
+      const { rows } = await this.deps.db.query<{ sold: boolean }>(
+        "SELECT EXISTS (SELECT 1 FROM billable_metrics WHERE has_advance_charges AND deleted_at IS NULL) AS sold",
+      );
+      this.advanceSold = rows[0]?.sold === true;
+    }
+    return this.runOnce(undefined);
   }
 
   /** Bills every queued event (of one organization, or all) and resolves when done. */
   runDue(opts: { orgId?: number } = {}): Promise<AdvanceRun> {
-    const run = this.tail.then(() => this.runOnce(opts.orgId));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.loop.serial(() => this.runOnce(opts.orgId));
   }
 
   private async runOnce(onlyOrg: number | undefined): Promise<AdvanceRun> {
@@ -307,7 +303,7 @@ export class AdvanceBilling {
     const invoiceable: FeeDraft[] = [];
     const feeOnly: FeeDraft[] = [];
     for (const charge of charges) {
-      const draft = await this.chargeFee(tx, e, sub, charge, window.period.start, window.from, window.period.to, currency, now);
+      const draft = await this.chargeFee(tx, e, sub, charge, window, currency, now);
       if (draft !== null) (charge.invoiceable ? invoiceable : feeOnly).push(draft);
     }
     // Lago's invoiceable: false — the fee alone, announced by fee.created (paid ones may be regrouped later: regroupPaidFees).
@@ -332,9 +328,7 @@ export class AdvanceBilling {
     e: QueuedEvent,
     sub: Subscription,
     charge: Charge,
-    periodStart: Date,
-    from: Date,
-    to: Date,
+    window: UsageWindow,
     currency: string,
     now: Date,
   ): Promise<FeeDraft | null> {
@@ -345,7 +339,7 @@ export class AdvanceBilling {
       [e.orgId, charge.id, e.lagoEventId, e.externalSubscriptionId, e.transactionId, e.tsText, now],
     );
     if (claimed.rows.length === 0) return null;
-    const at = slotOf(charge, sub, periodStart, e);
+    const at = slotOf(charge, sub, window.period.start, e);
     let uniqueIsNew = false;
     if (charge.metric.aggregationType === "unique_count_agg" && e.raw !== null && e.operationType !== "remove") {
       const added = await tx.query(
@@ -355,7 +349,7 @@ export class AdvanceBilling {
       );
       uniqueIsNew = added.rows.length > 0;
     }
-    const priced = await priceEvent(tx, charge, at, e, uniqueIsNew);
+    const priced = await priceEvent(tx, charge, at, e, uniqueIsNew, window);
     if (priced === null) return null;
     const { increment, after, amount } = priced;
     await tx.query(
@@ -365,9 +359,17 @@ export class AdvanceBilling {
        DO UPDATE SET units = excluded.units, events_count = excluded.events_count, amounts_total = excluded.amounts_total`,
       [...at.key, after.units.toString(), after.eventsCount, after.amountsTotal.toString()],
     );
+    // A recurring sum's later periods started from this one's units: a late event moves them too.
+    if (carriesOverInAdvance(charge) && !increment.units.isZero()) {
+      await tx.query(
+        `UPDATE advance_charge_usage SET units = units + $7::numeric
+          WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND period_start > $4 AND bucket_index = $5 AND group_key = $6`,
+        [...at.key, increment.units.toString()],
+      );
+    }
     // Lago issues nothing for an event that costs nothing (free units, a tier already paid).
     if (centsOf(amount, currency) === 0n) return null;
-    return advanceDraft(this.newId(), charge, at, e.ts, from, to, increment.units, after.units, amount, currency);
+    return advanceDraft(this.newId(), charge, at, e.ts, window.from, window.period.to, increment.units, after.units, amount, currency);
   }
 
   /**
@@ -404,7 +406,7 @@ export class AdvanceBilling {
         );
         uniqueIsNew = seen.rows.length === 0;
       }
-      const priced = await priceEvent(this.deps.db, charge, at, e, uniqueIsNew);
+      const priced = await priceEvent(this.deps.db, charge, at, e, uniqueIsNew, window);
       const units = priced?.increment.units ?? ZERO;
       drafts.push(advanceDraft(null, charge, at, now, window.from, window.period.to, units, priced?.after.units ?? units, priced?.amount ?? ZERO, currency));
     }
@@ -436,8 +438,9 @@ async function priceEvent(
   q: Queryable,
   charge: Charge,
   at: ChargeSlotOf,
-  e: { value: string | null; raw: string | null; operationType: string | null },
+  e: { ts: Date; value: string | null; raw: string | null; operationType: string | null },
   uniqueIsNew: boolean,
+  window: UsageWindow,
 ) {
   const metric = charge.metric;
   if (metric.aggregationType === "unique_count_agg" && e.raw === null) return null;
@@ -448,8 +451,11 @@ async function priceEvent(
     removes: e.operationType === "remove",
   });
   if (increment === null) return null;
-  const before = await readRunning(q, at.key);
-  return { increment, ...advanceFee(at.price, before, increment, (u) => applyRounding(u, metric.roundingFunction, metric.roundingPrecision)) };
+  const before = await readRunning(q, at.key, carriesOverInAdvance(charge));
+  const fee = advanceFee(at.price, before, increment, (u) => applyRounding(u, metric.roundingFunction, metric.roundingPrecision));
+  // Prorated: the units are paid for the days left in the period from the event's day.
+  const amount = proratedInAdvance(charge) ? fee.amount.times(advanceProrationShare(window, e.ts)) : fee.amount;
+  return { increment, after: fee.after, amount };
 }
 
 function advanceDraft(
@@ -542,15 +548,99 @@ function propertyText(props: Record<string, unknown> | null, key: string): strin
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
-async function readRunning(tx: Queryable, slot: readonly unknown[]): Promise<AdvanceRunning> {
-  const { rows } = await tx.query<{ units: string; events_count: string; amounts_total: string }>(
-    `SELECT units::text AS units, events_count, amounts_total::text AS amounts_total FROM advance_charge_usage
-      WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND period_start = $4 AND bucket_index = $5 AND group_key = $6`,
+/**
+ * The slot's running usage in its period. `carried`: a period without a row yet starts from the
+ * units of the slot's latest earlier period (a recurring sum carries them over), its counts from 0.
+ */
+async function readRunning(tx: Queryable, slot: readonly unknown[], carried: boolean): Promise<AdvanceRunning> {
+  const { rows } = await tx.query<{ units: string; events_count: string; amounts_total: string; current: boolean }>(
+    `SELECT units::text AS units, events_count, amounts_total::text AS amounts_total, period_start = $4 AS current FROM advance_charge_usage
+      WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $5 AND group_key = $6
+        AND ${carried ? "period_start <= $4" : "period_start = $4"}
+      ORDER BY period_start DESC LIMIT 1`,
     [...slot],
   );
   const r = rows[0];
   if (r === undefined) return NO_ADVANCE_USAGE;
+  if (!r.current) return { ...NO_ADVANCE_USAGE, units: new Decimal(r.units) };
   return { units: new Decimal(r.units), eventsCount: Number(r.events_count), amountsTotal: new Decimal(r.amounts_total) };
+}
+
+/**
+ * Lago: a charge paid in advance on a recurring metric bills, when a period starts, the units
+ * carried over from the one before, on the subscription's periodic invoice (the one closing
+ * `closed` at `at`). One fee per bucket and group that holds units, priced from nothing (the
+ * period's own events are then priced on top of them, readRunning), prorated over the part of the
+ * period the subscription covers when the charge is prorated. Nothing when the subscription does
+ * not go on into the next period. Reads only: billing it again (a draft refreshed) answers the same.
+ * Non-invoiceable charges are left out: their fees never go on invoices.
+ */
+export async function carriedOverAdvanceFees(
+  q: Queryable,
+  sub: Subscription,
+  closed: { readonly period: { readonly start: Date } },
+  at: Date,
+  newId: () => string,
+): Promise<FeeDraft[]> {
+  const charges = sub.plan.charges.filter((c) => c.invoiceable && carriesOverInAdvance(c));
+  if (charges.length === 0) return [];
+  const next = usageWindowAt(sub, sub.plan, at);
+  if (next === null || next.period.start.getTime() <= closed.period.start.getTime()) return [];
+  // Each slot's units as the closed period left them: its latest row before the next period.
+  const { rows } = await q.query<{ charge_id: string; bucket_index: number; group_key: string; units: string }>(
+    `SELECT DISTINCT ON (charge_id, bucket_index, group_key) charge_id, bucket_index, group_key, units::text AS units
+       FROM advance_charge_usage
+      WHERE org_id = $1 AND subscription_id = $2 AND charge_id = ANY($3::bigint[]) AND period_start < $4
+      ORDER BY charge_id, bucket_index, group_key, period_start DESC`,
+    [sub.orgId, sub.id, charges.map((c) => String(c.id)), next.period.start],
+  );
+  const currency = sub.plan.amountCurrency;
+  const fees: FeeDraft[] = [];
+  for (const charge of charges) {
+    const slots = rows
+      .filter((r) => Number(r.charge_id) === charge.id)
+      .sort((a, b) => a.bucket_index - b.bucket_index || (a.group_key < b.group_key ? -1 : a.group_key > b.group_key ? 1 : 0));
+    for (const r of slots) {
+      const bucket = Number(r.bucket_index);
+      const filter = bucket >= 0 ? (charge.filters[bucket] ?? null) : null;
+      // A filter removed since: its units have no price left to bill.
+      if (bucket >= 0 && filter === null) continue;
+      const groupKeys = (filter === null ? charge.pricingGroupKeys : filter.pricingGroupKeys) ?? [];
+      const values = r.group_key === "" ? [] : (JSON.parse(r.group_key) as (string | null)[]);
+      const groupedBy = groupKeys.length === 0 ? null : Object.fromEntries(groupKeys.map((k, i) => [k, values[i] ?? null]));
+      const units = new Decimal(r.units);
+      const metric = charge.metric;
+      const amount = carriedOverAmount(filter?.price ?? charge.price, units, {
+        prorated: proratedInAdvance(charge),
+        window: next,
+        round: (u) => applyRounding(u, metric.roundingFunction, metric.roundingPrecision),
+      });
+      if (centsOf(amount, currency) === 0n) continue;
+      const unit = amount.div(units);
+      fees.push({
+        lagoId: newId(),
+        feeType: "charge",
+        charge: { id: charge.id, lagoId: charge.lagoId },
+        chargeFilterId: filter?.id ?? null,
+        from: next.from,
+        to: next.period.to,
+        // No events of their own: not a bucket's usage (late-event adjustments leave it alone).
+        usage: null,
+        units,
+        totalAggregatedUnits: units,
+        eventsCount: 0,
+        preciseAmount: amount,
+        amountCents: centsOf(amount, currency),
+        preciseUnitAmount: unit,
+        unitAmountCents: centsOf(unit, currency),
+        payInAdvance: true,
+        invoiceable: true,
+        item: chargeItem(charge, filter, groupedBy),
+        amountDetails: {},
+      });
+    }
+  }
+  return fees;
 }
 
 /** The subscription's pending events in arrival order, with their metric's value and dims computed as ingest does. */

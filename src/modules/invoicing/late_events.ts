@@ -164,6 +164,8 @@ export function lateCreditsOf(fees: readonly FeeDraft[]): { feeId: number; amoun
  * When `invoice` is finalized (in its transaction, before the customer's lock is taken and its
  * credit notes are read): each credit its adjustment fees owe back becomes a credit note on the earlier
  * period's invoice, recorded once per fee and finalizing invoice with the note it was issued as.
+ * Answers the notes' announcements: the caller runs them once the invoice's fees are written (the
+ * notes' webhooks show the adjustment fee they are traced to).
  */
 export async function issueLateCredits(
   tx: Queryable,
@@ -171,9 +173,9 @@ export async function issueLateCredits(
   invoice: InvoiceRef,
   groups: readonly { fees: readonly FeeDraft[] }[],
   now: Date,
-): Promise<number> {
-  if (adj.creditLateEvents === undefined) return 0;
-  let issued = 0;
+): Promise<(() => Promise<void>)[]> {
+  const announcements: (() => Promise<void>)[] = [];
+  if (adj.creditLateEvents === undefined) return announcements;
   for (const c of lateCreditsOf(groups.flatMap((g) => g.fees))) {
     const seen = await tx.query("SELECT 1 FROM late_event_credits WHERE org_id = $1 AND fee_id = $2 AND invoice_id = $3", [invoice.orgId, c.feeId, invoice.id]);
     if (seen.rows.length > 0) continue;
@@ -183,7 +185,7 @@ export async function issueLateCredits(
       `INSERT INTO late_event_credits (org_id, fee_id, invoice_id, amount_cents, credit_note_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
       [invoice.orgId, c.feeId, invoice.id, note.amountCents.toString(), note.creditNoteId, now],
     );
-    issued += 1;
+    announcements.push(note.announce);
   }
-  return issued;
+  return announcements;
 }

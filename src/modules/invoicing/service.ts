@@ -3,7 +3,7 @@ import type { Db, Queryable } from "../../db/db.ts";
 import { sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { AppError, notFound, validationFailed } from "../../shared/errors.ts";
-import { fromCents } from "../../shared/money.ts";
+import { Decimal, fromCents } from "../../shared/money.ts";
 import type { Customer } from "../customers/index.ts";
 import { Bucketer, resolveFilter, type SubscriptionUsage, type UsageSubscription, type UsageWindow } from "../metering/index.ts";
 import type { Subscription, SubscriptionView } from "../subscriptions/index.ts";
@@ -43,10 +43,12 @@ import {
   type ThresholdCrossing,
 } from "./core/index.ts";
 import { BatchBilling } from "./batch.ts";
-import { advanceFeeEvents } from "./advance.ts";
+import { advanceFeeEvents, carriedOverAdvanceFees } from "./advance.ts";
 import { arrearsCharges, withoutAdvanceCharges } from "./core/advance.ts";
 import { issueLateCredits, lateAdjustmentsOf } from "./late_events.ts";
 import { checkVoidOptions } from "../credit_notes/core/void.ts";
+import type { FeeAppliedTax } from "./core/records.ts";
+import { regroupedTaxLines } from "./core/regroup.ts";
 import * as store from "./store.ts";
 import { commitmentFeeOf } from "./minimums.ts";
 import {
@@ -398,10 +400,12 @@ export class InvoicingService {
   ): Promise<InvoiceTotals> {
     const { orgId, customerId, currency } = invoice;
     const adj = this.deps.adjustments;
+    let lateNotes: (() => Promise<void>)[] = [];
     if (final && adj !== undefined) {
       // Late events that lowered an earlier period: its credit notes first (they lock that period's
       // invoice, so before the customer's lock, as voiding takes them), so this invoice draws on them.
-      await issueLateCredits(tx, adj, invoice, groups, now);
+      // Their webhooks once this invoice is written: they show the adjustment fee and what was drawn.
+      lateNotes = await issueLateCredits(tx, adj, invoice, groups, now);
       await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [CUSTOMER_BALANCE_LOCK_NAMESPACE, `${orgId}:${customerId}`]);
     }
     const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(tx, orgId);
@@ -442,6 +446,7 @@ export class InvoicingService {
     );
     await store.saveTotals(tx, orgId, invoice.id, result.totals, "pending", now);
     if (final && adj !== undefined) await adj.consume(tx, invoice, result, now);
+    for (const announce of lateNotes) await announce();
     return result.totals;
   }
 
@@ -477,6 +482,8 @@ export class InvoicingService {
       // Advance charges were billed as their events arrived (advance.ts).
       const charges = arrearsCharges(usage.charges);
       fees.push(...linkTrueUps(withTrueUps(charges, chargeFees(charges, c, currency), c, terms, currency), this.newId));
+      // Advance charges on recurring sums: the units carried into the next period, billed now (advance.ts).
+      fees.push(...(await carriedOverAdvanceFees(q, sub, c, instant.at, this.newId)));
     }
     const commitment = await commitmentFeeOf(q, sub, terms, instant, fees);
     if (commitment !== null) fees.push(commitment);
@@ -808,15 +815,27 @@ export class InvoicingService {
     const lagoId = this.newId();
     const timezone = customer.attributes.timezone ?? "UTC";
     const { invoiceId, prefix, issuingDate, netPaymentTerm } = await this.openInvoice(tx, customer, lagoId, "advance_charges", currency, timezone, now);
-    const { rows } = await tx.query<{ amount_cents: string; taxes_amount_cents: string }>(
+    const { rows } = await tx.query<{ amount_cents: string; taxes_amount_cents: string; precise_coupons_amount_cents: string; applied_taxes: FeeAppliedTax[] | string }>(
       `UPDATE fees f SET invoice_id = $2, position = p.n - 1, updated_at = $4
          FROM unnest($3::bigint[]) WITH ORDINALITY AS p(id, n)
         WHERE f.org_id = $1 AND f.id = p.id AND f.invoice_id IS NULL
-       RETURNING f.amount_cents, f.taxes_amount_cents`,
+       RETURNING f.amount_cents, f.taxes_amount_cents, f.precise_coupons_amount_cents::text AS precise_coupons_amount_cents, f.applied_taxes`,
       [orgId, invoiceId, feeIds.map(String), now],
     );
     const taxesCents = rows.reduce((a, r) => a + BigInt(r.taxes_amount_cents), 0n);
     const totals = invoiceTotals(rows.map((r) => BigInt(r.amount_cents)), { taxesCents });
+    // Its taxes broken down as other invoices show them: the fees' own, added up per tax.
+    const lines = regroupedTaxLines(
+      rows.map((r) => ({
+        baseCents: new Decimal(r.amount_cents).minus(r.precise_coupons_amount_cents),
+        taxesAmountCents: BigInt(r.taxes_amount_cents),
+        lines: (typeof r.applied_taxes === "string" ? (JSON.parse(r.applied_taxes) as FeeAppliedTax[]) : (r.applied_taxes ?? [])).map((t) => ({
+          tax: { lagoTaxId: t.lago_tax_id, code: t.tax_code, name: t.tax_name, description: t.tax_description, rate: new Decimal(t.tax_rate) },
+          preciseAmountCents: new Decimal(t.precise_amount_cents),
+        })),
+      })),
+    );
+    await store.insertRegroupedTaxes(tx, orgId, invoiceId, currency, lines.map((line) => ({ lagoId: this.newId(), line })), now);
     await this.finalizeIn(tx, { orgId, invoiceId, customerId: customer.id, prefix, issuingDate, netPaymentTerm, totals, now, paid: true });
     return this.details(orgId, (await store.invoiceByLagoId(tx, orgId, lagoId))!, tx);
   }

@@ -3,6 +3,7 @@
 import type { Queryable } from "../../db/db.ts";
 import { Decimal } from "../../shared/money.ts";
 import type { InvoiceTaxLine } from "../taxes/core/tax.ts";
+import type { RegroupedTaxLine } from "./core/regroup.ts";
 import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
 import type {
   AppliedTaxRecord,
@@ -777,6 +778,40 @@ export async function insertAppliedTaxesMany(
        FROM jsonb_to_recordset($3::jsonb) AS r(invoice_id bigint, currency text, lago_id uuid, tax_id bigint, tax_lago_id uuid, tax_code text,
             tax_name text, tax_description text, tax_rate numeric, amount_cents bigint, fees_amount_cents bigint)`,
     [orgId, now, JSON.stringify(rows)],
+  );
+}
+
+/**
+ * The applied taxes of a regroup invoice (core/regroup.ts): each tax as its fees bore it, linked to
+ * the organization's tax of that lago_id while it exists.
+ */
+export async function insertRegroupedTaxes(
+  tx: Queryable,
+  orgId: number,
+  invoiceId: number,
+  currency: string,
+  lines: readonly { lagoId: string; line: RegroupedTaxLine }[],
+  now: Date,
+): Promise<void> {
+  if (lines.length === 0) return;
+  const rows = lines.map(({ lagoId, line: l }) => ({
+    lago_id: lagoId,
+    tax_lago_id: l.tax.lagoTaxId,
+    tax_code: l.tax.code,
+    tax_name: l.tax.name,
+    tax_description: l.tax.description,
+    tax_rate: l.tax.rate.toString(),
+    amount_cents: l.amountCents.toString(),
+    fees_amount_cents: l.feesAmountCents.toString(),
+  }));
+  await tx.query(
+    `INSERT INTO invoice_applied_taxes (org_id, invoice_id, currency, created_at, lago_id, tax_id, tax_lago_id, tax_code, tax_name,
+                                        tax_description, tax_rate, amount_cents, fees_amount_cents)
+     SELECT $1, $2, $3, $4, r.lago_id, (SELECT t.id FROM taxes t WHERE t.org_id = $1 AND t.lago_id = r.tax_lago_id), r.tax_lago_id, r.tax_code,
+            r.tax_name, r.tax_description, r.tax_rate, r.amount_cents, r.fees_amount_cents
+       FROM jsonb_to_recordset($5::jsonb) AS r(lago_id uuid, tax_lago_id uuid, tax_code text, tax_name text, tax_description text, tax_rate numeric,
+            amount_cents bigint, fees_amount_cents bigint)`,
+    [orgId, invoiceId, currency, now, JSON.stringify(rows)],
   );
 }
 

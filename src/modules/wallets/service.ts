@@ -314,6 +314,52 @@ export class WalletService {
     }
   }
 
+  /**
+   * A credit note (credit or refund) on a paid credit invoice takes back what it credits of the
+   * credits bought (Lago voids them in the wallet): an outbound, settled `voided` transaction linked
+   * to the note (an invoice's outbound transactions are its draws, one per wallet), in the note's
+   * transaction. `none` when the invoice bought no
+   * credits that count (unpaid: its purchase fails when it is voided); nothing moves when the
+   * wallet is terminated or holds less of them than asked.
+   */
+  async voidCreditedPurchase(
+    tx: Queryable,
+    orgId: number,
+    invoiceId: number,
+    creditNoteId: number,
+    amountCents: bigint,
+    now: Date,
+  ): Promise<"voided" | "none" | "wallet_terminated" | "insufficient_credits"> {
+    if (amountCents <= 0n) return "none";
+    const held = await store.heldPurchase(tx, orgId, invoiceId);
+    if (held === null) return "none";
+    if (!held.walletActive) return "wallet_terminated";
+    if (amountCents > held.heldCents) return "insufficient_credits";
+    const wallet = (await store.walletById(tx, orgId, held.walletId))!;
+    const id = await store.insertTransaction(
+      tx,
+      orgId,
+      {
+        lagoId: this.newId(),
+        walletId: wallet.id,
+        invoiceId: null,
+        status: "settled",
+        transactionStatus: "voided",
+        transactionType: "outbound",
+        amountCents,
+        creditAmount: centsToCredits(amountCents, wallet.rateAmount, wallet.currency),
+        name: null,
+        invoiceRequiresSuccessfulPayment: false,
+        metadata: [],
+        creditNoteId,
+      },
+      now,
+    );
+    await store.moveBalance(tx, orgId, wallet.id, -amountCents, false, now);
+    await this.deps.webhook?.(tx, orgId, "wallet_transaction.created", "wallet_transaction", walletTransactionJson((await store.transactionById(tx, orgId, id))!));
+    return "voided";
+  }
+
   drawable(q: Queryable, orgId: number, customerId: number, currency: string, now: Date): Promise<Balance[]> {
     return store.drawable(q, orgId, customerId, currency, now);
   }

@@ -182,6 +182,37 @@ export async function settlePurchases(q: Queryable, orgId: number, invoiceId: nu
   return rows.map((r) => ({ id: Number(r.id), walletId: Number(r.wallet_id), amountCents: BigInt(r.amount_cents) }));
 }
 
+/**
+ * The credits a credit invoice bought and that its wallet still holds (the wallet locked): what was
+ * purchased less what its credit notes voided already, at most the wallet's balance. Null when the
+ * invoice bought no credits that count (none, or still waiting for payment, or failed).
+ */
+export async function heldPurchase(
+  q: Queryable,
+  orgId: number,
+  invoiceId: number,
+): Promise<{ walletId: number; walletActive: boolean; heldCents: bigint } | null> {
+  const { rows } = await q.query<{ wallet_id: string; purchased: string }>(
+    `SELECT wallet_id, sum(amount_cents)::text AS purchased FROM wallet_transactions
+      WHERE org_id = $1 AND invoice_id = $2 AND transaction_type = 'inbound' AND transaction_status = 'purchased' AND status = 'settled'
+      GROUP BY wallet_id ORDER BY wallet_id LIMIT 1`,
+    [orgId, invoiceId],
+  );
+  const r = rows[0];
+  if (r === undefined) return null;
+  const wallet = await walletById(q, orgId, Number(r.wallet_id), true);
+  if (wallet === null) return null;
+  const voided = await q.query<{ n: string }>(
+    `SELECT coalesce(sum(t.amount_cents), 0)::text AS n FROM wallet_transactions t
+       JOIN credit_notes cn ON cn.org_id = t.org_id AND cn.id = t.credit_note_id
+      WHERE t.org_id = $1 AND t.wallet_id = $2 AND cn.invoice_id = $3 AND t.transaction_type = 'outbound' AND t.transaction_status = 'voided'`,
+    [orgId, wallet.id, invoiceId],
+  );
+  const left = BigInt(r.purchased) - BigInt(voided.rows[0]?.n ?? "0");
+  const held = left < wallet.balanceCents ? left : wallet.balanceCents;
+  return { walletId: wallet.id, walletActive: wallet.status === "active", heldCents: held > 0n ? held : 0n };
+}
+
 export interface WalletTransaction {
   readonly id: number;
   readonly lagoId: string;
@@ -217,16 +248,18 @@ export interface NewTransaction {
   readonly metadata: readonly { key: string; value: string }[];
   /** What made it: a request (`manual`, the default) or a recurring rule. */
   readonly source?: WalletTransaction["source"];
+  /** The credit note it was made for (credits of a refunded purchase voided). */
+  readonly creditNoteId?: number | null;
 }
 
 export async function insertTransaction(q: Queryable, orgId: number, t: NewTransaction, now: Date): Promise<number> {
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO wallet_transactions (org_id, lago_id, wallet_id, invoice_id, status, transaction_status, transaction_type, amount_cents, credit_amount,
-                                      name, invoice_requires_successful_payment, metadata, settled_at, created_at, updated_at, source)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9::numeric, $10, $11, $12::jsonb, CASE WHEN $5 = 'settled' THEN $13::timestamptz END, $13, $13, $14)
+                                      name, invoice_requires_successful_payment, metadata, settled_at, created_at, updated_at, source, credit_note_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int8, $9::numeric, $10, $11, $12::jsonb, CASE WHEN $5 = 'settled' THEN $13::timestamptz END, $13, $13, $14, $15)
      RETURNING id`,
     [orgId, t.lagoId, t.walletId, t.invoiceId, t.status, t.transactionStatus, t.transactionType, t.amountCents.toString(), t.creditAmount.toString(), t.name,
-     t.invoiceRequiresSuccessfulPayment, JSON.stringify(t.metadata), now, t.source ?? "manual"],
+     t.invoiceRequiresSuccessfulPayment, JSON.stringify(t.metadata), now, t.source ?? "manual", t.creditNoteId ?? null],
   );
   return Number(rows[0]!.id);
 }
