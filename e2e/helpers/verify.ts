@@ -75,7 +75,7 @@ export async function checkDatabase(db: Db, x: Expectations): Promise<DbCheck> {
     await db.query<{ sub: string; code: string; hour_s: string; n: string }>(
       // Summed per (subscription, code, hour): the server may split a counter over several rows.
       `SELECT external_subscription_id AS sub, code, extract(epoch FROM hour)::int8::text AS hour_s, sum(events_count)::text AS n
-         FROM event_rollups_hourly WHERE org_id = $1 GROUP BY 1, 2, 3`,
+         FROM event_counts_hourly WHERE org_id = $1 GROUP BY 1, 2, 3`,
       [orgId],
     )
   ).rows;

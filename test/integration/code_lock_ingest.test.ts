@@ -81,7 +81,7 @@ describe.skipIf(DB_KIND === "pglite")("ingest while a code's lock is held", () =
     // The hourly counts saw each event once.
     const counted = await scalar(
       t.db,
-      "SELECT sum(events_count)::text AS n FROM event_rollups_hourly WHERE org_id = $1 AND external_subscription_id = $2",
+      "SELECT sum(events_count)::text AS n FROM event_counts_hourly WHERE org_id = $1 AND external_subscription_id = $2",
       [orgId, sub],
     );
     expect(counted).toBe(6);

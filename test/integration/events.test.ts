@@ -326,7 +326,7 @@ describe(`hourly rollups on ${DB_KIND}`, () => {
     const { rows } = await t.db.query<{ sub: string; code: string; hour: string; n: string }>(
       // Summed per group: a group may be spread over several rows (one per writer slot).
       `SELECT external_subscription_id AS sub, code, hour::text AS hour, sum(events_count)::text AS n
-         FROM event_rollups_hourly WHERE external_subscription_id IN ($1, $2) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+         FROM event_counts_hourly WHERE external_subscription_id IN ($1, $2) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       [s1, s2],
     );
     const expected = [
@@ -353,7 +353,7 @@ describe(`hourly rollups on ${DB_KIND}`, () => {
       `SELECT count(*)::text AS n FROM (
          SELECT org_id, external_subscription_id, code, date_trunc('hour', ts) AS hour, count(*) AS n FROM events GROUP BY 1, 2, 3, 4
        ) e FULL JOIN (
-         SELECT org_id, external_subscription_id, code, hour, sum(events_count) AS events_count FROM event_rollups_hourly GROUP BY 1, 2, 3, 4
+         SELECT org_id, external_subscription_id, code, hour, sum(events_count) AS events_count FROM event_counts_hourly GROUP BY 1, 2, 3, 4
        ) r USING (org_id, external_subscription_id, code, hour)
        WHERE e.n IS DISTINCT FROM r.events_count`,
     );

@@ -146,7 +146,7 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
     await waitFor(async () => (await scalar(t.db, "SELECT count(*) AS n FROM events WHERE external_subscription_id = $1", [sub])) === 500, "500 events stored");
     await drained();
     expect(await scalar(t.db, "SELECT count(*) AS n FROM event_identities i JOIN events e ON e.transaction_id LIKE 'b-%' AND e.external_subscription_id = $1 AND i.ts = e.ts AND i.key_hash = ('x' || left(md5(length(e.external_subscription_id)::text || ':' || e.external_subscription_id || e.transaction_id), 16))::bit(64)::int8", [sub])).toBe(500);
-    expect(await scalar(t.db, "SELECT coalesce(sum(events_count), 0) AS n FROM event_rollups_hourly WHERE external_subscription_id = $1", [sub])).toBe(500);
+    expect(await scalar(t.db, "SELECT coalesce(sum(events_count), 0) AS n FROM event_counts_hourly WHERE external_subscription_id = $1", [sub])).toBe(500);
   });
 
   it("drops an exact retry within the duplicate window at the stream; a retry after it stores nothing new either", async () => {
@@ -188,7 +188,7 @@ describe.skipIf(skipReason !== null)(`INGEST_MODE=jetstream on a 3-node NATS clu
     expect(m.get("billing_ingest_redelivered_total")).toBeGreaterThanOrEqual(1);
     expect(m.get("billing_usage_events_duplicates_total")).toBeGreaterThanOrEqual(1);
     expect(await storedEvents(t.db, sub)).toHaveLength(20);
-    expect(await scalar(t.db, "SELECT coalesce(sum(events_count), 0) AS n FROM event_rollups_hourly WHERE external_subscription_id = $1", [sub])).toBe(20);
+    expect(await scalar(t.db, "SELECT coalesce(sum(events_count), 0) AS n FROM event_counts_hourly WHERE external_subscription_id = $1", [sub])).toBe(20);
     await worker.stop();
     worker = await startWorker();
   });

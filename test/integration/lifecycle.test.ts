@@ -112,6 +112,52 @@ describe(`data lifecycle on ${DB_KIND}`, () => {
     expect(await slimOldPartitions(t.db, t.clock)).toEqual([]);
   });
 
+  it("a code's hourly counts survive retention while its metric is created, changed and deleted", async () => {
+    t = await startTestApp({ env: { RETENTION_DAYS: "60" } }); // wall clock 2026-03-15T12:00Z
+    const code = uid("c");
+    for (const at of ["2026-01-20T10:00:00Z", "2026-01-25T10:00:00Z", "2026-03-10T10:00:00Z"]) expect((await post(t, code, at, { k: "a" })).statusCode).toBe(200);
+    const api = (method: "POST" | "PUT" | "DELETE", url: string, payload?: unknown) =>
+      t!.app.http.inject({ method, url, headers: bearer(t!.apiKey), ...(payload === undefined ? {} : { payload: payload as object }) });
+    const byHour = async () =>
+      Object.fromEntries(
+        (
+          await t!.db.query<{ hour: string; n: string }>(
+            "SELECT to_char(hour AT TIME ZONE 'UTC', 'MM-DD HH24') AS hour, sum(events_count)::text AS n FROM event_counts_hourly WHERE code = $1 GROUP BY 1",
+            [code],
+          )
+        ).rows.map((r) => [r.hour, Number(r.n)]),
+      );
+    const where = async () => ({
+      events: await scalar(t!.db, "SELECT coalesce(sum(events_count), 0) AS n FROM event_rollups_hourly WHERE code = $1", [code]),
+      metric: await scalar(t!.db, "SELECT coalesce(sum(all_count), 0) AS n FROM metric_rollups_hourly r JOIN billable_metrics m ON m.id = r.metric_id WHERE m.code = $1", [code]),
+    });
+    const all = { "01-20 10": 1, "01-25 10": 1, "03-10 10": 1 };
+    expect(await byHour()).toEqual(all);
+    expect(await where()).toEqual({ events: 3, metric: 0 });
+
+    // The metric takes the counts of every hour its events still cover.
+    expect((await api("POST", "/api/v1/billable_metrics", { billable_metric: { name: "n", code, aggregation_type: "count_agg" } })).statusCode).toBe(200);
+    expect(await where()).toEqual({ events: 0, metric: 3 });
+    expect(await byHour()).toEqual(all);
+
+    // January's events go (retention); their counts stay, in the metric's rollups.
+    t.clock.set(Date.parse("2026-04-15T00:00:00Z"));
+    expect((await dropExpiredPartitions(t.db, t.clock, 60)).dropped).toEqual(["events_p2026_01"]);
+    expect(await byHour()).toEqual(all);
+
+    // A rebuild (new filters) cannot recount January from raw events: those counts move back to
+    // event_rollups_hourly, the hours still covered are rebuilt into the metric.
+    const upd = await api("PUT", `/api/v1/billable_metrics/${code}`, { billable_metric: { filters: [{ key: "k", values: ["a"] }] } });
+    expect(upd.statusCode, upd.body).toBe(200);
+    expect(await where()).toEqual({ events: 2, metric: 1 });
+    expect(await byHour()).toEqual(all);
+
+    expect((await api("DELETE", `/api/v1/billable_metrics/${code}`)).statusCode).toBe(200);
+    expect(await where()).toEqual({ events: 3, metric: 0 });
+    expect(await byHour()).toEqual(all);
+    expect((await verifyRollups(t.db)).differences).toEqual([]);
+  });
+
   it("verify-rollups: no difference after ingest, every tampered row reported", async () => {
     t = await startTestApp();
     const code = uid("c");
@@ -130,12 +176,17 @@ describe(`data lifecycle on ${DB_KIND}`, () => {
     expect(clean.summary.event_rollup_hours_checked).toBe(4);
     expect(clean.summary.metric_rollup_hours_checked).toBe(3);
 
-    await t.db.query("UPDATE event_rollups_hourly SET events_count = events_count + 1 WHERE code = $1 AND hour = '2026-03-10T01:00:00Z'", [code]);
+    // The metric keeps its code's counts (all_count, migration 0021): tamper with those.
+    expect(await scalar(t.db, "SELECT count(*) AS n FROM event_rollups_hourly WHERE code = $1", [code])).toBe(0);
+    await t.db.query(
+      "UPDATE metric_rollups_hourly SET all_count = all_count + 1 WHERE hour = '2026-03-10T01:00:00Z' AND metric_id = (SELECT id FROM billable_metrics WHERE code = $1)",
+      [code],
+    );
     await t.db.query("UPDATE metric_rollups_hourly SET value_sum = 9 WHERE hour = '2026-03-10T00:00:00Z'");
     const { differences, summary } = await verifyRollups(t.db, { from: new Date("2026-03-10T00:00:00Z"), to: new Date("2026-03-11T00:00:00Z") });
     expect(summary.differences).toBe(2);
     expect(differences).toEqual([
-      expect.objectContaining({ table: "event_rollups_hourly", code, hour: "2026-03-10T01:00:00.000Z", expected: { events_count: "1" }, actual: { events_count: "2" } }),
+      expect.objectContaining({ table: "event_counts_hourly", code, hour: "2026-03-10T01:00:00.000Z", expected: { events_count: "1" }, actual: { events_count: "2" } }),
       expect.objectContaining({
         table: "metric_rollups_hourly",
         dims: '{"k": "a"}',
@@ -151,8 +202,15 @@ describe(`data lifecycle on ${DB_KIND}`, () => {
     await t.db.query("DELETE FROM events WHERE code = $1 AND ts = '2026-03-10T03:30:00Z'", [code]);
     const gone = (await verifyRollups(t.db)).differences.filter((d) => d.hour === "2026-03-10T03:00:00.000Z");
     expect(gone.map((d) => [d.table, d.expected, d.actual])).toEqual([
-      ["event_rollups_hourly", null, { events_count: "1" }],
+      ["event_counts_hourly", null, { events_count: "1" }],
       ["metric_rollups_hourly", null, { events_count: "1", value_sum: "3", value_max: "3" }],
+    ]);
+    // A code without a metric counts in event_rollups_hourly; tampering there is reported the same way.
+    const bare = uid("bare");
+    expect((await post(t, bare, "2026-03-10T05:30:00Z", {})).statusCode).toBe(200);
+    await t.db.query("UPDATE event_rollups_hourly SET events_count = events_count + 2 WHERE code = $1", [bare]);
+    expect((await verifyRollups(t.db)).differences.filter((d) => d.code === bare)).toEqual([
+      expect.objectContaining({ table: "event_counts_hourly", hour: "2026-03-10T05:00:00.000Z", expected: { events_count: "1" }, actual: { events_count: "3" } }),
     ]);
   });
 });

@@ -105,7 +105,8 @@ async function storedRollups(code: string): Promise<Map<string, Row>> {
   const { rows } = await t.db.query<{ sub: string; dims: string; hour: Date; n: string; s: string | null; mx: string | null }>(
     `SELECT r.external_subscription_id AS sub, r.dims, r.hour, sum(r.events_count)::text AS n, sum(r.value_sum)::text AS s, max(r.value_max)::text AS mx
        FROM metric_rollups_hourly r JOIN billable_metrics m ON m.id = r.metric_id AND m.org_id = r.org_id
-      WHERE m.org_id = $1 AND m.code = $2 AND m.deleted_at IS NULL GROUP BY 1, 2, 3`,
+      WHERE m.org_id = $1 AND m.code = $2 AND m.deleted_at IS NULL GROUP BY 1, 2, 3
+     HAVING sum(r.events_count) > 0`,
     [orgId, code],
   );
   return new Map(
@@ -120,7 +121,26 @@ async function storedRollups(code: string): Promise<Map<string, Row>> {
 async function expectRollupsEqualRaw(m: MetricDef): Promise<number> {
   const expected = await expectedRollups(m);
   expect(Object.fromEntries(await storedRollups(m.code))).toEqual(Object.fromEntries(expected));
+  await expectCodeCountsEqualRaw(m.code);
   return expected.size;
+}
+
+const scalarOf = async (sql: string, params: unknown[]) => Number((await t.db.query<{ n: string }>(sql, params)).rows[0]?.n ?? 0);
+
+/**
+ * The code's hourly counts (event_counts_hourly: event_rollups_hourly, or the all_count its metric
+ * keeps, migration 0021) equal the raw events per subscription and hour, every event once.
+ */
+async function expectCodeCountsEqualRaw(code: string): Promise<void> {
+  const q = (sql: string) =>
+    t.db.query<{ sub: string; hour: string; n: string }>(sql, [orgId, code]).then((r) => Object.fromEntries(r.rows.map((x) => [`${x.sub}|${x.hour}`, x.n])));
+  const raw = await q(
+    "SELECT external_subscription_id AS sub, date_trunc('hour', ts)::text AS hour, count(*)::text AS n FROM events WHERE org_id = $1 AND code = $2 GROUP BY 1, 2",
+  );
+  const counted = await q(
+    "SELECT external_subscription_id AS sub, hour::text AS hour, sum(events_count)::text AS n FROM event_counts_hourly WHERE org_id = $1 AND code = $2 GROUP BY 1, 2",
+  );
+  expect(counted).toEqual(raw);
 }
 
 const T = (iso: string) => Math.floor(Date.parse(iso) / 1000);
@@ -190,9 +210,31 @@ describe(`metric rollups on ${DB_KIND}`, () => {
     await updateMetric(code, { aggregation_type: "max_agg", field_name: "size" });
     await expectRollupsEqualRaw(def);
 
-    ok(await call("DELETE", `/api/v1/billable_metrics/${code}`));
-    const left = await t.db.query("SELECT 1 FROM metric_rollups_hourly r JOIN billable_metrics m ON m.id = r.metric_id WHERE m.code = $1", [code]);
+    // An aggregation without rollups: the code's counts go back to event_rollups_hourly; with rollups again, back to the metric.
+    const counts = (c: string) => scalarOf("SELECT coalesce(sum(events_count), 0)::text AS n FROM event_rollups_hourly WHERE code = $1", [c]);
+    expect(await counts(code)).toBe(0);
+    await updateMetric(code, { aggregation_type: "unique_count_agg", field_name: "size" });
+    expect(await counts(code)).toBe(60);
+    await expectCodeCountsEqualRaw(code);
+    await updateMetric(code, { aggregation_type: "count_agg", field_name: null });
+    expect(await counts(code)).toBe(0);
+    await expectRollupsEqualRaw({ code, aggregation_type: "count_agg", filters: def.filters });
+
+    // A new code: the old one's counts go back, the new one's (events sent before) move to the metric.
+    const renamed = uid("renamed");
+    await send([{ external_subscription_id: sub, code: renamed, timestamp: T("2026-03-12T05:00:00Z"), properties: { region: "eu" } }]);
+    await updateMetric(code, { code: renamed });
+    expect(await counts(code)).toBe(60);
+    expect(await counts(renamed)).toBe(0);
+    await expectCodeCountsEqualRaw(code);
+    await expectRollupsEqualRaw({ code: renamed, aggregation_type: "count_agg", filters: def.filters });
+
+    ok(await call("DELETE", `/api/v1/billable_metrics/${renamed}`));
+    const left = await t.db.query("SELECT 1 FROM metric_rollups_hourly r JOIN billable_metrics m ON m.id = r.metric_id WHERE m.code = $1", [renamed]);
     expect(left.rows).toHaveLength(0);
+    // Deleted: every event of the code still counted once, in event_rollups_hourly.
+    expect(await counts(renamed)).toBe(1);
+    await expectCodeCountsEqualRaw(renamed);
   });
 
   it("the naive ingest path (benchmark baseline) keeps the same rollups", async () => {
@@ -239,7 +281,7 @@ describe(`metric rollups on ${DB_KIND}`, () => {
       await createMetric({ code, aggregation_type: "sum_agg", field_name: "n", filters: [{ key: "region", values: ["eu"] }] });
       await updateMetric(code, { filters: def.filters });
       await Promise.all(sends);
-      await expectRollupsEqualRaw(def);
+      await expectRollupsEqualRaw(def); // the code's counts too: each event once, wherever it is counted
       const total = await t.db.query<{ n: string }>(
         "SELECT sum(events_count)::text AS n FROM metric_rollups_hourly r JOIN billable_metrics m ON m.id = r.metric_id WHERE m.code = $1",
         [code],

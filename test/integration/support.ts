@@ -46,7 +46,7 @@ export async function tableCounts(db: Db): Promise<{ events: number; identities:
   const { rows } = await db.query<{ events: string; identities: string; rollup: string }>(
     `SELECT (SELECT count(*) FROM events)::text AS events,
             (SELECT count(*) FROM event_identities)::text AS identities,
-            (SELECT coalesce(sum(events_count), 0) FROM event_rollups_hourly)::text AS rollup`,
+            (SELECT coalesce(sum(events_count), 0) FROM event_counts_hourly)::text AS rollup`,
   );
   const r = rows[0]!;
   return { events: Number(r.events), identities: Number(r.identities), rollup: Number(r.rollup) };
@@ -65,8 +65,8 @@ export async function storedEvents(db: Db, externalSubscriptionId: string) {
 /** Sum of hourly rollup counts for one subscription (optionally one code). */
 export function rollupCount(db: Db, externalSubscriptionId: string, code?: string): Promise<number> {
   return code === undefined
-    ? scalar(db, "SELECT coalesce(sum(events_count), 0)::text AS n FROM event_rollups_hourly WHERE external_subscription_id = $1", [externalSubscriptionId])
-    : scalar(db, "SELECT coalesce(sum(events_count), 0)::text AS n FROM event_rollups_hourly WHERE external_subscription_id = $1 AND code = $2", [
+    ? scalar(db, "SELECT coalesce(sum(events_count), 0)::text AS n FROM event_counts_hourly WHERE external_subscription_id = $1", [externalSubscriptionId])
+    : scalar(db, "SELECT coalesce(sum(events_count), 0)::text AS n FROM event_counts_hourly WHERE external_subscription_id = $1 AND code = $2", [
         externalSubscriptionId,
         code,
       ]);

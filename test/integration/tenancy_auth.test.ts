@@ -272,7 +272,7 @@ describe(`tenancy on ${DB_KIND}`, () => {
 
   it("rollups are kept per organization", async () => {
     const { rows } = await t.db.query<{ n: string }>(
-      "SELECT sum(events_count)::text AS n FROM event_rollups_hourly WHERE external_subscription_id = $1 GROUP BY org_id ORDER BY org_id",
+      "SELECT sum(events_count)::text AS n FROM event_counts_hourly WHERE external_subscription_id = $1 GROUP BY org_id ORDER BY org_id",
       [shared.external_subscription_id],
     );
     expect(rows).toEqual([{ n: "1" }, { n: "1" }]);

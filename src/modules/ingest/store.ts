@@ -58,6 +58,30 @@ export const METRIC_DIMS = (props: string, metric: string) =>
          WHERE ${props} ->> g.k IS NOT NULL) d), '') END`;
 
 /**
+ * The rollups of the live count/sum/max metric of each new event's code (a code has at most one
+ * live metric), from `source`: the new events with their metric's columns (`fm` of INSERT_BATCH;
+ * metric_id null: none). `events_count`, `value_sum` and `value_max` aggregate the events the
+ * metric counts (count: all; sum and max: those with a numeric value, as Lago's numeric
+ * condition); a metric with `counts_events` (migration 0021) also keeps every event of its code in
+ * `all_count` — rows with events_count 0 then exist, and reads skip them — instead of
+ * event_rollups_hourly. value_sum stays null while no counted event has a value.
+ */
+const METRIC_ROLLUP_UPSERT = (source: string, slot: string) => `
+  INSERT INTO metric_rollups_hourly AS r (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max, all_count)
+  SELECT f.org_id, f.metric_id, f.sub, ${METRIC_DIMS("f.props", "f")}, date_trunc('hour', f.ts), ${slot},
+         count(*) FILTER (WHERE f.aggregation_type = 'count_agg' OR v.value IS NOT NULL), sum(v.value), max(v.value),
+         count(*) FILTER (WHERE f.counts_events)
+    FROM ${source} f
+    CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("f.props", "f")} AS value) v
+   WHERE f.metric_id IS NOT NULL AND (f.counts_events OR f.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
+   GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (org_id, metric_id, external_subscription_id, dims, hour, slot) DO UPDATE
+     SET events_count = r.events_count + excluded.events_count,
+         value_sum = coalesce(r.value_sum + excluded.value_sum, r.value_sum, excluded.value_sum),
+         value_max = greatest(r.value_max, excluded.value_max),
+         all_count = r.all_count + excluded.all_count`;
+
+/**
  * New events whose code feeds a metric with a live charge paid in advance wait in
  * `advance_charge_events` for the invoicing module's AdvanceBilling worker (migration 0016), in
  * arrival order (within a batch by timestamp: its rows come sorted by identity). The uncorrelated
@@ -76,7 +100,8 @@ const QUEUE_ADVANCE_EVENTS = `
 /**
  * One statement per batch: identities first (ON CONFLICT DO NOTHING decides, for the life of the
  * data, which events are new), then only the new events go to `events`, into the hourly counts
- * per code and into the hourly rollups of the live count/sum/max metrics their code feeds. Atomic
+ * per code (event_rollups_hourly, or the all_count of the code's metric when it keeps them) and
+ * into the hourly rollups of the live count/sum/max metric their code feeds (METRIC_ROLLUP_UPSERT). Atomic
  * as one statement; returns the ordinals (1-based) and lago ids of the new rows. Callers sort rows
  * by identity so concurrent batches lock index entries in one order, and run it after
  * `lockCodesShared` in the same transaction (see there). `fresh` matches an inserted identity row
@@ -102,22 +127,18 @@ WITH input AS (
 ), ev AS (
   INSERT INTO events (org_id, ts, code, external_subscription_id, transaction_id, properties, precise_total_amount_cents, created_at)
   SELECT org_id, ts, code, sub, tx, props, amount, $9::timestamptz FROM fresh
+), fm AS (
+  SELECT f.*, m.id AS metric_id, m.counts_events, m.aggregation_type, m.field_name, m.filters, m.rollup_group_keys
+    FROM fresh f
+    LEFT JOIN billable_metrics m
+      ON m.org_id = f.org_id AND m.code = f.code AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
 ), roll AS (
   INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
-  SELECT org_id, sub, code, date_trunc('hour', ts), $10::smallint, count(*) FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  SELECT org_id, sub, code, date_trunc('hour', ts), $10::smallint, count(*) FROM fm WHERE counts_events IS NOT TRUE
+   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
   ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + excluded.events_count
 ), metric_roll AS (
-  INSERT INTO metric_rollups_hourly AS r (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
-  SELECT f.org_id, m.id, f.sub, ${METRIC_DIMS("f.props", "m")}, date_trunc('hour', f.ts), $10::smallint, count(*), sum(v.value), max(v.value)
-    FROM fresh f
-    JOIN billable_metrics m ON m.org_id = f.org_id AND m.code = f.code AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
-    CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("f.props", "m")} AS value) v
-   WHERE m.aggregation_type = 'count_agg' OR v.value IS NOT NULL
-   GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-  ON CONFLICT (org_id, metric_id, external_subscription_id, dims, hour, slot) DO UPDATE
-     SET events_count = r.events_count + excluded.events_count,
-         value_sum = r.value_sum + excluded.value_sum,
-         value_max = greatest(r.value_max, excluded.value_max)
+  ${METRIC_ROLLUP_UPSERT("fm", "$10::smallint")}
 ), advance AS (
   ${QUEUE_ADVANCE_EVENTS}
 )
@@ -349,20 +370,17 @@ export async function insertNaive(db: Db, e: PreparedEvent, createdAtMs: number)
       [e.orgId, ts, e.code, e.subscriptionId, e.transactionId, e.propertiesJson, e.preciseAmount, new Date(createdAtMs)],
     );
     await tx.query(
-      `INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
-       VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz), 0, 1)
-       ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + 1`,
-      [e.orgId, e.subscriptionId, e.code, ts],
-    );
-    await tx.query(
-      `INSERT INTO metric_rollups_hourly AS r (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
-       SELECT m.org_id, m.id, $2, ${METRIC_DIMS("$4::jsonb", "m")}, date_trunc('hour', $5::timestamptz), 0, 1, v.value, v.value
-         FROM billable_metrics m CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("$4::jsonb", "m")} AS value) v
-        WHERE m.org_id = $1 AND m.code = $3 AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
-          AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL)
-       ON CONFLICT (org_id, metric_id, external_subscription_id, dims, hour, slot) DO UPDATE
-          SET events_count = r.events_count + 1, value_sum = r.value_sum + excluded.value_sum,
-              value_max = greatest(r.value_max, excluded.value_max)`,
+      `WITH fm AS (
+         SELECT $1::int AS org_id, $2::text AS sub, $3::text AS code, $4::jsonb AS props, $5::timestamptz AS ts,
+                m.id AS metric_id, m.counts_events, m.aggregation_type, m.field_name, m.filters, m.rollup_group_keys
+           FROM (SELECT 1) one
+           LEFT JOIN billable_metrics m ON m.org_id = $1 AND m.code = $3 AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
+       ), roll AS (
+         INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
+         SELECT org_id, sub, code, date_trunc('hour', ts), 0, 1 FROM fm WHERE counts_events IS NOT TRUE
+         ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + 1
+       )
+       ${METRIC_ROLLUP_UPSERT("fm", "0")}`,
       [e.orgId, e.subscriptionId, e.code, e.propertiesJson, ts],
     );
     await tx.query(

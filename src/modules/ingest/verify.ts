@@ -15,7 +15,8 @@ export interface VerifyRange {
 }
 
 export interface RollupDifference {
-  table: "event_rollups_hourly" | "metric_rollups_hourly";
+  /** event_counts_hourly: the hourly counts per code (event_rollups_hourly, or the all_count of the code's metric). */
+  table: "event_counts_hourly" | "metric_rollups_hourly";
   org_id: number;
   external_subscription_id: string;
   hour: string;
@@ -44,8 +45,9 @@ WITH expected AS (
    WHERE ($1::int IS NULL OR org_id = $1) AND ts >= $2::timestamptz AND ($3::timestamptz IS NULL OR ts < $3)
    GROUP BY 1, 2, 3, 4
 ), actual AS (
+  -- event_rollups_hourly plus the counts a metric keeps for its code (migration 0021).
   SELECT org_id, external_subscription_id AS sub, code, hour, sum(events_count)::text AS n
-    FROM event_rollups_hourly
+    FROM event_counts_hourly
    WHERE ($1::int IS NULL OR org_id = $1) AND hour >= $2::timestamptz AND ($3::timestamptz IS NULL OR hour < $3)
    GROUP BY 1, 2, 3, 4
 )
@@ -72,6 +74,8 @@ WITH expected AS (
     FROM metric_rollups_hourly
    WHERE ($1::int IS NULL OR org_id = $1) AND hour >= $2::timestamptz AND ($3::timestamptz IS NULL OR hour < $3)
    GROUP BY 1, 2, 3, 4, 5
+  -- Rows of events the metric does not count (kept for the code's counts only) are no partial.
+  HAVING sum(events_count) > 0
 )
 SELECT coalesce(e.org_id, a.org_id) AS org_id, coalesce(e.metric_id, a.metric_id)::int8::text AS metric_id,
        coalesce(e.sub, a.sub) AS sub, coalesce(e.dims, a.dims) AS dims, coalesce(e.hour, a.hour) AS hour,
@@ -84,8 +88,8 @@ SELECT coalesce(e.org_id, a.org_id) AS org_id, coalesce(e.metric_id, a.metric_id
 const hourIso = (d: Date | string) => new Date(d).toISOString();
 
 /**
- * Recomputes event_rollups_hourly (summed over slots) and metric_rollups_hourly (live count/sum/
- * max metrics) from raw events for the hours of the range and returns every difference. Hours
+ * Recomputes the hourly counts per code (event_rollups_hourly summed over slots, plus the counts a
+ * metric keeps for its code) and metric_rollups_hourly (live count/sum/max metrics) from raw events for the hours of the range and returns every difference. Hours
  * before the oldest partition kept are never checked (their events were dropped by retention,
  * their rollups kept on purpose).
  */
@@ -104,7 +108,7 @@ export async function verifyRollups(q: Queryable, range: VerifyRange = {}): Prom
   for (const r of ev.rows) {
     if (!r.differs) continue;
     differences.push({
-      table: "event_rollups_hourly",
+      table: "event_counts_hourly",
       org_id: Number(r.org_id),
       external_subscription_id: r.sub,
       code: r.code,

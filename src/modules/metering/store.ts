@@ -40,17 +40,30 @@ const LOCK_CODES_EXCLUSIVE = `
 SELECT count(pg_advisory_xact_lock(k.key))::int AS n
   FROM (SELECT DISTINCT ${CODE_LOCK_KEY("$1::int", "c")} AS key FROM unnest($2::text[]) AS c ORDER BY 1) k`;
 
-// $3: only events from then on (null: all).
+// $3: only events from then on (null: all). As ingest's METRIC_ROLLUP_UPSERT: with `counts_events`,
+// every event of the code counts in all_count (and rows of events without a value exist).
 const REBUILD = `
-INSERT INTO metric_rollups_hourly (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max)
+INSERT INTO metric_rollups_hourly (org_id, metric_id, external_subscription_id, dims, hour, slot, events_count, value_sum, value_max, all_count)
 SELECT e.org_id, m.id, e.external_subscription_id, ${METRIC_DIMS("e.properties", "m")}, date_trunc('hour', e.ts), 0,
-       count(*), sum(v.value), max(v.value)
+       count(*) FILTER (WHERE m.aggregation_type = 'count_agg' OR v.value IS NOT NULL), sum(v.value), max(v.value),
+       count(*) FILTER (WHERE m.counts_events)
   FROM billable_metrics m
   JOIN events e ON e.org_id = m.org_id AND e.code = m.code
   CROSS JOIN LATERAL (SELECT ${METRIC_VALUE("e.properties", "m")} AS value) v
  WHERE m.org_id = $1 AND m.id = $2 AND m.deleted_at IS NULL AND m.aggregation_type IN ${ROLLED_UP_AGGREGATIONS}
-   AND (m.aggregation_type = 'count_agg' OR v.value IS NOT NULL) AND e.ts >= coalesce($3::timestamptz, '-infinity')
+   AND (m.counts_events OR m.aggregation_type = 'count_agg' OR v.value IS NOT NULL) AND e.ts >= coalesce($3::timestamptz, '-infinity')
  GROUP BY 1, 2, 3, 4, 5`;
+
+/**
+ * The code's counts a metric kept (all_count) go back to event_rollups_hourly, before its rollups
+ * are dropped ($3: the code they counted). Per hour and writer slot, as ingest wrote them.
+ */
+const RETURN_CODE_COUNTS = `
+INSERT INTO event_rollups_hourly AS r (org_id, external_subscription_id, code, hour, slot, events_count)
+SELECT org_id, external_subscription_id, $3::text, hour, slot, sum(all_count)
+  FROM metric_rollups_hourly WHERE org_id = $1 AND metric_id = $2
+ GROUP BY org_id, external_subscription_id, hour, slot HAVING sum(all_count) > 0
+ON CONFLICT (org_id, external_subscription_id, code, hour, slot) DO UPDATE SET events_count = r.events_count + excluded.events_count`;
 
 /** Ingest's partition lock (Partitions.create, dropExpiredPartitions): held shared, no partition is dropped meanwhile. */
 const PARTITION_LOCK = 7221002;
@@ -71,12 +84,31 @@ export async function rebuildMetricRollups(
   const metric = (after ?? before)!;
   const codes = [...new Set([before?.code, after?.code].filter((c): c is string => c !== undefined))];
   await tx.query(LOCK_CODES_EXCLUSIVE, [metric.orgId, codes]);
+  // The code's counts (migration 0021) live either in event_rollups_hourly or in the metric's
+  // all_count, per hour never both: the metric's go back first (under its old code), the rebuilt
+  // rollups then take over every hour raw events still cover (older hours stay where they are).
+  const { rows } = await tx.query<{ counts_events: boolean }>("SELECT counts_events FROM billable_metrics WHERE org_id = $1 AND id = $2", [
+    metric.orgId,
+    metric.id,
+  ]);
+  if (before !== null && rows[0]?.counts_events === true) await tx.query(RETURN_CODE_COUNTS, [metric.orgId, metric.id, before.code]);
   await tx.query("DELETE FROM metric_rollups_hourly WHERE org_id = $1 AND metric_id = $2", [metric.orgId, metric.id]);
   if (after !== null && isRolledUp(after.aggregationType)) {
     // The charges' group keys, as syncRollupGroupKeys keeps them (the metric row is locked by this write).
     const keys = await rollupGroupKeys(tx, after.orgId, after.id, after.code, after.aggregationType, maxRowsPerEvent);
-    await tx.query("UPDATE billable_metrics SET rollup_group_keys = $3::jsonb WHERE org_id = $1 AND id = $2", [after.orgId, after.id, keys]);
+    // No partition is dropped before this commits: the hours REBUILD covers are those of the partitions seen here.
+    await tx.query("SELECT pg_advisory_xact_lock_shared($1)", [PARTITION_LOCK]);
+    const oldest = (await listPartitions(tx))[0];
+    const from = oldest === undefined ? "infinity" : new Date(oldest.fromMs).toISOString();
+    await tx.query("UPDATE billable_metrics SET rollup_group_keys = $3::jsonb, counts_events = true WHERE org_id = $1 AND id = $2", [
+      after.orgId,
+      after.id,
+      keys,
+    ]);
+    await tx.query("DELETE FROM event_rollups_hourly WHERE org_id = $1 AND code = $2 AND hour >= $3::timestamptz", [after.orgId, after.code, from]);
     await tx.query(REBUILD, [after.orgId, after.id, null]);
+  } else if (after !== null) {
+    await tx.query("UPDATE billable_metrics SET counts_events = false WHERE org_id = $1 AND id = $2", [after.orgId, after.id]);
   }
 }
 
@@ -187,7 +219,7 @@ SELECT x.dims, sum(x.n)::text AS n, sum(x.s)::text AS s, max(x.mx)::text AS mx F
   SELECT r.dims, r.events_count AS n, r.value_sum AS s, r.value_max AS mx
     FROM metric_rollups_hourly r
    WHERE r.org_id = $1 AND r.metric_id = $2 AND r.external_subscription_id = $3
-     AND $4::boolean AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz
+     AND $4::boolean AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz AND r.events_count > 0
   UNION ALL
   SELECT ${METRIC_DIMS("e.properties", "m")}, 1, v.value, v.value
     FROM billable_metrics m
@@ -253,7 +285,7 @@ SELECT x.sub, x.dims, sum(x.n)::text AS n, sum(x.s)::text AS s, max(x.mx)::text 
   SELECT r.external_subscription_id AS sub, r.dims, r.events_count AS n, r.value_sum AS s, r.value_max AS mx
     FROM metric_rollups_hourly r
    WHERE r.org_id = $1 AND r.metric_id = $2 AND r.external_subscription_id = ANY($3::text[])
-     AND $4::boolean AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz
+     AND $4::boolean AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz AND r.events_count > 0
   UNION ALL
   SELECT e.external_subscription_id, ${METRIC_DIMS("e.properties", "m")}, 1, v.value, v.value
     FROM billable_metrics m
@@ -434,6 +466,7 @@ SELECT y.dims, ${groupsFrom("nullif(y.dims, '')::jsonb", keys, 12)}, y.n::text, 
       FROM metric_rollups_hourly r
      WHERE r.org_id = $1 AND r.metric_id = $2 AND r.external_subscription_id = $3
        AND $4::boolean AND (SELECT covered FROM k) AND r.hour >= coalesce($5::timestamptz, '-infinity') AND r.hour < $6::timestamptz
+       AND r.events_count > 0
     UNION ALL
     SELECT ${METRIC_DIMS("e.properties", "m")}, 1, v.value, v.value
       FROM billable_metrics m
@@ -551,12 +584,13 @@ export async function listUnmatched(q: Queryable, orgId: number, f: UnmatchedQue
 
 /**
  * Unmatched events over all organizations, from the hourly counts per code (far fewer rows than
- * events). Each event counts under one reason: no metric first, else no subscription.
+ * events): the view event_counts_hourly (event_rollups_hourly plus the counts metrics keep for
+ * their code, migration 0021). Each event counts under one reason: no metric first, else no subscription.
  */
 export async function unmatchedTotals(q: Queryable): Promise<Record<UnmatchedReason, number>> {
   const { rows } = await q.query<{ no_metric: string | null; no_subscription: string | null }>(
     `WITH g AS (
-       SELECT org_id, external_subscription_id, code, sum(events_count) AS n FROM event_rollups_hourly GROUP BY 1, 2, 3
+       SELECT org_id, external_subscription_id, code, sum(events_count) AS n FROM event_counts_hourly GROUP BY 1, 2, 3
      ), r AS (
        SELECT g.n, ${noMetric("g")} AS no_metric, ${noSubscription("g")} AS no_subscription
          FROM g
