@@ -8,31 +8,14 @@ import { ManualClock } from "../../src/shared/clock.ts";
 import { AppError } from "../../src/shared/errors.ts";
 import { DB_KIND, openTestDb } from "../helpers/db.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { T0, T0_S, client, json, scalar, storedEvents, uid, waitFor } from "./support.ts";
+import { T0, T0_S, client, holdTransaction, json, scalar, storedEvents, uid, waitFor } from "./support.ts";
 
 /**
  * Holds `LOCK TABLE event_identities` in a transaction of its own until released. On PostgreSQL the
  * writer's insert waits for the lock; on PGlite (one connection) every other statement waits for
  * the transaction to end. Either way the database answers nothing for the writer meanwhile.
  */
-async function blockIdentities(db: Db): Promise<{ release: () => Promise<void> }> {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((r) => (locked = r));
-  const done = db.transaction(async (tx) => {
-    await tx.query("LOCK TABLE event_identities IN EXCLUSIVE MODE");
-    locked();
-    await released;
-  });
-  await isLocked;
-  return {
-    async release() {
-      release();
-      await done;
-    },
-  };
-}
+const blockIdentities = (db: Db) => holdTransaction(db, "LOCK TABLE event_identities IN EXCLUSIVE MODE");
 
 const turn = () => new Promise((r) => setImmediate(r));
 

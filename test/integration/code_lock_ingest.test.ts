@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CODE_LOCK_KEY } from "../../src/modules/ingest/store.ts";
 import { DB_KIND } from "../helpers/db.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { T0_S, client, json, scalar, storedEvents, uid, waitFor } from "./support.ts";
+import { T0_S, client, holdTransaction, json, scalar, storedEvents, uid, waitFor } from "./support.ts";
 
 let t: TestApp;
 let orgId: number;
@@ -20,24 +20,7 @@ afterAll(async () => {
 });
 
 /** Holds the code's lock exclusively in a transaction of its own, as rebuildMetricRollups does. */
-async function holdCodeLock(code: string): Promise<{ release: () => Promise<void> }> {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((r) => (locked = r));
-  const done = t.db.transaction(async (tx) => {
-    await tx.query(`SELECT pg_advisory_xact_lock(${CODE_LOCK_KEY("$1::int", "$2::text")})`, [orgId, code]);
-    locked();
-    await released;
-  });
-  await isLocked;
-  return {
-    async release() {
-      release();
-      await done;
-    },
-  };
-}
+const holdCodeLock = (code: string) => holdTransaction(t.db, `SELECT pg_advisory_xact_lock(${CODE_LOCK_KEY("$1::int", "$2::text")})`, [orgId, code]);
 
 describe.skipIf(DB_KIND === "pglite")("ingest while a code's lock is held", () => {
   it("commits the other codes at once, the busy code's events once the lock is released, each exactly once", async () => {

@@ -97,3 +97,27 @@ export async function waitFor(check: () => Promise<boolean> | boolean, what: str
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Runs `statement` (a lock) in a transaction of its own and keeps that transaction open until
+ * released. On PostgreSQL other sessions wait for what it locks; on PGlite (one connection) every
+ * other statement waits for the transaction to end.
+ */
+export async function holdTransaction(db: Db, statement: string, params: unknown[] = []): Promise<{ release: () => Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let held!: () => void;
+  const isHeld = new Promise<void>((r) => (held = r));
+  const done = db.transaction(async (tx) => {
+    await tx.query(statement, params);
+    held();
+    await released;
+  });
+  await Promise.race([isHeld, done]);
+  return {
+    async release() {
+      release();
+      await done;
+    },
+  };
+}
