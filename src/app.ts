@@ -165,6 +165,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const partitions = new Partitions(db);
   const writer = new EventWriter(db, partitions, clock, config.ingest, metrics);
   metrics.setQueueDepth(() => writer.queued);
+  metrics.setCodeLockWaiting(() => writer.waitingOnCodeLock);
   const orgs = new OrgService(db, clock);
   // INGEST_MODE=jetstream: validated events go to the replicated stream; `valueverse ingest-worker` commits them.
   const jetstream =

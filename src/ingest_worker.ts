@@ -56,6 +56,7 @@ export function createIngestWorker(
   // at most one pull of 256 messages beyond it).
   const writer = new EventWriter(db, partitions, clock, { batchMax: config.ingest.batchMax, writers: config.ingest.writers, queueMax: maxInFlight + 1_000_000 }, metrics);
   metrics.setQueueDepth(() => writer.queued);
+  metrics.setCodeLockWaiting(() => writer.waitingOnCodeLock);
   // Webhooks are only written to the outbox here; the API processes' delivery workers send them.
   const webhooks = new WebhookService(db, clock, { maxAttempts: config.webhooks.maxAttempts });
   const rejected = new RejectedEventsService(db, clock, webhooks.enqueue);

@@ -7,6 +7,8 @@ export interface Metrics extends WriterMetrics {
   registry: client.Registry;
   httpRequest(route: string, method: string, status: number, seconds: number): void;
   setQueueDepth(fn: () => number): void;
+  /** Events set aside because a metric rebuild holds their code's lock (EventWriter.waitingOnCodeLock). */
+  setCodeLockWaiting(fn: () => number): void;
   /** The exposition text; across all workers when running under node:cluster. */
   aggregate: () => Promise<string>;
 }
@@ -65,6 +67,15 @@ export function createMetrics(db: Db): Metrics {
       this.set(queueDepth());
     },
   });
+  let codeLockWaiting: () => number = () => 0;
+  new client.Gauge({
+    name: "billing_ingest_code_lock_waiting_events",
+    help: "Events set aside while a billable metric's rollup rebuild holds their code's lock",
+    registers: [registry],
+    collect() {
+      this.set(codeLockWaiting());
+    },
+  });
   const poolGauge = (name: string, help: string, pick: (s: ReturnType<Db["poolStats"]>) => number) =>
     new client.Gauge({
       name,
@@ -96,6 +107,9 @@ export function createMetrics(db: Db): Metrics {
     },
     setQueueDepth(fn) {
       queueDepth = fn;
+    },
+    setCodeLockWaiting(fn) {
+      codeLockWaiting = fn;
     },
     aggregate: () => registry.metrics(),
   };

@@ -22,6 +22,8 @@ afterAll(async () => {
 /** Holds the code's lock exclusively in a transaction of its own, as rebuildMetricRollups does. */
 const holdCodeLock = (code: string) => holdTransaction(t.db, `SELECT pg_advisory_xact_lock(${CODE_LOCK_KEY("$1::int", "$2::text")})`, [orgId, code]);
 
+const waiting = async () => (await t.app.metrics.registry.getSingleMetric("billing_ingest_code_lock_waiting_events")!.get()).values[0]?.value ?? -1;
+
 describe.skipIf(DB_KIND === "pglite")("ingest while a code's lock is held", () => {
   it("commits the other codes at once, the busy code's events once the lock is released, each exactly once", async () => {
     const api = client(t);
@@ -46,7 +48,8 @@ describe.skipIf(DB_KIND === "pglite")("ingest while a code's lock is held", () =
       await waitFor(async () => (await storedEvents(t.db, sub)).some((e) => e.transaction_id === "m-free-1"), "the mixed batch's free event");
       expect((await storedEvents(t.db, sub)).filter((e) => e.code === busy)).toEqual([]);
       expect(mixedAnswered).toBe(false);
-      // The busy events wait aside: a retry of one of them is judged once they are stored.
+      // The busy events wait aside, and the gauge shows them.
+      await waitFor(async () => (await waiting()) > 0, "events set aside in the gauge");
       await new Promise((r) => setTimeout(r, 300));
       expect(mixedAnswered).toBe(false);
     } finally {
@@ -56,6 +59,7 @@ describe.skipIf(DB_KIND === "pglite")("ingest while a code's lock is held", () =
     expect(answer.statusCode, answer.body).toBe(200);
     expect(json(answer).events.map((e: { transaction_id: string }) => e.transaction_id)).toEqual(["m-busy-1", "m-free-1", "m-busy-2"]);
     expect((await busyAlone!).statusCode).toBe(200);
+    expect(await waiting()).toBe(0);
     // A retry after the release is a duplicate: nothing new.
     expect((await api.postEvent(ev("m-busy-1", busy))).statusCode).toBe(200);
 

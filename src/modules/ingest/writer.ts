@@ -95,6 +95,11 @@ export class EventWriter {
     return this.queue.length - this.head;
   }
 
+  /** Events set aside while a metric's rebuild holds their code's lock (see setAside). */
+  get waitingOnCodeLock(): number {
+    return this.parked;
+  }
+
   /** Resolves with one outcome per event once all of them are committed (or known duplicates). */
   submit(events: readonly PreparedEvent[]): Promise<Outcome[]> {
     if (this.closed) {
