@@ -248,7 +248,10 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     customers,
     fees: { feeIn: (q, orgId, lagoId) => invoicing.feeIn(q, orgId, lagoId) },
     // A note on a paid purchase of credits takes them back out of the wallet (built below).
-    prepaidCredits: { voidCreditedPurchase: (tx, orgId, invoiceId, noteId, cents, now) => wallets.voidCreditedPurchase(tx, orgId, invoiceId, noteId, cents, now) },
+    prepaidCredits: {
+      voidCreditedPurchase: (tx, orgId, invoiceId, noteId, cents, now) => wallets.voidCreditedPurchase(tx, orgId, invoiceId, noteId, cents, now),
+      creditedPurchase: (q, orgId, invoiceId, cents) => wallets.creditedPurchase(q, orgId, invoiceId, cents),
+    },
   });
   // Purchased credits are billed on a credit invoice (invoicing, built below) and count once it is paid.
   const wallets = new WalletService(db, clock, {

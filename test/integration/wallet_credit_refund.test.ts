@@ -53,7 +53,7 @@ describe("credit notes on a purchase of prepaid credits", () => {
     expect(await walletOf(org, wallet.lago_id)).toMatchObject({ balance_cents: 1600, credits_balance: "8", consumed_credits: "0" });
     const voided = await transactionsOf(org, wallet.lago_id, "?transaction_type=outbound");
     expect(voided.map((x) => [x.status, x.transaction_status, x.amount, x.amount_cents, x.credit_amount, x.lago_credit_note_id, x.lago_invoice_id])).toEqual([
-      ["settled", "voided", "10.00", 1000, "5", refund.lago_id, null],
+      ["settled", "voided", "10.00", 1000, "5", refund.lago_id, invoice.lago_id],
     ]);
 
     // Credit 2.50 (kept for the next invoices): 1.25 credits leave the wallet.

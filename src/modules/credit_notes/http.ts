@@ -87,7 +87,7 @@ export function registerCreditNoteRoutes(app: FastifyInstance, notes: CreditNote
   app.post("/api/v1/credit_notes", async (request) => ({ credit_note: creditNoteJson(await notes.create(request.orgId, bodyOf(request.body, "credit_note"))) }));
 
   app.post("/api/v1/credit_notes/estimate", async (request) => {
-    const { invoice, amounts: a, maxRefundableCents } = await notes.estimate(request.orgId, bodyOf(request.body, "credit_note"));
+    const { invoice, amounts: a, maxCreditableCents, maxRefundableCents } = await notes.estimate(request.orgId, bodyOf(request.body, "credit_note"));
     return {
       estimated_credit_note: {
         lago_invoice_id: invoice.lagoId,
@@ -97,7 +97,7 @@ export function registerCreditNoteRoutes(app: FastifyInstance, notes: CreditNote
         precise_taxes_amount_cents: a.preciseTaxesAmountCents.toString(),
         taxes_rate: Number(a.taxesRate.toString()),
         sub_total_excluding_taxes_amount_cents: cents(a.subTotalExcludingTaxesAmountCents),
-        max_creditable_amount_cents: cents(a.totalAmountCents),
+        max_creditable_amount_cents: cents(maxCreditableCents),
         max_refundable_amount_cents: cents(maxRefundableCents),
         coupons_adjustment_amount_cents: cents(a.couponsAdjustmentAmountCents),
         precise_coupons_adjustment_amount_cents: a.preciseCouponsAdjustmentAmountCents.toString(),

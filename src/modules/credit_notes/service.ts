@@ -4,7 +4,7 @@ import type { Clock } from "../../shared/clock.ts";
 import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import { type Customer, applicableTimezone } from "../customers/index.ts";
 import { type Balance, type FeeRecord, type UnusedAdvanceFee, issuingDateOf } from "../invoicing/index.ts";
-import { type CreditNoteRequest, type CreditableFee, checkCreditNote, creditNoteAmounts, splitTotal } from "./core/credit_note.ts";
+import { type CreditNoteAmounts, type CreditNoteRequest, type CreditableFee, checkCreditNote, creditNoteAmounts, splitTotal } from "./core/credit_note.ts";
 import { type VoidOptions, afterItems, itemsForTotal, remainingItems, voidSplit } from "./core/void.ts";
 import * as store from "./store.ts";
 
@@ -26,11 +26,38 @@ export interface CreditNoteDeps {
       amountCents: bigint,
       now: Date,
     ): Promise<"voided" | "none" | "wallet_terminated" | "insufficient_credits">;
+    /**
+     * The same rule without taking anything (estimates): what a note for `amountCents` of the
+     * purchase would do, and what the wallet still holds of it (null: no credits that count).
+     */
+    creditedPurchase(
+      q: Queryable,
+      orgId: number,
+      invoiceId: number,
+      amountCents: bigint,
+    ): Promise<{ outcome: "take" | "none" | "wallet_terminated" | "insufficient_credits"; heldCents: bigint | null }>;
   };
 }
 
 /** Why a note on a credit invoice could not take its credits back, as the request's fields. */
 type CreditsErrors = (reason: "wallet_terminated" | "insufficient_credits") => FieldErrors;
+
+/** For POST /credit_notes and its estimate: a terminated wallet is the invoice's fault, missing credits the items'. */
+const itemsCreditsErrors =
+  (req: CreditNoteRequest): CreditsErrors =>
+  (reason) =>
+    reason === "wallet_terminated"
+      ? { invoice_id: ["wallet_is_terminated"] }
+      : Object.fromEntries(req.items.map((_, i) => [`items[${i}].amount_cents`, ["higher_than_wallet_balance"]]));
+
+const creditsRefused = (reason: "wallet_terminated" | "insufficient_credits", errors: CreditsErrors | undefined) =>
+  validationFailed(
+    errors?.(reason) ?? { invoice_id: [reason === "wallet_terminated" ? "wallet_is_terminated" : "higher_than_wallet_balance"] },
+    reason === "wallet_terminated" ? "the credits were bought for a terminated wallet" : "the wallet no longer holds the credits this note takes back",
+  );
+
+/** What a note with these items takes back of a purchase of credits (no taxes nor coupons apply to it). */
+const purchaseCents = (amounts: CreditNoteAmounts) => amounts.items.reduce((a, it) => a + it.amountCents, 0n);
 
 /** Runs in the transaction that creates a credit note (webhooks). */
 export type CreditNoteListener = (tx: Queryable, note: store.CreditNoteRecord) => Promise<unknown>;
@@ -85,16 +112,18 @@ export class CreditNoteService {
       const amounts = creditNoteAmounts(items);
       const split = splitTotal(amounts.totalAmountCents, req.creditAmountCents, req.refundAmountCents, store.refundableOf(invoice));
       if (!split.ok) throw validationFailed(split.errors, "the credit note's amounts do not add up");
-      const creditsErrors: CreditsErrors = (reason) =>
-        reason === "wallet_terminated"
-          ? { invoice_id: ["wallet_is_terminated"] }
-          : Object.fromEntries(req.items.map((_, i) => [`items[${i}].amount_cents`, ["higher_than_wallet_balance"]]));
+      const creditsErrors = itemsCreditsErrors(req);
       return this.insert(tx, orgId, invoice, { reason: req.reason, description: req.description, amounts, credit: split.credit, refund: split.refund, automatic: false, creditsErrors });
     });
     return this.view(orgId, (await store.noteById(this.db, orgId, id))!);
   }
 
-  /** POST /credit_notes/estimate: the amounts a credit note with these items would have. */
+  /**
+   * POST /credit_notes/estimate: the amounts a credit note with these items would have. On a paid
+   * purchase of credits it follows the rule creating the note follows (the same 422 when the wallet
+   * is terminated or no longer holds what the items take back), and neither maximum exceeds what
+   * the wallet still holds of the purchase.
+   */
   async estimate(orgId: number, input: unknown) {
     const checked = checkCreditNote(input, true);
     if (!checked.ok) throw validationFailed(checked.errors, "the credit note is invalid");
@@ -104,8 +133,14 @@ export class CreditNoteService {
     if (invoice.status !== "finalized") throw invalidStatus();
     if (invoice.invoiceType === "credit" && invoice.paymentStatus !== "succeeded") throw unpaidCreditInvoice();
     const amounts = creditNoteAmounts(await this.itemsOf(this.db, orgId, invoice.id, req));
+    let maxCreditableCents = amounts.totalAmountCents;
+    if (invoice.invoiceType === "credit" && this.deps.prepaidCredits !== undefined) {
+      const { outcome, heldCents } = await this.deps.prepaidCredits.creditedPurchase(this.db, orgId, invoice.id, purchaseCents(amounts));
+      if (outcome === "wallet_terminated" || outcome === "insufficient_credits") throw creditsRefused(outcome, itemsCreditsErrors(req));
+      if (heldCents !== null && heldCents < maxCreditableCents) maxCreditableCents = heldCents;
+    }
     const refundable = store.refundableOf(invoice);
-    return { invoice, amounts, maxRefundableCents: refundable < amounts.totalAmountCents ? refundable : amounts.totalAmountCents };
+    return { invoice, amounts, maxCreditableCents, maxRefundableCents: refundable < maxCreditableCents ? refundable : maxCreditableCents };
   }
 
   async get(orgId: number, lagoId: string): Promise<CreditNoteView> {
@@ -340,13 +375,9 @@ export class CreditNoteService {
     });
     if (n.voided === true) await store.voidNote(tx, orgId, id, now);
     if (invoice.invoiceType === "credit" && this.deps.prepaidCredits !== undefined) {
-      // What the note credits of the purchase (no taxes nor coupons apply to it) leaves the wallet.
-      const cents = n.amounts.items.reduce((a, it) => a + it.amountCents, 0n);
-      const outcome = await this.deps.prepaidCredits.voidCreditedPurchase(tx, orgId, invoice.id, id, cents, now);
-      if (outcome === "wallet_terminated" || outcome === "insufficient_credits") {
-        const errors = n.creditsErrors?.(outcome) ?? { invoice_id: [outcome === "wallet_terminated" ? "wallet_is_terminated" : "higher_than_wallet_balance"] };
-        throw validationFailed(errors, outcome === "wallet_terminated" ? "the credits were bought for a terminated wallet" : "the wallet no longer holds the credits this note takes back");
-      }
+      // What the note credits of the purchase leaves the wallet.
+      const outcome = await this.deps.prepaidCredits.voidCreditedPurchase(tx, orgId, invoice.id, id, purchaseCents(n.amounts), now);
+      if (outcome === "wallet_terminated" || outcome === "insufficient_credits") throw creditsRefused(outcome, n.creditsErrors);
     }
     if (n.deferListeners !== true) await this.announce(tx, orgId, id);
     return id;

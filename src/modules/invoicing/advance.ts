@@ -5,8 +5,9 @@
 // fee core/advance.ts computes. An invoiceable charge's fees of one event make one invoice (Lago
 // issues one per event), finalized at once and collected like any other. The arrears invoice of
 // the period leaves advance charges out (service.ts, batch.ts); current usage still shows them.
-// Prorated charges pay for the days left in the period; recurring sums carry their units into the
-// next period, billed on the periodic invoice (carriedOverAdvanceFees; core/advance_recurring.ts).
+// Prorated charges pay for the days left in the period; recurring sums and seats (recurring unique
+// counts, advance_charge_seats) carry their units into the next period, billed on the periodic
+// invoice (carriedOverAdvanceFees; core/advance_recurring.ts).
 import crypto from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import client from "prom-client";
@@ -21,7 +22,18 @@ import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
 import { Bucketer, type UsageWindow, applyRounding, resolveFilter, usageWindowAt } from "../metering/index.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } from "./core/advance.ts";
-import { advanceProrationShare, carriedOverAmount, carriesOverInAdvance, proratedInAdvance } from "./core/advance_recurring.ts";
+import {
+  type SeatsHeld,
+  NO_SEATS,
+  advanceProrationShare,
+  billsSeats,
+  carriedIntoNextPeriod,
+  carriedOverAmount,
+  carriesOverInAdvance,
+  proratedInAdvance,
+  seatChange,
+  seatsCarriedIn,
+} from "./core/advance_recurring.ts";
 import { type FeeDraft, bucketFilters, centsOf, chargeItem } from "./core/fees.ts";
 import { feeJson } from "./core/json.ts";
 import type { FeeRecord } from "./core/records.ts";
@@ -340,6 +352,7 @@ export class AdvanceBilling {
     );
     if (claimed.rows.length === 0) return null;
     const at = slotOf(charge, sub, window.period.start, e);
+    if (billsSeats(charge)) return this.seatFee(tx, e, sub, charge, at, window, currency);
     let uniqueIsNew = false;
     if (charge.metric.aggregationType === "unique_count_agg" && e.raw !== null && e.operationType !== "remove") {
       const added = await tx.query(
@@ -367,9 +380,79 @@ export class AdvanceBilling {
         [...at.key, increment.units.toString()],
       );
     }
+    // An upgraded subscription's event: the new plan's charge took these units over.
+    if (carriesOverInAdvance(charge) && !increment.units.isZero() && sub.terminatedAt !== null) {
+      await handOn(tx, seatSlot(at), { units: increment.units }, e);
+    }
     // Lago issues nothing for an event that costs nothing (free units, a tier already paid).
     if (centsOf(amount, currency) === 0n) return null;
     return advanceDraft(this.newId(), charge, at, e.ts, window.from, window.period.to, increment.units, after.units, amount, currency);
+  }
+
+  /**
+   * A seat charge's fee for the event: the add or remove moves the seats held (advance_charge_seats),
+   * and only going above the most seats held in the period costs anything (core seatChange).
+   */
+  private async seatFee(
+    tx: Queryable,
+    e: QueuedEvent,
+    sub: Subscription,
+    charge: Charge,
+    at: ChargeSlotOf,
+    window: UsageWindow,
+    currency: string,
+  ): Promise<FeeDraft | null> {
+    if (e.raw === null) return null;
+    let change: -1 | 0 | 1;
+    if (e.operationType === "remove") {
+      const removed = await tx.query(
+        `UPDATE advance_charge_seats SET removed_at = $7
+          WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $4 AND group_key = $5 AND value = $6 AND removed_at IS NULL
+          RETURNING 1`,
+        [...seatSlot(at), e.raw, e.tsText],
+      );
+      change = removed.rows.length > 0 ? -1 : 0;
+    } else {
+      // A value already held is not added twice (the unique index of held seats).
+      const added = await tx.query(
+        `INSERT INTO advance_charge_seats (org_id, charge_id, subscription_id, bucket_index, group_key, charge_filter_id, grouped_by, value,
+                                           external_subscription_id, added_transaction_id, added_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING 1`,
+        [
+          ...seatSlot(at),
+          at.filter?.id ?? null,
+          at.groupedBy === null ? null : JSON.stringify(at.groupedBy),
+          e.raw,
+          e.externalSubscriptionId,
+          e.transactionId,
+          e.tsText,
+        ],
+      );
+      change = added.rows.length > 0 ? 1 : 0;
+    }
+    const before = await readSeats(tx, at.key);
+    const { after, newlyPaid } = seatChange(before, change);
+    await tx.query(
+      `INSERT INTO advance_charge_usage (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, units, events_count, paid_units)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9::numeric)
+       ON CONFLICT (org_id, charge_id, subscription_id, period_start, bucket_index, group_key)
+       DO UPDATE SET units = excluded.units, events_count = excluded.events_count, paid_units = excluded.paid_units`,
+      [...at.key, after.held.toString(), after.eventsCount, after.paid.toString()],
+    );
+    // A late event of a closed period: the later periods started from its seats; a seat added late
+    // counts as paid there (it is billed in its own period, and carried from the next invoice on).
+    if (change !== 0) {
+      await tx.query(
+        `UPDATE advance_charge_usage SET units = GREATEST(units + $7::numeric, 0), paid_units = GREATEST(coalesce(paid_units, units), units + $7::numeric)
+          WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND period_start > $4 AND bucket_index = $5 AND group_key = $6`,
+        [...at.key, String(change)],
+      );
+      // An upgraded subscription's event: the new plan's charge took these seats over.
+      if (sub.terminatedAt !== null) await handOn(tx, seatSlot(at), { seat: change, value: e.raw, groupedBy: at.groupedBy }, e);
+    }
+    const amount = seatAmount(charge, at, before, newlyPaid, window, e.ts);
+    if (centsOf(amount, currency) === 0n) return null;
+    return advanceDraft(this.newId(), charge, at, e.ts, window.from, window.period.to, newlyPaid, after.held, amount, currency);
   }
 
   /**
@@ -397,6 +480,10 @@ export class AdvanceBilling {
     const drafts: FeeDraft[] = [];
     for (const charge of sub.plan.charges.filter((c) => c.payInAdvance && c.metric.code === input.code)) {
       const at = slotOf(charge, sub, window.period.start, { orgId, ...e });
+      if (billsSeats(charge)) {
+        drafts.push(await this.estimateSeat(charge, at, e, window, now, currency));
+        continue;
+      }
       let uniqueIsNew = false;
       if (charge.metric.aggregationType === "unique_count_agg" && e.raw !== null && e.operationType !== "remove") {
         const seen = await this.deps.db.query(
@@ -412,6 +499,31 @@ export class AdvanceBilling {
     }
     const taxes = await this.deps.invoicing.feeTaxes(this.deps.db, customer, sub, drafts);
     return drafts.map((d, i) => estimatedFeeJson(d, taxes[i]!, sub, customer, now));
+  }
+
+  /** What the event would cost a seat charge now, read only. */
+  private async estimateSeat(
+    charge: Charge,
+    at: ChargeSlotOf,
+    e: { raw: string | null; operationType: string | null },
+    window: UsageWindow,
+    now: Date,
+    currency: string,
+  ): Promise<FeeDraft> {
+    let change: -1 | 0 | 1 = 0;
+    if (e.raw !== null) {
+      const held = await this.deps.db.query(
+        `SELECT 1 FROM advance_charge_seats
+          WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $4 AND group_key = $5 AND value = $6 AND removed_at IS NULL`,
+        [...seatSlot(at), e.raw],
+      );
+      const isHeld = held.rows.length > 0;
+      change = e.operationType === "remove" ? (isHeld ? -1 : 0) : isHeld ? 0 : 1;
+    }
+    const before = await readSeats(this.deps.db, at.key);
+    const { after, newlyPaid } = seatChange(before, change);
+    const amount = seatAmount(charge, at, before, newlyPaid, window, now);
+    return advanceDraft(null, charge, at, now, window.from, window.period.to, newlyPaid, after.held, amount, currency);
   }
 }
 
@@ -431,6 +543,78 @@ function slotOf(charge: Charge, sub: Subscription, periodStart: Date, e: { orgId
   const groupedBy = groupKeys.length === 0 ? null : Object.fromEntries(groupKeys.map((k) => [k, propertyText(e.properties, k)]));
   const groupKey = groupedBy === null ? "" : JSON.stringify(groupKeys.map((k) => groupedBy[k]));
   return { bucket, filter, price: filter?.price ?? charge.price, groupedBy, key: [e.orgId, charge.id, sub.id, periodStart, bucket, groupKey] };
+}
+
+/**
+ * An event of a subscription upgraded since moves the units of the charges that took its slot over
+ * (advance_charge_handovers), and theirs in turn: a seat added or removed there too, or a sum's
+ * units. Nothing is billed there: the seat or units were billed on the old subscription, and count
+ * as paid in the new one's period (like a late seat), carried on its price from its next invoice.
+ */
+async function handOn(
+  tx: Queryable,
+  from: readonly [number, number, number, number, string],
+  change: { seat: -1 | 1; value: string; groupedBy: Record<string, string | null> | null } | { units: Decimal },
+  e: { externalSubscriptionId: string; transactionId: string; tsText: string },
+): Promise<void> {
+  const [orgId, chargeId, subscriptionId, bucket, groupKey] = from;
+  const { rows } = await tx.query<{ to_charge_id: string; to_subscription_id: string; to_period_start: Date }>(
+    `SELECT to_charge_id, to_subscription_id, to_period_start FROM advance_charge_handovers
+      WHERE org_id = $1 AND from_charge_id = $2 AND from_subscription_id = $3`,
+    [orgId, chargeId, subscriptionId],
+  );
+  for (const r of rows) {
+    const to = [orgId, Number(r.to_charge_id), Number(r.to_subscription_id), bucket, groupKey] as const;
+    let delta: Decimal;
+    if ("seat" in change) {
+      const moved =
+        change.seat > 0
+          ? await tx.query(
+              `INSERT INTO advance_charge_seats (org_id, charge_id, subscription_id, bucket_index, group_key, charge_filter_id, grouped_by, value,
+                                                 external_subscription_id, added_transaction_id, added_at)
+               VALUES ($1, $2, $3, $4, $5,
+                       CASE WHEN $4::int >= 0 THEN (SELECT id FROM charge_filters WHERE org_id = $1 AND charge_id = $2 AND deleted_at IS NULL
+                                                      ORDER BY position, id OFFSET $4::int LIMIT 1) END,
+                       $6::jsonb, $7, $8, $9, $10)
+               ON CONFLICT DO NOTHING RETURNING 1`,
+              [...to, change.groupedBy === null ? null : JSON.stringify(change.groupedBy), change.value, e.externalSubscriptionId, e.transactionId, e.tsText],
+            )
+          : await tx.query(
+              `UPDATE advance_charge_seats SET removed_at = $7
+                WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $4 AND group_key = $5 AND value = $6 AND removed_at IS NULL
+                RETURNING 1`,
+              [...to, change.value, e.tsText],
+            );
+      if (moved.rows.length === 0) continue;
+      delta = new Decimal(change.seat);
+    } else {
+      delta = change.units;
+    }
+    const seats = "seat" in change;
+    const updated = await tx.query(
+      `UPDATE advance_charge_usage
+          SET units = CASE WHEN $7::boolean THEN GREATEST(units + $6::numeric, 0) ELSE units + $6::numeric END,
+              paid_units = CASE WHEN $7::boolean THEN GREATEST(coalesce(paid_units, units), units + $6::numeric) END
+        WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $4 AND group_key = $5
+        RETURNING 1`,
+      [...to, delta.toString(), seats],
+    );
+    if (updated.rows.length === 0) {
+      const units = seats ? Decimal.max(delta, ZERO) : delta;
+      await tx.query(
+        `INSERT INTO advance_charge_usage (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, units, events_count, paid_units)
+         VALUES ($1, $2, $3, $6, $4, $5, $7::numeric, 0, $8::numeric) ON CONFLICT DO NOTHING`,
+        [...to, r.to_period_start, units.toString(), seats ? units.toString() : null],
+      );
+    }
+    await handOn(tx, to, change, e);
+  }
+}
+
+/** A slot's key without its period: seats are held across periods. */
+function seatSlot(at: ChargeSlotOf): [number, number, number, number, string] {
+  const [orgId, chargeId, subscriptionId, , bucket, groupKey] = at.key;
+  return [orgId, chargeId, subscriptionId, bucket, groupKey];
 }
 
 /** The event's increment and fee over the running usage of its slot; null when the metric does not count it. */
@@ -567,6 +751,34 @@ async function readRunning(tx: Queryable, slot: readonly unknown[], carried: boo
 }
 
 /**
+ * A seat charge's count in the slot's period: its row, or before the period's first event the seats
+ * held when the latest earlier period ended (carried over, already paid), or none.
+ */
+async function readSeats(q: Queryable, slot: readonly unknown[]): Promise<SeatsHeld> {
+  const { rows } = await q.query<{ units: string; paid_units: string | null; events_count: string; current: boolean }>(
+    `SELECT units::text AS units, paid_units::text AS paid_units, events_count, period_start = $4 AS current FROM advance_charge_usage
+      WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $5 AND group_key = $6 AND period_start <= $4
+      ORDER BY period_start DESC LIMIT 1`,
+    [...slot],
+  );
+  const r = rows[0];
+  if (r === undefined) return NO_SEATS;
+  const held = new Decimal(r.units);
+  if (!r.current) return seatsCarriedIn(held);
+  return { held, paid: r.paid_units === null ? held : new Decimal(r.paid_units), eventsCount: Number(r.events_count) };
+}
+
+/** What the seats an event newly pays for cost: the price of the period's most seats with them less without, prorated from the event's day. */
+function seatAmount(charge: Charge, at: ChargeSlotOf, before: SeatsHeld, newlyPaid: Decimal, window: UsageWindow, ts: Date): Decimal {
+  if (newlyPaid.lte(0)) return ZERO;
+  const metric = charge.metric;
+  const fee = advanceFee(at.price, { units: before.paid, eventsCount: before.eventsCount, amountsTotal: ZERO }, { units: newlyPaid, amount: newlyPaid }, (u) =>
+    applyRounding(u, metric.roundingFunction, metric.roundingPrecision),
+  );
+  return proratedInAdvance(charge) ? fee.amount.times(advanceProrationShare(window, ts)) : fee.amount;
+}
+
+/**
  * Lago: a charge paid in advance on a recurring metric bills, when a period starts, the units
  * carried over from the one before, on the subscription's periodic invoice (the one closing
  * `closed` at `at`). One fee per bucket and group that holds units, priced from nothing (the
@@ -582,7 +794,7 @@ export async function carriedOverAdvanceFees(
   at: Date,
   newId: () => string,
 ): Promise<FeeDraft[]> {
-  const charges = sub.plan.charges.filter((c) => c.invoiceable && carriesOverInAdvance(c));
+  const charges = sub.plan.charges.filter((c) => c.invoiceable && carriedIntoNextPeriod(c));
   if (charges.length === 0) return [];
   const next = usageWindowAt(sub, sub.plan, at);
   if (next === null || next.period.start.getTime() <= closed.period.start.getTime()) return [];
@@ -643,6 +855,80 @@ export async function carriedOverAdvanceFees(
   return fees;
 }
 
+/**
+ * An upgrade (a subscription started, mid-period, in place of one with the same external id): the
+ * units the old subscription's recurring advance charges hold — a sum's running total, the seats
+ * held with the events that added them — move to the new plan's advance charges on the same metric,
+ * as held and paid for the rest of the period (the old plan billed them in advance for all of it;
+ * billing them again on the new price would charge those days twice, with nothing to credit for
+ * usage paid in advance). The new plan's price applies to seats above what was paid, and to the
+ * units carried into the next period. Only between charges that bucket and group alike (the same
+ * filters and pricing group keys, in order): others start from nothing. A downgrade (the new plan
+ * starting when the old one's period ends) carries nothing: the old subscription billed no units
+ * for that period. Answers the charges that took units over.
+ */
+export async function inheritAdvanceUnits(q: Queryable, sub: Subscription, at: Date): Promise<number> {
+  if (sub.previousId === null) return 0;
+  const charges = sub.plan.charges.filter((c) => carriedIntoNextPeriod(c));
+  if (charges.length === 0) return 0;
+  const window = usageWindowAt(sub, sub.plan, at);
+  if (window === null) return 0;
+  const prev = await q.query<{ terminated_at: Date | null }>("SELECT terminated_at FROM subscriptions WHERE org_id = $1 AND id = $2", [sub.orgId, sub.previousId]);
+  const ended = prev.rows[0]?.terminated_at ?? null;
+  if (ended === null || new Date(ended).getTime() <= window.period.start.getTime()) return 0;
+  // Old and new charges on the same metric that bucket and group alike (one old charge per new one).
+  const { rows: pairs } = await q.query<{ old_id: string; new_id: string }>(
+    `WITH sig AS (
+       SELECT c.id, c.billable_metric_id, coalesce(c.properties -> 'pricing_group_keys', 'null'::jsonb) AS keys,
+              (SELECT coalesce(jsonb_agg(jsonb_build_array(f.filter_values, coalesce(f.properties -> 'pricing_group_keys', 'null'::jsonb)) ORDER BY f.position, f.id), '[]'::jsonb)
+                 FROM charge_filters f WHERE f.org_id = c.org_id AND f.charge_id = c.id AND f.deleted_at IS NULL) AS filters
+         FROM charges c
+        WHERE c.org_id = $1
+          AND (c.id = ANY($3::bigint[]) OR c.id IN (SELECT charge_id FROM advance_charge_usage WHERE org_id = $1 AND subscription_id = $2)))
+     SELECT DISTINCT ON (n.id) o.id AS old_id, n.id AS new_id
+       FROM sig n JOIN sig o ON o.billable_metric_id = n.billable_metric_id AND o.keys = n.keys AND o.filters = n.filters AND o.id <> n.id
+      WHERE n.id = ANY($3::bigint[])
+        AND o.id IN (SELECT charge_id FROM advance_charge_usage WHERE org_id = $1 AND subscription_id = $2)
+      ORDER BY n.id, o.id`,
+    [sub.orgId, sub.previousId, charges.map((c) => String(c.id))],
+  );
+  for (const pair of pairs) {
+    const charge = charges.find((c) => c.id === Number(pair.new_id))!;
+    const seats = billsSeats(charge);
+    await q.query(
+      `INSERT INTO advance_charge_handovers (org_id, from_charge_id, from_subscription_id, to_charge_id, to_subscription_id, to_period_start)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+      [sub.orgId, pair.old_id, sub.previousId, pair.new_id, sub.id, window.period.start],
+    );
+    // Each slot's latest row: this period's (its counts and what it paid), or the units carried into it.
+    await q.query(
+      `INSERT INTO advance_charge_usage (org_id, charge_id, subscription_id, period_start, bucket_index, group_key, units, events_count, amounts_total, paid_units)
+       SELECT org_id, $3, $4, $5, bucket_index, group_key, units,
+              CASE WHEN period_start = $5 THEN events_count ELSE 0 END,
+              CASE WHEN period_start = $5 THEN amounts_total ELSE 0 END,
+              CASE WHEN NOT $6::boolean THEN NULL WHEN period_start = $5 THEN coalesce(paid_units, units) ELSE units END
+         FROM (SELECT DISTINCT ON (bucket_index, group_key) * FROM advance_charge_usage
+                WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $7 AND period_start <= $5
+                ORDER BY bucket_index, group_key, period_start DESC) latest
+       ON CONFLICT DO NOTHING`,
+      [sub.orgId, pair.old_id, pair.new_id, sub.id, window.period.start, seats, sub.previousId],
+    );
+    if (seats) {
+      await q.query(
+        `INSERT INTO advance_charge_seats (org_id, charge_id, subscription_id, bucket_index, group_key, charge_filter_id, grouped_by, value,
+                                           external_subscription_id, added_transaction_id, added_at)
+         SELECT org_id, $3, $4, bucket_index, group_key, CASE WHEN bucket_index >= 0 THEN ($5::bigint[])[bucket_index + 1] END, grouped_by, value,
+                external_subscription_id, added_transaction_id, added_at
+           FROM advance_charge_seats
+          WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $6 AND removed_at IS NULL
+         ON CONFLICT DO NOTHING`,
+        [sub.orgId, pair.old_id, pair.new_id, sub.id, charge.filters.map((f) => String(f.id)), sub.previousId],
+      );
+    }
+  }
+  return pairs.length;
+}
+
 /** The subscription's pending events in arrival order, with their metric's value and dims computed as ingest does. */
 async function readQueued(q: Queryable, orgId: number, externalSubscriptionId: string, lock: boolean): Promise<QueuedEvent[]> {
   const { rows } = await q.query<{
@@ -685,10 +971,15 @@ async function readQueued(q: Queryable, orgId: number, externalSubscriptionId: s
   }));
 }
 
-/** The event an advance fee billed (GET /fees/:id/events), or null when the fee is not an advance fee. */
+/**
+ * The events behind an advance fee (GET /fees/:id/events): the event it billed; for a seat charge's
+ * carried-over fee, the events that added the seats held when its period started (a recurring sum's
+ * carried units have none listed: they are the sum of every earlier period's events). Null when the
+ * fee is not an advance fee.
+ */
 export async function advanceFeeEvents(q: Queryable, orgId: number, feeId: number): Promise<EventRow[] | null> {
   const link = await q.query("SELECT 1 FROM advance_fees WHERE org_id = $1 AND fee_id = $2 LIMIT 1", [orgId, feeId]);
-  if (link.rows.length === 0) return null;
+  if (link.rows.length === 0) return carriedSeatEvents(q, orgId, feeId);
   const { rows } = await q.query<EventRow>(
     `SELECT ${eventColumns("e")}
        FROM advance_fees a
@@ -698,6 +989,31 @@ export async function advanceFeeEvents(q: Queryable, orgId: number, feeId: numbe
     [orgId, feeId],
   );
   return rows;
+}
+
+/** A carried-over fee (pay in advance, no events of its own) of a seat charge: the adds of the seats it billed; null for any other fee. */
+async function carriedSeatEvents(q: Queryable, orgId: number, feeId: number): Promise<EventRow[] | null> {
+  const { rows } = await q.query<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM advance_charge_seats s WHERE s.org_id = f.org_id AND s.charge_id = f.charge_id AND s.subscription_id = f.subscription_id) AS ok
+       FROM fees f
+      WHERE f.org_id = $1 AND f.id = $2 AND f.fee_type = 'charge' AND f.pay_in_advance AND f.usage_from IS NULL AND f.events_count = 0`,
+    [orgId, feeId],
+  );
+  if (rows[0]?.ok !== true) return null;
+  const events = await q.query<EventRow>(
+    `SELECT ${eventColumns("e")}
+       FROM fees f
+       JOIN advance_charge_seats s ON s.org_id = f.org_id AND s.charge_id = f.charge_id AND s.subscription_id = f.subscription_id
+                                  AND s.charge_filter_id IS NOT DISTINCT FROM f.charge_filter_id
+                                  AND coalesce(s.grouped_by, 'null'::jsonb) = coalesce(f.grouped_by, 'null'::jsonb)
+                                  AND s.added_at < f.from_datetime AND (s.removed_at IS NULL OR s.removed_at >= f.from_datetime)
+       JOIN events e ON e.org_id = s.org_id AND e.external_subscription_id = s.external_subscription_id
+                    AND e.transaction_id = s.added_transaction_id AND e.ts = s.added_at
+      WHERE f.org_id = $1 AND f.id = $2
+      ORDER BY s.added_at, s.id`,
+    [orgId, feeId],
+  );
+  return events.rows;
 }
 
 /**

@@ -43,7 +43,7 @@ import {
   type ThresholdCrossing,
 } from "./core/index.ts";
 import { BatchBilling } from "./batch.ts";
-import { advanceFeeEvents, carriedOverAdvanceFees } from "./advance.ts";
+import { advanceFeeEvents, carriedOverAdvanceFees, inheritAdvanceUnits } from "./advance.ts";
 import { arrearsCharges, withoutAdvanceCharges } from "./core/advance.ts";
 import { issueLateCredits, lateAdjustmentsOf } from "./late_events.ts";
 import { checkVoidOptions } from "../credit_notes/core/void.ts";
@@ -293,6 +293,8 @@ export class InvoicingService {
    */
   readonly onSubscriptionTransition = async (tx: Queryable, transition: "started" | "terminated", view: SubscriptionView): Promise<void> => {
     const sub = view.subscription;
+    // An upgrade: the old plan's recurring advance units (sums, seats) move to the new plan's charges (advance.ts).
+    if (transition === "started" && sub.previousId !== null) await inheritAdvanceUnits(tx, sub, this.now(sub.orgId));
     // A start in arrears has nothing due before its first period ends: left to the job.
     if (transition === "started" && !sub.plan.payInAdvance) return;
     await this.billDue(tx, sub, this.now(sub.orgId));

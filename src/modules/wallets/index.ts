@@ -1,6 +1,6 @@
 // Wallets: Lago's /wallets and /wallet_transactions (prepaid credits bought or granted at a rate),
-// drawn on by finalized invoices after credit notes, each draw an outbound transaction; recurring
-// top-up rules (interval or threshold) run after each billing job (`runRecurringRules`).
+// drawn on by finalized invoices after credit notes, each draw an outbound transaction; after each
+// billing job (`runRecurringRules`) expired wallets end and recurring top-up rules run.
 export { WalletService, type WalletDeps, type WalletWebhook } from "./service.ts";
 export { registerWalletRoutes } from "./http.ts";
 export { ruleJson, walletJson, walletTransactionJson } from "./json.ts";

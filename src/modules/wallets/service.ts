@@ -6,7 +6,7 @@ import { Decimal } from "../../shared/money.ts";
 import { notFound, validationFailed } from "../../shared/errors.ts";
 import type { Customer } from "../customers/index.ts";
 import type { Balance, FeeDraft } from "../invoicing/index.ts";
-import { type TopUpDraft, centsToCredits, checkTopUp, checkWalletCreate, checkWalletUpdate, creditsToCents, purchaseFee } from "./core/wallet.ts";
+import { type TakeBack, type TopUpDraft, centsToCredits, checkTopUp, checkWalletCreate, checkWalletUpdate, creditsToCents, purchaseFee, takeBack } from "./core/wallet.ts";
 import { type RuleDraft, occurrenceAt, occurrencesBehind, occurrencesDue, topUpCredits } from "./core/rules.ts";
 import { walletJson, walletTransactionJson } from "./json.ts";
 import * as store from "./store.ts";
@@ -18,7 +18,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export type WalletWebhook = (
   tx: Queryable,
   orgId: number,
-  type: "wallet.created" | "wallet.updated" | "wallet.terminated" | "wallet_transaction.created" | "wallet_transaction.updated",
+  type:
+    | "wallet.created"
+    | "wallet.updated"
+    | "wallet.terminated"
+    | "wallet.depleted_ongoing_balance"
+    | "wallet_transaction.created"
+    | "wallet_transaction.updated",
   objectType: string,
   object: unknown,
 ) => Promise<unknown>;
@@ -212,15 +218,17 @@ export class WalletService {
   }
 
   /**
-   * The recurring top-ups that fell due, by each organization's clock (run with the billing job:
-   * every minute with the scheduler, on test clock moves, `valueverse bill`). Each anniversary of an
-   * interval rule and each crossing of a threshold rule tops up once, recorded with the top-up in
-   * one transaction (wallet_rule_top_ups); a rule whose top-up fails is tried again next run.
+   * The wallets past their expiration_at, then the recurring top-ups that fell due, by each
+   * organization's clock (run with the billing job: every minute with the scheduler, on test clock
+   * moves, `valueverse bill`). Each anniversary of an interval rule and each crossing of a threshold
+   * rule tops up once, recorded with the top-up in one transaction (wallet_rule_top_ups); a rule
+   * whose top-up fails is tried again next run.
    */
-  async runRecurringRules(opts: { orgId?: number } = {}): Promise<{ topUps: number; errors: unknown[] }> {
+  async runRecurringRules(opts: { orgId?: number } = {}): Promise<{ topUps: number; expired: number; errors: unknown[] }> {
+    const errors: unknown[] = [];
+    const expired = await this.expireWallets(opts, errors);
     const orgs = opts.orgId !== undefined ? [opts.orgId] : await store.organizationsWithRules(this.db);
     let topUps = 0;
-    const errors: unknown[] = [];
     for (const orgId of orgs) {
       const now = this.now(orgId);
       await store.endExpiredRules(this.db, orgId, now);
@@ -236,7 +244,62 @@ export class WalletService {
         }
       }
     }
-    return { topUps, errors };
+    return { topUps, expired, errors };
+  }
+
+  /**
+   * Wallets whose expiration_at has passed by the organization's clock end (Lago): what is left of
+   * the balance leaves it as an outbound, settled `voided` transaction, the wallet is terminated
+   * and its rules end, each wallet in one transaction (webhooks `wallet_transaction.created`,
+   * `wallet.terminated`). Invoices stop drawing on a wallet at its expiration_at whether or not
+   * this has run yet (`drawable`). Answers how many wallets ended; a failure is retried next run.
+   */
+  private async expireWallets(opts: { orgId?: number }, errors: unknown[]): Promise<number> {
+    const orgs = opts.orgId !== undefined ? [opts.orgId] : await store.organizationsWithExpiringWallets(this.db);
+    let expired = 0;
+    for (const orgId of orgs) {
+      const now = this.now(orgId);
+      for (const id of await store.expiredWallets(this.db, orgId, now)) {
+        try {
+          expired += await this.db.transaction((tx) => this.expireWallet(tx, orgId, id, now));
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }
+    return expired;
+  }
+
+  private async expireWallet(tx: Queryable, orgId: number, id: number, now: Date): Promise<number> {
+    const wallet = await store.walletById(tx, orgId, id, true);
+    // Terminated, or given a later expiration, since it was listed.
+    if (wallet === null || wallet.status !== "active" || wallet.expirationAt === null || wallet.expirationAt.getTime() > now.getTime()) return 0;
+    if (wallet.balanceCents > 0n) {
+      const transactionId = await store.insertTransaction(
+        tx,
+        orgId,
+        {
+          lagoId: this.newId(),
+          walletId: wallet.id,
+          invoiceId: null,
+          status: "settled",
+          transactionStatus: "voided",
+          transactionType: "outbound",
+          amountCents: wallet.balanceCents,
+          creditAmount: centsToCredits(wallet.balanceCents, wallet.rateAmount, wallet.currency),
+          name: "Credits expired",
+          invoiceRequiresSuccessfulPayment: false,
+          metadata: [],
+        },
+        now,
+      );
+      await store.moveBalance(tx, orgId, wallet.id, -wallet.balanceCents, false, now);
+      await this.deps.webhook?.(tx, orgId, "wallet_transaction.created", "wallet_transaction", walletTransactionJson((await store.transactionById(tx, orgId, transactionId))!));
+    }
+    await store.terminateWallet(tx, orgId, wallet.id, now);
+    await store.terminateRules(tx, orgId, (await store.activeRulesOf(tx, orgId, wallet.id)).map((r) => r.id), now);
+    await this.deps.webhook?.(tx, orgId, "wallet.terminated", "wallet", walletJson((await store.walletById(tx, orgId, wallet.id))!));
+    return 1;
   }
 
   private async lockedRule(tx: Queryable, orgId: number, r: { id: number; walletId: number }, now: Date) {
@@ -315,10 +378,26 @@ export class WalletService {
   }
 
   /**
+   * What a credit note crediting or refunding `amountCents` of a paid credit invoice's purchase may
+   * do (`takeBack`, the one rule for creating and estimating notes), and what the wallet still holds
+   * of the purchase (null: it bought no credits that count). With `lock`, the wallet stays locked
+   * until the caller's transaction ends.
+   */
+  async creditedPurchase(
+    q: Queryable,
+    orgId: number,
+    invoiceId: number,
+    amountCents: bigint,
+    lock = false,
+  ): Promise<{ outcome: TakeBack; walletId: number | null; heldCents: bigint | null }> {
+    const held = await store.heldPurchase(q, orgId, invoiceId, lock);
+    return { outcome: takeBack(held, amountCents), walletId: held?.walletId ?? null, heldCents: held?.heldCents ?? null };
+  }
+
+  /**
    * A credit note (credit or refund) on a paid credit invoice takes back what it credits of the
    * credits bought (Lago voids them in the wallet): an outbound, settled `voided` transaction linked
-   * to the note (an invoice's outbound transactions are its draws, one per wallet), in the note's
-   * transaction. `none` when the invoice bought no
+   * to the note and the credit invoice, in the note's transaction. `none` when the invoice bought no
    * credits that count (unpaid: its purchase fails when it is voided); nothing moves when the
    * wallet is terminated or holds less of them than asked.
    */
@@ -329,20 +408,17 @@ export class WalletService {
     creditNoteId: number,
     amountCents: bigint,
     now: Date,
-  ): Promise<"voided" | "none" | "wallet_terminated" | "insufficient_credits"> {
-    if (amountCents <= 0n) return "none";
-    const held = await store.heldPurchase(tx, orgId, invoiceId);
-    if (held === null) return "none";
-    if (!held.walletActive) return "wallet_terminated";
-    if (amountCents > held.heldCents) return "insufficient_credits";
-    const wallet = (await store.walletById(tx, orgId, held.walletId))!;
+  ): Promise<Exclude<TakeBack, "take"> | "voided"> {
+    const { outcome, walletId } = await this.creditedPurchase(tx, orgId, invoiceId, amountCents, true);
+    if (outcome !== "take") return outcome;
+    const wallet = (await store.walletById(tx, orgId, walletId!))!;
     const id = await store.insertTransaction(
       tx,
       orgId,
       {
         lagoId: this.newId(),
         walletId: wallet.id,
-        invoiceId: null,
+        invoiceId,
         status: "settled",
         transactionStatus: "voided",
         transactionType: "outbound",
@@ -357,6 +433,7 @@ export class WalletService {
     );
     await store.moveBalance(tx, orgId, wallet.id, -amountCents, false, now);
     await this.deps.webhook?.(tx, orgId, "wallet_transaction.created", "wallet_transaction", walletTransactionJson((await store.transactionById(tx, orgId, id))!));
+    await this.announceDepleted(tx, wallet, wallet.balanceCents, wallet.balanceCents - amountCents);
     return "voided";
   }
 
@@ -388,7 +465,19 @@ export class WalletService {
       );
       await store.moveBalance(q, orgId, wallet.id, -d.amountCents, true, now);
       await this.deps.webhook?.(q, orgId, "wallet_transaction.created", "wallet_transaction", walletTransactionJson((await store.transactionById(q, orgId, id))!));
+      await this.announceDepleted(q, wallet, wallet.balanceCents, wallet.balanceCents - d.amountCents);
     }
+  }
+
+  /**
+   * Lago's wallet.depleted_ongoing_balance, when a draw or a void takes a wallet's balance from above
+   * zero to zero (the ongoing balance is the balance here): once per emptying, again only after
+   * credits came in and went. Not for a wallet that ends (expiration, termination).
+   */
+  private async announceDepleted(q: Queryable, wallet: store.Wallet, beforeCents: bigint, afterCents: bigint): Promise<void> {
+    if (beforeCents <= 0n || afterCents > 0n || this.deps.webhook === undefined) return;
+    const current = (await store.withRules(q, wallet.orgId, [(await store.walletById(q, wallet.orgId, wallet.id))!]))[0]!;
+    await this.deps.webhook(q, wallet.orgId, "wallet.depleted_ongoing_balance", "wallet", walletJson(current));
   }
 
   private async topUpIn(tx: Queryable, wallet: store.Wallet, d: TopUpDraft, now: Date, source: store.WalletTransaction["source"] = "manual"): Promise<store.WalletTransaction[]> {
@@ -400,6 +489,7 @@ export class WalletService {
       { credits: d.voidedCredits, status: "voided" },
     ];
     let balance = wallet.balanceCents;
+    let beforeVoid = balance;
     for (const m of moves) {
       if (m.credits.lte(0)) continue;
       const cents = creditsToCents(m.credits, wallet.rateAmount, wallet.currency);
@@ -407,6 +497,7 @@ export class WalletService {
       // Amounts stay exact JSON numbers (Lago's clients read cents as numbers).
       if (cents > MAX_CENTS || balance + cents > MAX_CENTS) throw validationFailed({ [field]: ["value_is_out_of_range"] }, "too many credits");
       const outbound = m.status === "voided";
+      if (outbound) beforeVoid = balance;
       if (outbound && cents > balance) throw validationFailed({ voided_credits: ["insufficient_credits"] }, "the wallet does not hold that many credits");
       // A purchase waits for its credit invoice to be paid (when invoices are wired).
       const billed = m.status === "purchased" && this.deps.invoices !== undefined;
@@ -443,6 +534,7 @@ export class WalletService {
     }
     // A threshold rule fires once per crossing: credits coming in make the next crossing count.
     if (out.length > 0) await store.rearmThresholdRules(tx, wallet.orgId, wallet.id);
+    if (d.voidedCredits.gt(0)) await this.announceDepleted(tx, wallet, beforeVoid, balance);
     return out;
   }
 }

@@ -153,6 +153,21 @@ export async function moveBalance(q: Queryable, orgId: number, id: number, delta
   );
 }
 
+/** Organizations with active wallets that have an expiration date. */
+export async function organizationsWithExpiringWallets(q: Queryable): Promise<number[]> {
+  const { rows } = await q.query<{ org_id: number }>("SELECT DISTINCT org_id FROM wallets WHERE status = 'active' AND expiration_at IS NOT NULL ORDER BY org_id");
+  return rows.map((r) => Number(r.org_id));
+}
+
+/** Active wallets whose expiration_at is past by `now`. */
+export async function expiredWallets(q: Queryable, orgId: number, now: Date): Promise<number[]> {
+  const { rows } = await q.query<{ id: string }>(
+    "SELECT id FROM wallets WHERE org_id = $1 AND status = 'active' AND expiration_at IS NOT NULL AND expiration_at <= $2 ORDER BY expiration_at, id",
+    [orgId, now],
+  );
+  return rows.map((r) => Number(r.id));
+}
+
 /** Active, unexpired wallets of the customer in `currency` with a balance, in drawing order, locked. */
 export async function drawable(q: Queryable, orgId: number, customerId: number, currency: string, now: Date): Promise<Balance[]> {
   const { rows } = await q.query<{ id: string; balance_cents: string }>(
@@ -183,14 +198,16 @@ export async function settlePurchases(q: Queryable, orgId: number, invoiceId: nu
 }
 
 /**
- * The credits a credit invoice bought and that its wallet still holds (the wallet locked): what was
- * purchased less what its credit notes voided already, at most the wallet's balance. Null when the
- * invoice bought no credits that count (none, or still waiting for payment, or failed).
+ * The credits a credit invoice bought and that its wallet still holds (the wallet locked with
+ * `lock`): what was purchased less what its credit notes voided already, at most the wallet's
+ * balance. Null when the invoice bought no credits that count (none, or still waiting for payment,
+ * or failed).
  */
 export async function heldPurchase(
   q: Queryable,
   orgId: number,
   invoiceId: number,
+  lock: boolean,
 ): Promise<{ walletId: number; walletActive: boolean; heldCents: bigint } | null> {
   const { rows } = await q.query<{ wallet_id: string; purchased: string }>(
     `SELECT wallet_id, sum(amount_cents)::text AS purchased FROM wallet_transactions
@@ -200,7 +217,7 @@ export async function heldPurchase(
   );
   const r = rows[0];
   if (r === undefined) return null;
-  const wallet = await walletById(q, orgId, Number(r.wallet_id), true);
+  const wallet = await walletById(q, orgId, Number(r.wallet_id), lock);
   if (wallet === null) return null;
   const voided = await q.query<{ n: string }>(
     `SELECT coalesce(sum(t.amount_cents), 0)::text AS n FROM wallet_transactions t

@@ -169,6 +169,20 @@ export function checkTopUp(raw: unknown): Checked<TopUpDraft> {
   });
 }
 
+/** What a credit note on a paid purchase of credits does to the wallet they were bought for. */
+export type TakeBack = "none" | "take" | "wallet_terminated" | "insufficient_credits";
+
+/**
+ * The one rule for a credit note on a purchase of credits (creating it and estimating it): what it
+ * credits or refunds of the purchase leaves the wallet, so it needs the wallet active and holding at
+ * least that much of the purchase. `none` when the purchase bought no credits that count.
+ */
+export function takeBack(held: { walletActive: boolean; heldCents: bigint } | null, amountCents: bigint): TakeBack {
+  if (held === null || amountCents <= 0n) return "none";
+  if (!held.walletActive) return "wallet_terminated";
+  return amountCents > held.heldCents ? "insufficient_credits" : "take";
+}
+
 /** Credits to minor units at the wallet's rate, rounded half-up once. */
 export function creditsToCents(credits: Decimal, rateAmount: Decimal, currency: string): bigint {
   return BigInt(credits.times(rateAmount).times(Decimal.pow(10, minorUnits(currency))).toDecimalPlaces(0, Decimal.ROUND_HALF_UP).toFixed(0));
