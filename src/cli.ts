@@ -79,6 +79,7 @@ program
       for (const err of rules.errors) console.error(err);
       console.log(JSON.stringify({
         wallet_top_ups: rules.topUps,
+        wallets_expired: rules.expired,
         organizations: summary.organizations,
         subscriptions: summary.subscriptions,
         invoices_issued: summary.invoicesIssued,
