@@ -522,7 +522,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       return ready;
     },
     async start() {
-      db.set(deps.db ?? (await openDatabase(config)));
+      db.set(deps.db ?? (await openDatabase(config, http.log)));
       const replica = openReadReplica(config);
       if (replica !== null) reads.attach(replica);
       await migrate(db);

@@ -3,16 +3,25 @@ import path from "node:path";
 import type { Config } from "../shared/config.ts";
 import type { Db } from "./db.ts";
 import { openPglite } from "./pglite.ts";
+import { DEFAULT_TEMPLATE_CACHE_DIR, copyTemplate, ensureTemplate, isFreshPgDir } from "./pglite_template.ts";
 import { openPostgres } from "./postgres.ts";
 
+/** Where opening the database reports how it went (fastify's / pino's logger fits). */
+export interface OpenLog {
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+}
+
+const quiet: OpenLog = { info() {}, warn() {} };
+
 /** PostgreSQL when DATABASE_URL is set, otherwise the embedded database in DATA_DIR. */
-export async function openDatabase(config: Config): Promise<Db> {
+export async function openDatabase(config: Config, log: OpenLog = quiet): Promise<Db> {
   if (config.databaseUrl) {
     return openPostgres({ url: config.databaseUrl, ...config.pool });
   }
   const release = lockDataDir(config.dataDir);
   try {
-    const db = await openPglite({ dataDir: path.join(config.dataDir, "pg") });
+    const db = await openEmbedded(path.join(config.dataDir, "pg"), log);
     const close = db.close.bind(db);
     db.close = async () => {
       await close();
@@ -22,6 +31,48 @@ export async function openDatabase(config: Config): Promise<Db> {
   } catch (err) {
     release();
     throw err;
+  }
+}
+
+/**
+ * Opens the PGlite database in `pgDir`. A new one starts as a copy of the migrated template
+ * (src/db/pglite_template.ts) instead of an initdb plus every migration; an existing one is opened
+ * as it is (and migrated by the caller). Without a usable template, PGlite initialises it as before.
+ */
+export async function openEmbedded(pgDir: string, log: OpenLog = quiet, templateCacheDir = DEFAULT_TEMPLATE_CACHE_DIR): Promise<Db> {
+  const template = isFreshPgDir(pgDir) ? await copyFromTemplate(pgDir, log, templateCacheDir) : null;
+  if (template === null) return openPglite({ dataDir: pgDir });
+  let db: Db;
+  try {
+    db = await openPglite({ dataDir: pgDir });
+  } catch (err) {
+    // A copy that does not open holds nothing of the operator's yet: drop it and the template.
+    log.warn({ err, template }, "the copy of the migrated PGlite template does not open; initialising the data directory from scratch");
+    fs.rmSync(pgDir, { recursive: true, force: true });
+    fs.rmSync(path.dirname(template), { recursive: true, force: true });
+    return openPglite({ dataDir: pgDir });
+  }
+  try {
+    // As if the migrations had run now, on this database (the template ran them when it was built).
+    await db.query("UPDATE schema_migrations SET applied_at = now()");
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return db;
+}
+
+async function copyFromTemplate(pgDir: string, log: OpenLog, cacheDir: string): Promise<string | null> {
+  const started = performance.now();
+  try {
+    const { dir, built } = await ensureTemplate(cacheDir);
+    await copyTemplate(dir, pgDir);
+    log.info({ template: dir, template_built: built, ms: Math.round(performance.now() - started) }, "new data directory created from the migrated PGlite template");
+    return dir;
+  } catch (err) {
+    log.warn({ err, cache: cacheDir }, "cannot use a migrated PGlite template; initialising the data directory from scratch");
+    fs.rmSync(pgDir, { recursive: true, force: true });
+    return null;
   }
 }
 
