@@ -11,13 +11,18 @@
 // When an invalidation could not be applied, or the connection was lost, the epoch (part of every
 // key) is bumped on recovery: whatever Redis kept from before is never read again.
 import crypto from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis, RedisOptions } from "ioredis";
 import type { CacheKey } from "./kinds.ts";
 
 export interface RedisLog {
   warn(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
 }
+
+/** ioredis, loaded when a Redis tier is built: only REDIS_URL needs it (it cost every start ~0.1 s). */
+let ioredis: typeof import("ioredis") | undefined;
+const RedisClient = (): typeof Redis => (ioredis ??= createRequire(import.meta.url)("ioredis") as typeof import("ioredis")).Redis;
 
 export interface RedisTierOptions {
   url: string;
@@ -79,14 +84,14 @@ export class RedisTier {
 
   constructor(private readonly opts: RedisTierOptions) {
     const base: RedisOptions = { retryStrategy, connectTimeout: 2000, enableReadyCheck: true, lazyConnect: true };
-    this.client = new Redis(opts.url, {
+    this.client = new (RedisClient())(opts.url, {
       ...base,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: opts.timeoutMs,
     }) as ScriptClient;
     this.client.defineCommand("setIfToken", { numberOfKeys: 2, lua: SET_IF_TOKEN });
-    this.sub = new Redis(opts.url, { ...base, autoResubscribe: false, maxRetriesPerRequest: null });
+    this.sub = new (RedisClient())(opts.url, { ...base, autoResubscribe: false, maxRetriesPerRequest: null });
     this.channel = `vv:${opts.namespace}:invalidate`;
 
     this.client.on("error", () => {});

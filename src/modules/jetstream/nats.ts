@@ -1,21 +1,17 @@
 // The NATS side of decoupled ingestion: the connection, the replicated stream and the durable
 // consumer (both declared idempotently by the API and by every worker, whichever starts first),
 // and the lag read from the stream.
-import {
-  AckPolicy,
-  DeliverPolicy,
-  RetentionPolicy,
-  StorageType,
-  connect,
-  nanos,
-  type JetStreamManager,
-  type NatsConnection,
-  type StreamInfo,
-} from "nats";
+import { createRequire } from "node:module";
+import type * as NatsModule from "nats";
+import type { JetStreamManager, NatsConnection, StreamInfo } from "nats";
 import type { NatsConfig } from "../../shared/config.ts";
 
+/** The nats client, loaded on first use: only INGEST_MODE=jetstream needs it (it cost every start ~0.1 s). */
+let loaded: typeof NatsModule | undefined;
+const nats = (): typeof NatsModule => (loaded ??= createRequire(import.meta.url)("nats") as typeof NatsModule);
+
 export async function connectNats(config: NatsConfig, name: string): Promise<NatsConnection> {
-  return connect({
+  return nats().connect({
     servers: config.servers,
     name,
     // A server of the cluster going away is routine: reconnect to another one, for ever.
@@ -67,10 +63,10 @@ export async function ensureStream(jsm: JetStreamManager, config: NatsConfig): P
     return await jsm.streams.add({
       name: config.stream,
       subjects: [`${config.subject}.*`],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Workqueue,
+      storage: nats().StorageType.File,
+      retention: nats().RetentionPolicy.Workqueue,
       num_replicas: config.replicas,
-      duplicate_window: nanos(config.duplicateWindowMs),
+      duplicate_window: nats().nanos(config.duplicateWindowMs),
     });
   } catch (err) {
     if (isNameInUse(err)) return jsm.streams.info(config.stream);
@@ -96,9 +92,9 @@ export async function ensureConsumer(jsm: JetStreamManager, config: NatsConfig, 
   try {
     await jsm.consumers.add(config.stream, {
       durable_name: config.consumer,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(config.ackWaitMs),
+      ack_policy: nats().AckPolicy.Explicit,
+      deliver_policy: nats().DeliverPolicy.All,
+      ack_wait: nats().nanos(config.ackWaitMs),
       max_ack_pending: maxAckPending(batchMax),
       max_deliver: -1,
     });
