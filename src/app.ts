@@ -20,6 +20,7 @@ import { SubscriptionService, registerSubscriptionRoutes, subscriptionWithPlanJs
 import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
 import { AddOnService, registerAddOnRoutes } from "./modules/add_ons/index.ts";
 import { invoiceDetailsJson, recordUsageCutoff, recordUsageCutoffs, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
+import { registerInvoicePreviewRoute, registerLifetimeUsageRoute } from "./modules/invoicing/index.ts";
 import { AdvanceBilling, feeJson, registerAdvanceFeeRoutes, registerAdvanceQueueGauge } from "./modules/invoicing/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
@@ -495,6 +496,21 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerAdvanceFeeRoutes(http, { db, clock, invoicing, advance: advanceBilling });
   registerAddOnRoutes(http, addOns);
   registerOneOffInvoiceRoute(http, { invoicing, customers, addOns, taxes, db, now: (orgId) => new Date(clock.now(orgId)) });
+  registerInvoicePreviewRoute(http, {
+    invoicing,
+    customers,
+    subscriptions,
+    catalog,
+    coupons,
+    now: (orgId) => new Date(clock.now(orgId)),
+    newId: () => crypto.randomUUID(),
+  });
+  registerLifetimeUsageRoute(http, {
+    db,
+    subscriptions,
+    metering: { usage: (orgId, sub, window) => metering.usage(orgId, sub, window) },
+    now: (orgId) => new Date(clock.now(orgId)),
+  });
   registerPaymentRoutes(http, payments.service, new ManualPayments(db, clock, payments.service));
   // Read-only GraphQL over the same services, keyed and organization-scoped like /api/v1.
   registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing, reads }));

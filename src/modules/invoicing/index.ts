@@ -16,6 +16,8 @@ export type { InvoiceAdjustments, InvoiceRef, UnusedAdvanceFee } from "./adjustm
 export { invoiceDetailsJson, registerInvoiceRoutes } from "./http.ts";
 export { LATE_PERIODS, recordUsageCutoff, recordUsageCutoffs } from "./late_events.ts";
 export { addOnFee, checkOneOffInvoice, createOneOffInvoice, registerOneOffInvoiceRoute, type OneOffDeps } from "./oneoff.ts";
+export { previewInvoice, previewJson, registerInvoicePreviewRoute, type PreviewDeps } from "./preview.ts";
+export { lifetimeUsage, registerLifetimeUsageRoute, thresholdProgress, type LifetimeDeps } from "./lifetime.ts";
 export {
   FEE_TYPES,
   INVOICE_STATUSES,

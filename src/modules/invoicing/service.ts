@@ -10,6 +10,7 @@ import type { Subscription, SubscriptionView } from "../subscriptions/index.ts";
 import { type EventRow } from "../ingest/index.ts";
 import { type Tax, taxesForFee } from "../taxes/index.ts";
 import type { InvoiceAdjustments, InvoiceRef } from "./adjustments.ts";
+import type { CouponTerms } from "../coupons/core/apply.ts";
 import {
   type BillingInstant,
   type BillingPeriodRecord,
@@ -805,6 +806,42 @@ export class InvoicingService {
     const adj = this.deps.adjustments;
     const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(q, sub.orgId);
     return computeInvoice({ fees: billableFees([{ sub, fees }], customer, taxes), progressiveCreditCents: 0n }).fees;
+  }
+
+  /**
+   * An invoice computed and never stored (POST /invoices/preview, preview.ts): each subscription's
+   * fees at its billing instant, read as the billing job reads them (usage, advance carry-overs,
+   * commitments, late events), less what the period's progressive billing invoices billed; then
+   * coupons (the customer's applied ones, then `extraCoupons`), taxes, credit notes and prepaid
+   * credits as they stand now. Nothing is drawn, locked or written. A customer or subscription that
+   * is not stored has id 0.
+   */
+  async previewInvoice(
+    customer: Customer,
+    currency: string,
+    items: readonly { sub: Subscription; terms: BillingTerms; instant: BillingInstant }[],
+    extraCoupons: readonly CouponTerms[],
+    now: Date,
+  ): Promise<{ groups: { sub: Subscription; fees: FeeDraft[] }[]; computation: InvoiceComputation }> {
+    const q = this.db;
+    const orgId = customer.orgId;
+    const groups: { sub: Subscription; fees: FeeDraft[] }[] = [];
+    let credit = 0n;
+    for (const { sub, terms, instant } of items) {
+      groups.push({ sub, fees: await this.feesOf(q, sub, terms, instant) });
+      if (instant.charges !== null && sub.id > 0) credit += await progressivelyBilled(q, orgId, sub.id, instant.charges.period.start);
+    }
+    const adj = this.deps.adjustments;
+    const stored = adj !== undefined && customer.id > 0;
+    const taxes: ReadonlyMap<string, Tax> = adj === undefined ? new Map() : await adj.taxes(q, orgId);
+    const computation = computeInvoice({
+      fees: billableFees(groups, customer, taxes),
+      coupons: [...(stored ? await adj.coupons(q, orgId, customer.id, currency, now) : []), ...extraCoupons],
+      creditNotes: stored ? await adj.creditNotes(q, orgId, customer.id, currency) : [],
+      wallets: stored ? await adj.wallets(q, orgId, customer.id, currency, now) : [],
+      progressiveCreditCents: credit,
+    });
+    return { groups, computation };
   }
 
   /**

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import client from "prom-client";
 import { type FieldErrors, validationFailed } from "../../shared/errors.ts";
 import { usageJson } from "./core/index.ts";
+import { projectedUsageJson } from "./core/projected.ts";
 import type { MeteringService } from "./service.ts";
 import { UNMATCHED_REASONS, type UnmatchedReason } from "./store.ts";
 import { paginationMeta, positiveIntParam } from "../../shared/pagination.ts";
@@ -48,6 +49,17 @@ export function registerMeteringRoutes(app: FastifyInstance, metering: MeteringS
     r.done();
     const usage = await metering.currentUsage(request.orgId, request.params.external_id, sub!);
     return { customer_usage: usageJson(usage) };
+  });
+
+  // Lago's projected usage: current usage with each charge extrapolated to the period's end.
+  app.get<{ Params: { external_id: string } }>("/api/v1/customers/:external_id/projected_usage", async (request) => {
+    const r = new QueryReader(request.query as Query);
+    const sub = r.text("external_subscription_id", true);
+    const applyTaxes = r.text("apply_taxes");
+    if (applyTaxes !== undefined && applyTaxes !== "true" && applyTaxes !== "false") r.errors["apply_taxes"] = ["value_is_invalid"];
+    r.done();
+    const projected = await metering.projectedUsage(request.orgId, request.params.external_id, sub!, applyTaxes !== "false");
+    return { customer_projected_usage: projectedUsageJson(projected) };
   });
 
   app.get<{ Params: { external_id: string } }>("/api/v1/customers/:external_id/past_usage", async (request) => {

@@ -31,6 +31,7 @@ import {
   weightedSum,
 } from "./core/index.ts";
 import * as store from "./store.ts";
+import { type ProjectedUsage, projectUsage } from "./core/projected.ts";
 
 /**
  * What usage needs of a subscription: structurally a subset of the subscriptions module's
@@ -295,6 +296,16 @@ export class MeteringService {
     if (this.usageTaxes === null) return usage;
     const taxes = await this.usageTaxes(orgId, customer, sub.plan, usage.charges);
     return { ...usage, taxesAmountCents: taxes, totalAmountCents: usage.amountCents + taxes };
+  }
+
+  /**
+   * GET /customers/:id/projected_usage: current usage and its projection to the end of the open
+   * period at the organization's now (core/projected.ts). `applyTaxes` false: no taxes.
+   */
+  async projectedUsage(orgId: number, externalCustomerId: string, externalSubscriptionId: string, applyTaxes = true): Promise<ProjectedUsage> {
+    let usage = await this.currentUsage(orgId, externalCustomerId, externalSubscriptionId);
+    if (!applyTaxes) usage = { ...usage, taxesAmountCents: 0n, totalAmountCents: usage.amountCents };
+    return projectUsage(usage, new Date(this.clock.now(orgId)));
   }
 
   /**
