@@ -19,6 +19,7 @@ import { OrgService, registerAdminRoutes, registerApiAuth } from "./modules/orgs
 import { SubscriptionService, registerSubscriptionRoutes, subscriptionWithPlanJson } from "./modules/subscriptions/index.ts";
 import { TaxService, registerTaxRoutes, taxJson, usageTaxes } from "./modules/taxes/index.ts";
 import { AddOnService, registerAddOnRoutes } from "./modules/add_ons/index.ts";
+import { AnalyticsService, registerAnalyticsRoutes } from "./modules/analytics/index.ts";
 import { invoiceDetailsJson, recordUsageCutoff, recordUsageCutoffs, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
 import { registerInvoicePreviewRoute, registerLifetimeUsageRoute } from "./modules/invoicing/index.ts";
 import { AdvanceBilling, feeJson, registerAdvanceFeeRoutes, registerAdvanceQueueGauge } from "./modules/invoicing/index.ts";
@@ -512,6 +513,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     now: (orgId) => new Date(clock.now(orgId)),
   });
   registerPaymentRoutes(http, payments.service, new ManualPayments(db, clock, payments.service));
+  // Revenue analytics (gross revenue, MRR, collection, overdue, invoiced usage); lists, so they may read the replica.
+  registerAnalyticsRoutes(http, new AnalyticsService(reads, clock));
   // Read-only GraphQL over the same services, keyed and organization-scoped like /api/v1.
   registerGraphqlRoutes(http, buildGraphqlSchema({ customers, subscriptions, metering, invoicing, reads }));
 
