@@ -26,6 +26,7 @@ import { AdvanceBilling, feeJson, registerAdvanceFeeRoutes, registerAdvanceQueue
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
+import { AlertService, registerAlertRoutes } from "./modules/alerts/index.ts";
 import { failVoidedPurchases, restoreWalletCredits } from "./modules/wallets/restore.ts";
 import type { WalletWebhook } from "./modules/wallets/index.ts";
 import { Refunds } from "./modules/payments/refunds.ts";
@@ -68,6 +69,8 @@ export interface App {
   refunds: Refunds;
   /** Wallets; `wallets.runRecurringRules()` makes the recurring top-ups due (run after each billing job). */
   wallets: WalletService;
+  /** Usage alerts; `alerts.runDue({ orgId })` evaluates them now (a background loop every ALERTS_POLL_MS, and clock moves, do). */
+  alerts: AlertService;
   /** The app's clock with VALUEVERSE_TEST_CLOCK=on; register work a clock move makes due with `onAdvance`. */
   testClock: ClockService;
   /** Lag-tolerant reads (lists, usage, GraphQL): the read replica (DATABASE_READ_URL) while it answers, else the primary. */
@@ -379,6 +382,16 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   testClock.onAdvance(async (orgId) => {
     await refunds.runDue({ orgId });
   });
+  // Usage alerts read live usage in the background (never on the ingest path), and after the
+  // billing job on each clock move, before PUT /test_clock answers.
+  const alerts = new AlertService(db, clock, wallClock, { subscriptions, catalog, metering, enqueueWebhook: webhooks.service.enqueue }, {
+    pollMs: config.alertsPollMs,
+    onError: (err, context) => http.log.error({ err, ...context }, "alert evaluation failed; retried by the next run"),
+  });
+  catalog.onMetricChange(alerts.onMetricChange);
+  testClock.onAdvance(async (orgId) => {
+    await alerts.runDue({ orgId });
+  });
   const billingScheduler = new BillingScheduler(async () => {
     const summary = await invoicing.runBillingJob();
     await runWalletRules();
@@ -496,6 +509,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   registerInvoiceRoutes(http, invoicing);
   registerAdvanceFeeRoutes(http, { db, clock, invoicing, advance: advanceBilling });
   registerAddOnRoutes(http, addOns);
+  registerAlertRoutes(http, alerts);
   registerOneOffInvoiceRoute(http, { invoicing, customers, addOns, taxes, db, now: (orgId) => new Date(clock.now(orgId)) });
   registerInvoicePreviewRoute(http, {
     invoicing,
@@ -534,6 +548,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     payments,
     refunds,
     wallets,
+    alerts,
     testClock,
     cache,
     reads,
@@ -557,6 +572,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       payments.start();
       if (config.payments.worker) refunds.start();
       advanceBilling.start();
+      alerts.start();
       if (config.billingScheduler) billingScheduler.start();
       ready = true;
     },
@@ -568,6 +584,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
       await jetstream?.close();
       await billingScheduler.stop();
       await advanceBilling.stop();
+      await alerts.stop();
       await payments.stop();
       await refunds.stop();
       await webhooks.stop();

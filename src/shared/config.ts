@@ -33,6 +33,8 @@ export interface Config {
    * sampled events (src/modules/metering, boundGroupKeys); 100 keeps every key.
    */
   rollupGroupMaxRowsPercent: number;
+  /** ALERTS_POLL_MS: how often usage alerts are evaluated against live usage (src/modules/alerts). */
+  alertsPollMs: number;
   ingest: {
     mode: IngestMode;
     batchMax: number;
@@ -224,6 +226,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     billingScheduler: oneOf("BILLING_SCHEDULER", "on", ["on", "off"]) === "on",
     billingBatchSize: int("BILLING_BATCH_SIZE", 500, 0, 10_000),
     rollupGroupMaxRowsPercent: int("ROLLUP_GROUP_MAX_ROWS_PERCENT", 50, 1, 100),
+    alertsPollMs: int("ALERTS_POLL_MS", 60_000, 100, 86_400_000),
     ingest: {
       mode: oneOf<IngestMode>("INGEST_MODE", "direct", ["direct", "naive", "jetstream"]),
       batchMax: int("INGEST_BATCH_MAX", 1000, 1, 100_000),

@@ -37,6 +37,7 @@ export {
   Fields,
   chargeRuleErrors,
   isBlankProperties,
+  isRecord,
   readChargeFilters,
   readProperties,
   type Checked,
