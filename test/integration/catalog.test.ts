@@ -301,7 +301,7 @@ describe(`plans on ${DB_KIND}`, () => {
       lago_id: expect.stringMatching(UUID),
       lago_billable_metric_id: metric.lago_id,
       billable_metric_code: metric.code,
-      code: null,
+      code: expect.any(String),
       invoice_display_name: null,
       created_at: T0_ISO,
       charge_model: model,
@@ -355,6 +355,10 @@ describe(`plans on ${DB_KIND}`, () => {
         charge(calls, "standard", { amount: "0" }, { pay_in_advance: true, invoiceable: false, regroup_paid_fees: "invoice" }),
       ],
     });
+    // Charges sent without a code get their metric's, then `_2`, `_3`, … (plan order).
+    expect(plan.charges.map((c: { code: string }) => c.code)).toEqual([
+      calls.code, `${calls.code}_2`, amount.code, `${calls.code}_3`, `${amount.code}_2`, `${amount.code}_3`, `${calls.code}_4`,
+    ]);
     expect(json(await call("GET", `/api/v1/plans/${code}`))).toEqual({ plan });
     const listed = json(await call("GET", "/api/v1/plans?per_page=1000")).plans as { code: string }[];
     expect(listed.find((p) => p.code === code)).toEqual(plan);

@@ -46,6 +46,13 @@ const chargeFilterJson = (f: ChargeFilter) => ({
   values: f.values,
 });
 
+/** Lago's ChargeFilterFullObject: a filter addressed on its own (…/charges/:charge_code/filters). */
+export const chargeFilterFullJson = (c: Charge, f: ChargeFilter) => ({
+  lago_id: f.lagoId ?? null,
+  charge_code: c.code,
+  ...chargeFilterJson(f),
+});
+
 /** A tax as its JSON, by code: what `taxes` of plans and charges show. */
 export type TaxesJson = ReadonlyMap<string, unknown>;
 const taxesOf = (codes: readonly string[] | undefined, taxes: TaxesJson | undefined) =>
@@ -135,6 +142,8 @@ function body(raw: unknown, key: string): unknown {
   return value;
 }
 
+const objectBody = (raw: unknown, key: string) => body(raw, key) as Record<string, unknown>;
+
 // Lago's default page size.
 const PER_PAGE = 100;
 const MAX_PER_PAGE = 1000;
@@ -150,6 +159,8 @@ function parsePage(q: Record<string, unknown>): Page {
 const meta = (page: Page, total: number) => paginationMeta(page.page, page.perPage, total);
 
 type ByCode = { Params: { code: string } };
+type ByCharge = { Params: { code: string; charge_code: string } };
+type ByFilter = { Params: { code: string; charge_code: string; filter_id: string } };
 
 /** Renders taxes by code for an organization (the taxes module); without it plans show none. */
 export type TaxesResolver = (orgId: number, codes: readonly string[]) => Promise<TaxesJson>;
@@ -190,4 +201,62 @@ export function registerCatalogRoutes(app: FastifyInstance, catalog: CatalogServ
     one(request.orgId, await catalog.updatePlan(request.orgId, request.params.code, body(request.body, "plan"))),
   );
   app.delete<ByCode>("/api/v1/plans/:code", async (request) => one(request.orgId, await catalog.deletePlan(request.orgId, request.params.code)));
+
+  // One charge of a plan, addressed by its code; each write is a plan update (CatalogService.editPlan).
+  const renderCharges = async (orgId: number, charges: readonly Charge[]) => {
+    const codes = [...new Set(charges.flatMap((c) => c.taxCodes ?? []))];
+    const taxes = resolveTaxes !== undefined && codes.length > 0 ? await resolveTaxes(orgId, codes) : undefined;
+    return charges.map((c) => chargeJson(c, taxes));
+  };
+  const oneCharge = async (orgId: number, charge: Charge) => ({ charge: (await renderCharges(orgId, [charge]))[0] });
+  app.post<ByCode>("/api/v1/plans/:code/charges", async (request) =>
+    oneCharge(request.orgId, await catalog.createCharge(request.orgId, request.params.code, objectBody(request.body, "charge"))),
+  );
+  app.get<ByCode>("/api/v1/plans/:code/charges", async (request) => {
+    const page = parsePage(request.query as Record<string, unknown>);
+    const { items, total } = await catalog.listCharges(request.orgId, request.params.code, page);
+    return { charges: await renderCharges(request.orgId, items), meta: meta(page, total) };
+  });
+  app.get<ByCharge>("/api/v1/plans/:code/charges/:charge_code", async (request) =>
+    oneCharge(request.orgId, await catalog.getCharge(request.orgId, request.params.code, request.params.charge_code)),
+  );
+  app.put<ByCharge>("/api/v1/plans/:code/charges/:charge_code", async (request) =>
+    oneCharge(
+      request.orgId,
+      await catalog.updateCharge(request.orgId, request.params.code, request.params.charge_code, objectBody(request.body, "charge")),
+    ),
+  );
+  // Lago's body here (`charge.cascade_updates`) only concerns children plans, which we do not have.
+  app.delete<ByCharge>("/api/v1/plans/:code/charges/:charge_code", async (request) =>
+    oneCharge(request.orgId, await catalog.deleteCharge(request.orgId, request.params.code, request.params.charge_code)),
+  );
+
+  const oneFilter = ({ charge, filter }: { charge: Charge; filter: ChargeFilter }) => ({ filter: chargeFilterFullJson(charge, filter) });
+  app.post<ByCharge>("/api/v1/plans/:code/charges/:charge_code/filters", async (request) =>
+    oneFilter(
+      await catalog.createChargeFilter(request.orgId, request.params.code, request.params.charge_code, objectBody(request.body, "filter")),
+    ),
+  );
+  app.get<ByCharge>("/api/v1/plans/:code/charges/:charge_code/filters", async (request) => {
+    const page = parsePage(request.query as Record<string, unknown>);
+    const { charge, items, total } = await catalog.listChargeFilters(request.orgId, request.params.code, request.params.charge_code, page);
+    return { filters: items.map((f) => chargeFilterFullJson(charge, f)), meta: meta(page, total) };
+  });
+  app.get<ByFilter>("/api/v1/plans/:code/charges/:charge_code/filters/:filter_id", async (request) =>
+    oneFilter(await catalog.getChargeFilter(request.orgId, request.params.code, request.params.charge_code, request.params.filter_id)),
+  );
+  app.put<ByFilter>("/api/v1/plans/:code/charges/:charge_code/filters/:filter_id", async (request) =>
+    oneFilter(
+      await catalog.updateChargeFilter(
+        request.orgId,
+        request.params.code,
+        request.params.charge_code,
+        request.params.filter_id,
+        objectBody(request.body, "filter"),
+      ),
+    ),
+  );
+  app.delete<ByFilter>("/api/v1/plans/:code/charges/:charge_code/filters/:filter_id", async (request) =>
+    oneFilter(await catalog.deleteChargeFilter(request.orgId, request.params.code, request.params.charge_code, request.params.filter_id)),
+  );
 }

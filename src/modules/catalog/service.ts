@@ -2,12 +2,24 @@ import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
-import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
+import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import { Cache } from "../cache/index.ts";
 import { CatalogCache } from "./cache.ts";
 import {
   type BillableMetric,
+  type Charge,
+  type ChargeDraft,
+  type ChargeFilter,
   type Checked,
+  type PlanEdit,
+  addCharge,
+  addFilter,
+  changeCharge,
+  changeFilter,
+  chargeIndex,
+  removeCharge,
+  removeFilter,
+  renameErrors,
   type MetricLookup,
   type Plan,
   type PlanDraft,
@@ -18,6 +30,7 @@ import {
   draftOf,
   metricRefs,
   narrowFilterValues,
+  withChargeCodes,
 } from "./core/index.ts";
 import * as store from "./store.ts";
 
@@ -79,6 +92,46 @@ const codeOf = (raw: unknown): string | undefined => {
   const code = (raw as { code?: unknown } | null)?.code;
   return typeof code === "string" && code !== "" ? code : undefined;
 };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Index of the plan's charge with this code; a 404 when it has none. */
+function chargeAt(plan: Plan, chargeCode: string): number {
+  const index = chargeIndex(plan, chargeCode);
+  if (index < 0) throw notFound("charge", chargeCode);
+  return index;
+}
+
+/** Index of the charge's filter with this Lago id; a 404 when it has none. */
+function filterAt(charge: Charge, filterId: string): number {
+  const id = UUID.test(filterId) ? filterId.toLowerCase() : null;
+  const index = id === null ? -1 : charge.filters.findIndex((f) => f.lagoId === id);
+  if (index < 0) throw notFound("charge_filter", filterId);
+  return index;
+}
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Whether saving `draft` over the stored charge would change nothing but its `updated_at` (filters aside). */
+function unchanged(stored: Charge | undefined, draft: ChargeDraft): boolean {
+  return (
+    stored !== undefined &&
+    stored.metric.id === draft.metric.id &&
+    stored.code === draft.code &&
+    stored.invoiceDisplayName === draft.invoiceDisplayName &&
+    stored.chargeModel === draft.chargeModel &&
+    stored.payInAdvance === draft.payInAdvance &&
+    stored.invoiceable === draft.invoiceable &&
+    stored.regroupPaidFees === draft.regroupPaidFees &&
+    stored.prorated === draft.prorated &&
+    stored.minAmountCents === draft.minAmountCents &&
+    sameList(stored.taxCodes ?? [], draft.taxCodes) &&
+    JSON.stringify(stored.properties) === JSON.stringify(draft.properties)
+  );
+}
+
+/** Every charge of the draft with a code (a charge sent without one gets one derived from its metric). */
+const coded = (draft: PlanDraft): PlanDraft => (draft.charges === null ? draft : { ...draft, charges: withChargeCodes(draft.charges) });
 
 function fail(errors: FieldErrors, message: string): never {
   throw validationFailed(errors, message);
@@ -324,7 +377,7 @@ export class CatalogService {
           const metrics = await this.referencedMetrics(tx, orgId, input);
           const checked = checkPlanCreate(input, metrics);
           const taken = code !== undefined && (await store.planCodeTaken(tx, orgId, code));
-          const draft = collect(checked, taken, message);
+          const draft = coded(collect(checked, taken, message));
           await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
           const id = await store.insertPlan(tx, orgId, this.newId(), draft, this.now(orgId), this.newId);
           await this.saveCharges(tx, orgId, id, draft);
@@ -351,29 +404,177 @@ export class CatalogService {
   }
 
   async updatePlan(orgId: number, code: string, input: unknown): Promise<Plan> {
-    const message = "the plan is invalid";
+    return (await this.writePlan(orgId, code, input, "the plan is invalid", (current, metrics) => checkPlanUpdate(input, current, metrics))).plan;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One charge, one charge filter (Lago's /plans/:code/charges…). Each write is a plan update:
+  // read the locked plan, change the one charge or filter, and write the plan through `writePlan`,
+  // so validation, codes, taxes, cache invalidation and metering's group keys are those of PUT /plans.
+
+  async listCharges(orgId: number, planCode: string, page: Page): Promise<Paged<Charge>> {
+    const { charges } = await this.getPlan(orgId, planCode);
+    const start = (page.page - 1) * page.perPage;
+    return { items: charges.slice(start, start + page.perPage), total: charges.length };
+  }
+
+  async getCharge(orgId: number, planCode: string, chargeCode: string): Promise<Charge> {
+    const plan = await this.getPlan(orgId, planCode);
+    return plan.charges[chargeAt(plan, chargeCode)]!;
+  }
+
+  async createCharge(orgId: number, planCode: string, input: Record<string, unknown>): Promise<Charge> {
+    const { plan, before } = await this.editPlan(orgId, planCode, input, "the charge is invalid", (current) => ({ edit: addCharge(current, input) }));
+    return plan.charges.find((c) => !before.charges.some((b) => b.id === c.id))!;
+  }
+
+  async updateCharge(orgId: number, planCode: string, chargeCode: string, input: Record<string, unknown>): Promise<Charge> {
+    let lagoId = "";
+    const { plan } = await this.editPlan(orgId, planCode, input, "the charge is invalid", (current) => {
+      const index = chargeAt(current, chargeCode);
+      lagoId = current.charges[index]!.lagoId;
+      return { edit: changeCharge(current, index, input) };
+    });
+    return plan.charges.find((c) => c.lagoId === lagoId)!;
+  }
+
+  /**
+   * Lago's documented behaviour when a plan loses a charge: it is gone from every subscription on
+   * the plan at once (current usage, the next invoices); fees already issued keep pointing at it.
+   */
+  async deleteCharge(orgId: number, planCode: string, chargeCode: string): Promise<Charge> {
+    let removed: Charge | null = null;
+    await this.editPlan(orgId, planCode, {}, "the charge is invalid", (current) => {
+      const index = chargeAt(current, chargeCode);
+      removed = current.charges[index]!;
+      return { edit: removeCharge(current, index), renameIndex: null };
+    });
+    return removed!;
+  }
+
+  async listChargeFilters(orgId: number, planCode: string, chargeCode: string, page: Page): Promise<Paged<ChargeFilter> & { charge: Charge }> {
+    const charge = await this.getCharge(orgId, planCode, chargeCode);
+    const start = (page.page - 1) * page.perPage;
+    return { charge, items: charge.filters.slice(start, start + page.perPage), total: charge.filters.length };
+  }
+
+  async getChargeFilter(orgId: number, planCode: string, chargeCode: string, filterId: string): Promise<{ charge: Charge; filter: ChargeFilter }> {
+    const charge = await this.getCharge(orgId, planCode, chargeCode);
+    return { charge, filter: charge.filters[filterAt(charge, filterId)]! };
+  }
+
+  async createChargeFilter(orgId: number, planCode: string, chargeCode: string, input: Record<string, unknown>): Promise<{ charge: Charge; filter: ChargeFilter }> {
+    let chargeId = 0;
+    const { plan, before } = await this.editPlan(orgId, planCode, {}, "the charge filter is invalid", (current) => {
+      const index = chargeAt(current, chargeCode);
+      const charge = current.charges[index]!;
+      chargeId = charge.id;
+      return { edit: addFilter(current, index, input), filterIndex: charge.filters.length, filterIds: charge.filters.map((f) => f.id) };
+    });
+    const charge = plan.charges.find((c) => c.id === chargeId)!;
+    const old = new Set(before.charges.find((c) => c.id === chargeId)!.filters.map((f) => f.id));
+    return { charge, filter: charge.filters.find((f) => !old.has(f.id))! };
+  }
+
+  async updateChargeFilter(
+    orgId: number, planCode: string, chargeCode: string, filterId: string, input: Record<string, unknown>,
+  ): Promise<{ charge: Charge; filter: ChargeFilter }> {
+    let chargeId = 0;
+    let id = 0;
+    const { plan } = await this.editPlan(orgId, planCode, {}, "the charge filter is invalid", (current) => {
+      const index = chargeAt(current, chargeCode);
+      const charge = current.charges[index]!;
+      const filterIndex = filterAt(charge, filterId);
+      chargeId = charge.id;
+      id = charge.filters[filterIndex]!.id;
+      return { edit: changeFilter(current, index, filterIndex, input), filterIndex, filterIds: charge.filters.map((f) => f.id) };
+    });
+    const charge = plan.charges.find((c) => c.id === chargeId)!;
+    return { charge, filter: charge.filters.find((f) => f.id === id)! };
+  }
+
+  async deleteChargeFilter(orgId: number, planCode: string, chargeCode: string, filterId: string): Promise<{ charge: Charge; filter: ChargeFilter }> {
+    let removed: { charge: Charge; filter: ChargeFilter } | null = null;
+    await this.editPlan(orgId, planCode, {}, "the charge filter is invalid", (current) => {
+      const index = chargeAt(current, chargeCode);
+      const charge = current.charges[index]!;
+      const filterIndex = filterAt(charge, filterId);
+      removed = { charge, filter: charge.filters[filterIndex]! };
+      return { edit: removeFilter(current, index, filterIndex), filterIds: charge.filters.filter((_, j) => j !== filterIndex).map((f) => f.id) };
+    });
+    return removed!;
+  }
+
+  /**
+   * A plan update said as one charge's change (`edit`). `input` names the metrics to lock; errors are
+   * named as the route sees them (`renameErrors`); `filterIds` are the stored filters the edited
+   * charge's filter entries rewrite, in order (entries past them are new filters).
+   */
+  private async editPlan(
+    orgId: number,
+    planCode: string,
+    input: Record<string, unknown>,
+    message: string,
+    edit: (current: Plan) => { edit: PlanEdit; renameIndex?: null; filterIndex?: number; filterIds?: readonly number[] },
+  ): Promise<{ plan: Plan; before: Plan }> {
+    const naming: { rename?: (details: FieldErrors) => FieldErrors } = {};
+    try {
+      return await this.writePlan(orgId, planCode, { charges: [input] }, message, (current, metrics) => {
+        const e = edit(current);
+        const index = e.edit.index;
+        if (e.renameIndex !== null) naming.rename = (details) => renameErrors(details, index, e.filterIndex ?? null);
+        const checked = checkPlanUpdate(e.edit.body, current, metrics);
+        if (!checked.ok || e.filterIds === undefined) return checked;
+        const ids = e.filterIds;
+        const charges = checked.value.charges!.map((c, i) =>
+          i !== index || c.filters === null ? c : { ...c, filters: c.filters.map((f, j) => ({ ...f, existingId: ids[j] ?? null })) },
+        );
+        return { ok: true, value: { ...checked.value, charges } };
+      });
+    } catch (err) {
+      if (naming.rename !== undefined && err instanceof AppError && err.category === "validation" && err.details !== undefined) {
+        throw validationFailed(naming.rename(err.details as FieldErrors), err.message);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Every plan update: the whole-plan PUT and the charge and charge filter routes. Locks the live
+   * plan, reads `body` against it (`read`, with the metrics `body` names), checks codes and taxes,
+   * saves, and after the commit invalidates the cached plan and tells metering which metrics' charges
+   * may have changed. Returns the plan as it was and as it is.
+   */
+  private async writePlan(
+    orgId: number,
+    code: string,
+    /** The body whose metric references are read and locked. */
+    body: unknown,
+    message: string,
+    read: (current: Plan, metrics: MetricLookup) => Checked<PlanDraft>,
+  ): Promise<{ plan: Plan; before: Plan }> {
     const result = await guarded(
       () =>
         this.db.transaction(async (tx) => {
           const row = isLookupCode(code) ? await store.planRowByCode(tx, orgId, code, "update") : null;
           if (row === null) throw notFound("plan", code);
           const current = (await store.loadPlans(tx, orgId, [row]))[0]!;
-          const metrics = await this.referencedMetrics(tx, orgId, input);
-          const checked = checkPlanUpdate(input, current, metrics);
+          const metrics = await this.referencedMetrics(tx, orgId, body);
+          const checked = read(current, metrics);
           const newCode = checked.ok ? checked.value.code : code;
           const taken = newCode !== current.code && (await store.planCodeTaken(tx, orgId, newCode));
-          const draft = collect(checked, taken, message);
+          const draft = coded(collect(checked, taken, message));
           await this.taxCodeCheck?.(tx, orgId, taxCodeFields(draft));
           await store.updatePlanRow(tx, orgId, current.id, draft, this.now(orgId), this.newId);
-          if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft);
-          return { plan: await this.loadPlan(tx, orgId, current.id), oldCode: current.code, before: current };
+          if (draft.charges !== null) await this.saveCharges(tx, orgId, current.id, draft, current);
+          return { plan: await this.loadPlan(tx, orgId, current.id), before: current };
         }),
       "plan",
       message,
     );
-    await this.cache.invalidatePlan(orgId, [result.oldCode, result.plan.code], result.plan.id);
+    await this.cache.invalidatePlan(orgId, [result.before.code, result.plan.code], result.plan.id);
     await this.chargesChanged(orgId, result.before, result.plan);
-    return result.plan;
+    return result;
   }
 
   /** Soft-deletes the plan; its charges stay attached so billing history still reads them. */
@@ -396,18 +597,24 @@ export class CatalogService {
     return lookupOf(await store.metricsByRefs(tx, orgId, lagoIds, codes, "share"));
   }
 
-  private async saveCharges(tx: Queryable, orgId: number, planId: number, draft: PlanDraft): Promise<void> {
+  /** `current`: the plan as it was (an update); its charges the draft leaves exactly as they are are not rewritten. */
+  private async saveCharges(tx: Queryable, orgId: number, planId: number, draft: PlanDraft, current: Plan | null = null): Promise<void> {
     if (draft.charges === null) return;
     const now = this.now(orgId);
-    const keep: number[] = [];
+    const stored = new Map((current?.charges ?? []).map((c) => [c.id, c]));
+    const positions = current === null ? new Map<number, number>() : await store.chargePositions(tx, orgId, planId);
+    // Charges left out go first and kept ones changing code drop it, so no code is held twice on the way.
+    const kept = draft.charges.flatMap((c) => (c.existingId === null ? [] : [{ id: c.existingId, code: c.code }]));
+    await store.deleteChargesExcept(tx, orgId, planId, kept.map((c) => c.id), now);
+    await store.clearChangingChargeCodes(tx, orgId, kept);
     for (const [position, charge] of draft.charges.entries()) {
       let chargeId = charge.existingId;
       if (chargeId === null) chargeId = await store.insertCharge(tx, orgId, planId, this.newId(), position, charge, now);
-      else await store.updateCharge(tx, orgId, chargeId, position, charge, now);
-      keep.push(chargeId);
-      if (charge.filters !== null) await store.replaceChargeFilters(tx, orgId, chargeId, charge.filters, now);
+      else if (positions.get(chargeId) !== position || !unchanged(stored.get(chargeId), charge)) {
+        await store.updateCharge(tx, orgId, chargeId, position, charge, now);
+      }
+      if (charge.filters !== null) await store.replaceChargeFilters(tx, orgId, chargeId, charge.filters, now, this.newId);
     }
-    await store.deleteChargesExcept(tx, orgId, planId, keep, now);
   }
 
   private async loadPlan(q: Queryable, orgId: number, id: number): Promise<Plan> {

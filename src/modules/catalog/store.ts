@@ -18,7 +18,7 @@ import type {
   RoundingFunction,
   UsageThreshold,
 } from "./core/index.ts";
-import { planExtrasOf } from "./core/index.ts";
+import { canonicalFilterValues, planExtrasOf } from "./core/index.ts";
 
 interface MetricRow {
   id: string;
@@ -274,6 +274,7 @@ interface ChargeRow {
 
 interface FilterRow {
   id: string;
+  lago_id: string;
   charge_id: string;
   invoice_display_name: string | null;
   filter_values: FilterValues;
@@ -346,6 +347,7 @@ export async function loadPlans(q: Queryable, orgId: number, planRows: readonly 
     const list = filtersByCharge.get(Number(r.charge_id)) ?? [];
     list.push({
       id: Number(r.id),
+      lagoId: r.lago_id,
       invoiceDisplayName: r.invoice_display_name,
       values: r.filter_values,
       properties: r.properties,
@@ -459,6 +461,15 @@ export async function updateCharge(q: Queryable, orgId: number, id: number, posi
   );
 }
 
+/** The plan's live charges: id → position. */
+export async function chargePositions(q: Queryable, orgId: number, planId: number): Promise<Map<number, number>> {
+  const { rows } = await q.query<{ id: string; position: number }>(
+    "SELECT id, position FROM charges WHERE org_id = $1 AND plan_id = $2 AND deleted_at IS NULL",
+    [orgId, planId],
+  );
+  return new Map(rows.map((r) => [Number(r.id), Number(r.position)]));
+}
+
 /** Removes the plan's live charges other than `keep`. */
 export async function deleteChargesExcept(q: Queryable, orgId: number, planId: number, keep: readonly number[], now: Date): Promise<void> {
   await q.query(
@@ -468,27 +479,74 @@ export async function deleteChargesExcept(q: Queryable, orgId: number, planId: n
   );
 }
 
-/** The charge's filters become exactly `filters`, in this order. */
+/**
+ * The charge's live filters become exactly `filters`, in this order. A draft rewrites the filter it
+ * names (`existingId`) or else the live filter with the same values, so a filter keeps its id and
+ * lago_id across plan writes; the other live filters are removed and the remaining drafts added.
+ */
 export async function replaceChargeFilters(
-  q: Queryable, orgId: number, chargeId: number, filters: readonly FilterDraft[], now: Date,
+  q: Queryable, orgId: number, chargeId: number, filters: readonly FilterDraft[], now: Date, newId: () => string,
 ): Promise<void> {
-  await q.query("UPDATE charge_filters SET deleted_at = $3, updated_at = $3 WHERE org_id = $1 AND charge_id = $2 AND deleted_at IS NULL", [
-    orgId, chargeId, now,
-  ]);
-  if (filters.length === 0) return;
+  const { rows } = await q.query<{ id: string; filter_values: FilterValues }>(
+    "SELECT id, filter_values FROM charge_filters WHERE org_id = $1 AND charge_id = $2 AND deleted_at IS NULL ORDER BY position, id",
+    [orgId, chargeId],
+  );
+  const live = rows.map((r) => ({ id: Number(r.id), key: canonicalFilterValues(r.filter_values) }));
+  const used = new Set<number>();
+  const targets = filters.map((f) => {
+    const id = f.existingId ?? null;
+    if (id !== null && live.some((l) => l.id === id) && !used.has(id)) {
+      used.add(id);
+      return id;
+    }
+    return null;
+  });
+  filters.forEach((f, i) => {
+    if (targets[i] !== null || f.existingId != null) return;
+    const key = canonicalFilterValues(f.values);
+    const match = live.find((l) => l.key === key && !used.has(l.id));
+    if (match) {
+      used.add(match.id);
+      targets[i] = match.id;
+    }
+  });
   await q.query(
-    `INSERT INTO charge_filters (org_id, charge_id, position, invoice_display_name, filter_values, properties, created_at, updated_at)
-     SELECT $1, $2, f.position, f.name, f.vals::jsonb, f.props::jsonb, $6, $6
-       FROM unnest($3::int[], $4::text[], $5::text[], $7::text[]) AS f(position, name, vals, props)`,
-    [
-      orgId,
-      chargeId,
-      filters.map((_, i) => i),
-      filters.map((f) => f.invoiceDisplayName),
-      filters.map((f) => JSON.stringify(f.values)),
-      now,
-      filters.map((f) => JSON.stringify(f.properties)),
-    ],
+    `UPDATE charge_filters SET deleted_at = $4, updated_at = $4
+      WHERE org_id = $1 AND charge_id = $2 AND deleted_at IS NULL AND NOT (id = ANY($3::int8[]))`,
+    [orgId, chargeId, [...used], now],
+  );
+  for (const [position, f] of filters.entries()) {
+    const id = targets[position];
+    const params = [f.invoiceDisplayName, JSON.stringify(f.values), JSON.stringify(f.properties), position, now];
+    if (id !== null && id !== undefined) {
+      await q.query(
+        `UPDATE charge_filters SET invoice_display_name = $3, filter_values = $4::jsonb, properties = $5::jsonb, position = $6, updated_at = $7
+          WHERE org_id = $1 AND id = $2`,
+        [orgId, id, ...params],
+      );
+    } else {
+      await q.query(
+        `INSERT INTO charge_filters (org_id, charge_id, lago_id, invoice_display_name, filter_values, properties, position, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $8)`,
+        [orgId, chargeId, newId(), ...params],
+      );
+    }
+  }
+}
+
+/**
+ * Clears the codes of live charges that are about to change code, so a plan write may swap codes
+ * between its charges without tripping the unique index (charges_plan_code_idx) half-way.
+ */
+export async function clearChangingChargeCodes(
+  q: Queryable, orgId: number, changes: readonly { id: number; code: string | null }[],
+): Promise<void> {
+  if (changes.length === 0) return;
+  await q.query(
+    `UPDATE charges c SET code = NULL
+       FROM unnest($2::int8[], $3::text[]) AS n(id, code)
+      WHERE c.org_id = $1 AND c.id = n.id AND c.deleted_at IS NULL AND c.code IS DISTINCT FROM n.code`,
+    [orgId, changes.map((c) => c.id), changes.map((c) => c.code)],
   );
 }
 

@@ -108,12 +108,14 @@ export function chargeRuleErrors(c: ChargeShape): { field: string; code: string 
 }
 
 export interface FilterDraft {
+  /** Internal id of the charge's filter this entry rewrites; absent: the live filter with the same values, if any. */
+  readonly existingId?: number | null;
   readonly invoiceDisplayName: string | null;
   readonly values: FilterValues;
   readonly properties: Record<string, unknown>;
 }
 
-const canonical = (values: FilterValues) =>
+export const canonicalFilterValues = (values: FilterValues) =>
   JSON.stringify(Object.keys(values).sort().map((k) => [k, [...values[k]!].sort()]));
 
 /**
@@ -137,7 +139,7 @@ export function readChargeFilters(
     const values = readFilterValues(g, allowed);
     const properties = readProperties(g, "properties", model, item["properties"] ?? {});
     if (values === undefined || properties === undefined) return;
-    const key = canonical(values);
+    const key = canonicalFilterValues(values);
     if (seen.has(key)) return g.fail("values", TAKEN);
     seen.add(key);
     out.push({ invoiceDisplayName, values, properties });

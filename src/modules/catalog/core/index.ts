@@ -6,6 +6,7 @@ export { type MetricDraft, PAYABLE_IN_ADVANCE, checkMetricCreate, checkMetricUpd
 export {
   type ChargeShape,
   type FilterDraft,
+  canonicalFilterValues,
   chargeRuleErrors,
   defaultProperties,
   isBlankProperties,
@@ -25,4 +26,16 @@ export {
   planExtrasOf,
   readCommitment,
   readThresholds,
+  withChargeCodes,
 } from "./plan.ts";
+export {
+  type PlanEdit,
+  addCharge,
+  addFilter,
+  changeCharge,
+  changeFilter,
+  chargeIndex,
+  removeCharge,
+  removeFilter,
+  renameErrors,
+} from "./plan_edits.ts";

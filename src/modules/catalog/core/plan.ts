@@ -98,6 +98,22 @@ export function planExtrasOf(
   };
 }
 
+/**
+ * The plan's charges with a code each: a charge sent without one gets its metric's code, or, when
+ * another charge of the plan has that code, the metric's code with `_2`, `_3`, … (the first one
+ * free), charges taken in list order. Migration 0025 gave existing charges codes by the same rule.
+ */
+export function withChargeCodes(charges: readonly ChargeDraft[]): ChargeDraft[] {
+  const taken = new Set(charges.flatMap((c) => (c.code === null ? [] : [c.code])));
+  return charges.map((c) => {
+    if (c.code !== null) return c;
+    let code = c.metric.code;
+    for (let n = 2; taken.has(code); n++) code = `${c.metric.code}_${n}`;
+    taken.add(code);
+    return { ...c, code };
+  });
+}
+
 /** The organization's (non-deleted) metrics that a plan body refers to. */
 export interface MetricLookup {
   byLagoId(lagoId: string): BillableMetric | undefined;

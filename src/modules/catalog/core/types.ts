@@ -52,6 +52,8 @@ export type FilterValues = Readonly<Record<string, readonly string[]>>;
 
 export interface ChargeFilter {
   readonly id: number;
+  /** Lago's id of the filter (…/charges/:charge_code/filters/:filter_id); absent on filters built outside the catalog. */
+  readonly lagoId?: string;
   readonly invoiceDisplayName: string | null;
   readonly values: FilterValues;
   /** As stored and returned by the API. */
