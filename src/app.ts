@@ -23,6 +23,7 @@ import { AnalyticsService, registerAnalyticsRoutes } from "./modules/analytics/i
 import { invoiceDetailsJson, recordUsageCutoff, recordUsageCutoffs, registerOneOffInvoiceRoute } from "./modules/invoicing/index.ts";
 import { registerInvoicePreviewRoute, registerLifetimeUsageRoute } from "./modules/invoicing/index.ts";
 import { AdvanceBilling, feeJson, registerAdvanceFeeRoutes, registerAdvanceQueueGauge } from "./modules/invoicing/index.ts";
+import { markOverdueInvoices } from "./modules/invoicing/index.ts";
 import { CouponService, registerCouponRoutes } from "./modules/coupons/index.ts";
 import { CreditNoteService, creditNoteJson, registerCreditNoteRoutes } from "./modules/credit_notes/index.ts";
 import { WalletService, registerWalletRoutes } from "./modules/wallets/index.ts";
@@ -214,6 +215,11 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     await subscriptions.overridesRetargeted(orgId, changed.subscriptionExternalIds);
   });
   customers.lockCurrencyWhen((tx, customer) => subscriptions.customerHasLiveSubscriptions(tx, customer));
+  // First on a clock move, events of charges paid in advance still queued are billed (advanceBilling,
+  // below): a period's carry-over and a plan change's hand-over then include them.
+  testClock.onAdvance(async (orgId) => {
+    await advanceBilling.billQueuedNow({ orgId });
+  });
   // Future starts, ending_at and scheduled downgrades that a clock move makes due, before PUT /test_clock answers.
   testClock.onAdvance((orgId, _from, to) => subscriptions.settleOrganization(orgId, to));
   const metering = new MeteringService(db, clock, customers, subscriptions);
@@ -262,7 +268,10 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const wallets = new WalletService(db, clock, {
     customers,
     webhook: (tx, orgId, type, objectType, object) => webhooks.service.enqueue(tx, orgId, type, objectType, object),
-    invoices: { issueCreditInvoice: (tx, customer, currency, fee, now) => invoicing.issueCreditInvoice(tx, customer, currency, fee, now) },
+    invoices: {
+      issueCreditInvoice: (tx, customer, currency, fee, now) => invoicing.issueCreditInvoice(tx, customer, currency, fee, now),
+      voidCreditInvoiceIn: (tx, orgId, lagoId) => invoicing.voidCreditInvoiceIn(tx, orgId, lagoId),
+    },
   });
   const adjustments: InvoiceAdjustments = {
     taxes: (q, orgId) => taxes.byCode(orgId, q),
@@ -332,6 +341,8 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     onError: (err, context) => http.log.error({ err, ...context }, "advance charge billing failed; retried by the next run"),
   });
   writer.onCommitted(() => advanceBilling.kick());
+  // The billing job (clock moves and the wall-clock scheduler alike) bills the queue before closing periods.
+  invoicing.onBeforeBilling((orgId) => advanceBilling.billQueuedNow({ orgId }));
   registerAdvanceQueueGauge(metrics.registry, db);
   testClock.onAdvance(async (orgId) => {
     await advanceBilling.runDue({ orgId });
@@ -361,6 +372,17 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   // Payments that fell due by the new time have been attempted when PUT /test_clock answers.
   testClock.onAdvance(async (orgId) => {
     await payments.worker.runDue({ orgId });
+  });
+  // Unpaid invoices past their due date are marked overdue (invoice.payment_overdue) after each
+  // billing job, and on clock moves after the payment attempts the move made due (a charge that
+  // succeeds by then leaves its invoice alone).
+  const runOverdue = async (orgId?: number) => {
+    const r = await markOverdueInvoices({ db, clock, customers, enqueueWebhook: webhooks.service.enqueue }, orgId === undefined ? {} : { orgId });
+    for (const err of r.errors) http.log.error({ err }, "marking overdue invoices failed; retried by the next run");
+    return r;
+  };
+  testClock.onAdvance(async (orgId) => {
+    await runOverdue(orgId);
   });
   // A credit note's refund part is written with the note and paid back through the provider that
   // collected the invoice after the commit (retries follow the organization's clock).
@@ -395,6 +417,7 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
   const billingScheduler = new BillingScheduler(async () => {
     const summary = await invoicing.runBillingJob();
     await runWalletRules();
+    await runOverdue();
     return summary;
   }, {
     now: () => wallClock.now(),

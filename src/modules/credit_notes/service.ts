@@ -15,7 +15,8 @@ export interface CreditNoteDeps {
   readonly fees: { feeIn(q: Queryable, orgId: number, lagoId: string): Promise<FeeRecord | null> };
   /**
    * Wallets: a note on a paid credit invoice takes what it credits of the credits bought out of the
-   * wallet (`none`: the invoice bought none that count); nothing moves when it cannot.
+   * wallet (`none`: the invoice bought none that count, e.g. paid after its wallet ended, so the
+   * note is issued with nothing to take back); nothing moves when it cannot.
    */
   readonly prepaidCredits?: {
     voidCreditedPurchase(

@@ -7,7 +7,10 @@
 // the period leaves advance charges out (service.ts, batch.ts); current usage still shows them.
 // Prorated charges pay for the days left in the period; recurring sums and seats (recurring unique
 // counts, advance_charge_seats) carry their units into the next period, billed on the periodic
-// invoice (carriedOverAdvanceFees; core/advance_recurring.ts).
+// invoice (carriedOverAdvanceFees; core/advance_recurring.ts). The billing job and clock moves
+// bill the queue first (billQueuedNow), so a carry-over or a plan change's hand-over includes every
+// event queued by then; a plan change hands the units over under the queue's lock (inheritAdvanceUnits,
+// lockAdvanceHandover), a downgrade's billed on the new plan for its first period.
 import crypto from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import client from "prom-client";
@@ -45,7 +48,10 @@ export interface AdvanceBillingDeps {
   readonly db: Db;
   /** The organizations' clocks (test clocks): the invoice's issuing date. */
   readonly clock: Clock;
-  readonly subscriptions: { getByExternalId(orgId: number, externalId: string, at?: Date): Promise<Subscription | null> };
+  readonly subscriptions: {
+    getByExternalId(orgId: number, externalId: string, at?: Date): Promise<Subscription | null>;
+    getById(orgId: number, subscriptionId: number): Promise<Subscription | null>;
+  };
   readonly customers: { findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null> };
   readonly invoicing: Pick<InvoicingService, "issueAdvanceInvoice" | "recordFeesWithoutInvoice" | "issuePaidFeesInvoice" | "feeTaxes">;
   /** Runs in the transaction that issued an advance invoice (webhooks: invoice.created). */
@@ -166,12 +172,23 @@ export class AdvanceBilling {
     return this.loop.serial(() => this.runOnce(opts.orgId));
   }
 
-  private async runOnce(onlyOrg: number | undefined): Promise<AdvanceRun> {
+  /**
+   * The billing job's first step (InvoicingService.beforeBilling): every event queued by now (of one
+   * organization, or all) is billed before periods close and transitions settle, so the units
+   * carried into the next period (and handed to a new plan) include them. Runs whether or not the
+   * background loop does; no regrouping of paid fees.
+   */
+  billQueuedNow(opts: { orgId?: number } = {}): Promise<AdvanceRun> {
+    return this.loop.serial(() => this.runOnce(opts.orgId, true));
+  }
+
+  private async runOnce(onlyOrg: number | undefined, force = false): Promise<AdvanceRun> {
     const run: AdvanceRun = { events: 0, skipped: 0, fees: 0, invoices: 0 };
+    const stopped = () => !force && this.stopped;
     // Until the queue is empty (or holds only events that failed this run): a clock move's runDue
     // has billed everything queued by then when it resolves.
     const failed = new Set<string>();
-    for (let pass = 0; pass < MAX_PASSES && !this.stopped; pass++) {
+    for (let pass = 0; pass < MAX_PASSES && !stopped(); pass++) {
       const { rows } = await this.deps.db.query<{ org_id: number; external_subscription_id: string }>(
         `SELECT DISTINCT org_id, external_subscription_id FROM advance_charge_events
           WHERE attempts < ${MAX_ATTEMPTS} AND ($1::int IS NULL OR org_id = $1) LIMIT ${SUBSCRIPTIONS_PER_PASS}`,
@@ -183,7 +200,7 @@ export class AdvanceBilling {
       // single-connection embedded database.
       let next = 0;
       const lane = async () => {
-        while (next < todo.length && !this.stopped) {
+        while (next < todo.length && !stopped()) {
           const r = todo[next++]!;
           const orgId = Number(r.org_id);
           for (;;) {
@@ -203,7 +220,7 @@ export class AdvanceBilling {
       const lanes = this.deps.db.kind === "postgres" ? Math.max(1, this.deps.lanes ?? LANES) : 1;
       await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, lane));
     }
-    if (!this.stopped) await this.regroupPaidFees(onlyOrg, run);
+    if (!force && !this.stopped) await this.regroupPaidFees(onlyOrg, run);
     return run;
   }
 
@@ -271,21 +288,42 @@ export class AdvanceBilling {
     const subs = new Map<string, Subscription | null>();
     for (const e of peek) {
       const key = String(e.ts.getTime());
-      if (!subs.has(key)) subs.set(key, await this.deps.subscriptions.getByExternalId(orgId, externalSubscriptionId, e.ts));
+      if (!subs.has(key)) subs.set(key, await this.subscriptionAt(orgId, externalSubscriptionId, e.ts));
     }
     const customers = new Map<number, Customer | null>();
     for (const sub of subs.values()) {
       if (sub !== null && !customers.has(sub.customerId)) customers.set(sub.customerId, await this.deps.customers.findById(orgId, sub.customerId));
     }
+    const customerIds = [...customers.keys()].sort((a, b) => a - b).map(String);
     const counts = await this.deps.db.transaction(async (tx) => {
-      await tx.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [ADVANCE_LOCK_NAMESPACE, `${orgId}:${externalSubscriptionId}`]);
+      // Lock order (no deadlock with a plan change, which row-locks the customer, then takes the
+      // queue's lock in its hand-over): the customers' rows first — the key share every invoice and
+      // fee row referencing them takes anyway, so waiting here for a plan change holds nothing it needs.
+      if (customerIds.length > 0) {
+        await tx.query("SELECT 1 FROM customers WHERE org_id = $1 AND id = ANY($2::bigint[]) ORDER BY id FOR KEY SHARE", [orgId, customerIds]);
+      }
+      await lockAdvanceQueue(tx, orgId, externalSubscriptionId);
       // Read again under the lock: another process may have billed some meanwhile.
       const queued = await readQueued(tx, orgId, externalSubscriptionId, true);
+      // A plan change (or termination) committed since the peek: its hand-over took this lock
+      // (lockAdvanceHandover), so what it wrote is read here, fresh.
+      const ids = [...new Set([...subs.values()].flatMap((s) => (s === null ? [] : [String(s.id)])))];
+      const ended = new Map<number, number | null>();
+      if (ids.length > 0) {
+        const { rows } = await tx.query<{ id: string; terminated_at: Date | null }>(
+          "SELECT id, terminated_at FROM subscriptions WHERE org_id = $1 AND id = ANY($2::bigint[])",
+          [orgId, ids],
+        );
+        for (const r of rows) ended.set(Number(r.id), r.terminated_at === null ? null : new Date(r.terminated_at).getTime());
+      }
       const out = { events: 0, skipped: 0, fees: 0, invoices: 0 };
       for (const e of queued) {
         const key = String(e.ts.getTime());
         if (!subs.has(key)) break; // arrived after the peek: the next round takes it
         const sub = subs.get(key)!;
+        // The peeked subscription ended since, before the event: the next round finds the one that took over.
+        const end = sub === null ? null : (ended.get(sub.id) ?? null);
+        if (sub !== null && end !== null && end <= e.ts.getTime() && sub.terminatedAt?.getTime() !== end) break;
         const customer = sub === null ? null : (customers.get(sub.customerId) ?? null);
         const billed = sub === null || customer === null ? null : await this.billEvent(tx, e, sub, customer);
         await tx.query("DELETE FROM advance_charge_events WHERE id = $1", [e.id]);
@@ -303,6 +341,32 @@ export class AdvanceBilling {
     run.fees += counts.fees;
     run.invoices += counts.invoices;
     return counts.events;
+  }
+
+  /**
+   * The subscription an event at `ts` belongs to. Read as stored when nothing is due for it by `ts`
+   * (no ending, no downgrade taking over): looking it up through the subscriptions service would
+   * first apply what is due by now — a downgrade switching at the period's end would then hand the
+   * units over before this event of the old plan's last days is billed. Otherwise (something due
+   * by `ts`, a start not applied yet) through the service, which applies it.
+   */
+  private async subscriptionAt(orgId: number, externalSubscriptionId: string, ts: Date): Promise<Subscription | null> {
+    const { rows } = await this.deps.db.query<{ id: string }>(
+      `SELECT s.id FROM subscriptions s
+        WHERE s.org_id = $1 AND s.external_id = $2 AND s.status IN ('active', 'terminated')
+          AND s.started_at <= $3 AND (s.terminated_at IS NULL OR s.terminated_at > $3)
+          AND (s.status = 'terminated' OR s.ending_at IS NULL OR s.ending_at > $3)
+          AND NOT EXISTS (SELECT 1 FROM subscriptions n WHERE n.org_id = s.org_id AND n.previous_subscription_id = s.id
+                                                          AND n.status = 'pending' AND n.downgrade_at <= $3)
+        ORDER BY s.started_at DESC LIMIT 1`,
+      [orgId, externalSubscriptionId, ts],
+    );
+    const id = rows[0]?.id;
+    if (id !== undefined) {
+      const sub = await this.deps.subscriptions.getById(orgId, Number(id));
+      if (sub !== null) return sub;
+    }
+    return this.deps.subscriptions.getByExternalId(orgId, externalSubscriptionId, ts);
   }
 
   /** The fees of one event for every advance charge of its metric; null when no advance charge takes it. */
@@ -380,8 +444,9 @@ export class AdvanceBilling {
         [...at.key, increment.units.toString()],
       );
     }
-    // An upgraded subscription's event: the new plan's charge took these units over.
-    if (carriesOverInAdvance(charge) && !increment.units.isZero() && sub.terminatedAt !== null) {
+    // An event of a subscription whose plan changed since: the new plan's charge took these units
+    // over (advance_charge_handovers; none otherwise). Read under the queue lock the hand-over takes.
+    if (carriesOverInAdvance(charge) && !increment.units.isZero()) {
       await handOn(tx, seatSlot(at), { units: increment.units }, e);
     }
     // Lago issues nothing for an event that costs nothing (free units, a tier already paid).
@@ -404,10 +469,14 @@ export class AdvanceBilling {
   ): Promise<FeeDraft | null> {
     if (e.raw === null) return null;
     let change: -1 | 0 | 1;
+    // Out of order (a late event): a remove stamped before the held value's add changes nothing; an
+    // add stamped before a stored remove of the value changes nothing either (the value's holding
+    // around that time is recorded already: adding it again would hold it on forever and bill it twice).
     if (e.operationType === "remove") {
       const removed = await tx.query(
         `UPDATE advance_charge_seats SET removed_at = $7
           WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $4 AND group_key = $5 AND value = $6 AND removed_at IS NULL
+            AND added_at <= $7::timestamptz
           RETURNING 1`,
         [...seatSlot(at), e.raw, e.tsText],
       );
@@ -417,7 +486,11 @@ export class AdvanceBilling {
       const added = await tx.query(
         `INSERT INTO advance_charge_seats (org_id, charge_id, subscription_id, bucket_index, group_key, charge_filter_id, grouped_by, value,
                                            external_subscription_id, added_transaction_id, added_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING 1`,
+         SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11
+          WHERE NOT EXISTS (SELECT 1 FROM advance_charge_seats
+                             WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND bucket_index = $4 AND group_key = $5 AND value = $8
+                               AND removed_at > $11::timestamptz)
+         ON CONFLICT DO NOTHING RETURNING 1`,
         [
           ...seatSlot(at),
           at.filter?.id ?? null,
@@ -447,8 +520,8 @@ export class AdvanceBilling {
           WHERE org_id = $1 AND charge_id = $2 AND subscription_id = $3 AND period_start > $4 AND bucket_index = $5 AND group_key = $6`,
         [...at.key, String(change)],
       );
-      // An upgraded subscription's event: the new plan's charge took these seats over.
-      if (sub.terminatedAt !== null) await handOn(tx, seatSlot(at), { seat: change, value: e.raw, groupedBy: at.groupedBy }, e);
+      // A subscription whose plan changed since: the new plan's charge took these seats over (none otherwise).
+      await handOn(tx, seatSlot(at), { seat: change, value: e.raw, groupedBy: at.groupedBy }, e);
     }
     const amount = seatAmount(charge, at, before, newlyPaid, window, e.ts);
     if (centsOf(amount, currency) === 0n) return null;
@@ -806,7 +879,17 @@ export async function carriedOverAdvanceFees(
       ORDER BY charge_id, bucket_index, group_key, period_start DESC`,
     [sub.orgId, sub.id, charges.map((c) => String(c.id)), next.period.start],
   );
-  const currency = sub.plan.amountCurrency;
+  return carriedFeeDrafts(charges, rows, next, sub.plan.amountCurrency, newId);
+}
+
+/** The fees of the units each slot of `rows` carries into the period of `next`, priced from nothing. */
+function carriedFeeDrafts(
+  charges: readonly Charge[],
+  rows: readonly { charge_id: string; bucket_index: number; group_key: string; units: string }[],
+  next: UsageWindow,
+  currency: string,
+  newId: () => string,
+): FeeDraft[] {
   const fees: FeeDraft[] = [];
   for (const charge of charges) {
     const slots = rows
@@ -856,41 +939,92 @@ export async function carriedOverAdvanceFees(
 }
 
 /**
- * An upgrade (a subscription started, mid-period, in place of one with the same external id): the
- * units the old subscription's recurring advance charges hold — a sum's running total, the seats
- * held with the events that added them — move to the new plan's advance charges on the same metric,
- * as held and paid for the rest of the period (the old plan billed them in advance for all of it;
- * billing them again on the new price would charge those days twice, with nothing to credit for
- * usage paid in advance). The new plan's price applies to seats above what was paid, and to the
- * units carried into the next period. Only between charges that bucket and group alike (the same
- * filters and pricing group keys, in order): others start from nothing. A downgrade (the new plan
- * starting when the old one's period ends) carries nothing: the old subscription billed no units
- * for that period. Answers the charges that took units over.
+ * The per-external_subscription_id lock of the advance queue: the worker bills a subscription's
+ * queued events under it, and a plan change's hand-over (lockAdvanceHandover) takes it too, so one
+ * never reads what the other is half-way through writing.
  */
-export async function inheritAdvanceUnits(q: Queryable, sub: Subscription, at: Date): Promise<number> {
-  if (sub.previousId === null) return 0;
+export async function lockAdvanceQueue(q: Queryable, orgId: number, externalSubscriptionId: string): Promise<void> {
+  await q.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", [ADVANCE_LOCK_NAMESPACE, `${orgId}:${externalSubscriptionId}`]);
+}
+
+/**
+ * A plan change's hand-over (upgrade, or a downgrade taking over) takes the advance queue's lock at
+ * the first transition it announces — the old subscription's termination, before its final
+ * invoice — so the lock order is the worker's: the advance lock, then the customer's balance lock
+ * and the invoice sequences (which that final invoice takes). Taken again at the new
+ * subscription's start (the same transaction holds it already). A termination with no successor
+ * hands nothing over and takes nothing.
+ */
+export async function lockAdvanceHandover(q: Queryable, transition: "started" | "terminated", sub: Subscription): Promise<void> {
+  if (transition === "started") {
+    if (sub.previousId === null) return;
+  } else {
+    const { rows } = await q.query("SELECT 1 FROM subscriptions WHERE org_id = $1 AND previous_subscription_id = $2 AND status = 'active' LIMIT 1", [
+      sub.orgId,
+      sub.id,
+    ]);
+    if (rows.length === 0) return;
+  }
+  await lockAdvanceQueue(q, sub.orgId, sub.externalId);
+}
+
+/**
+ * A plan change (a subscription started in place of one with the same external id): the units the
+ * old subscription's recurring advance charges hold — a sum's running total, the seats held with
+ * the events that added them — move to the new plan's advance charges on the same metric. Only
+ * between charges that bucket and group alike (the same filters and pricing group keys, in order):
+ * others start from nothing. Recurring values follow the external_subscription_id across plan
+ * changes, as in Lago.
+ * - An upgrade (mid-period): held and paid for the rest of the period (the old plan billed them in
+ *   advance for all of it; billing them again on the new price would charge those days twice, with
+ *   nothing to credit for usage paid in advance). The new plan's price applies to seats above what
+ *   was paid, and to the units carried into the next period.
+ * - A downgrade (the new plan starting when the old one's period ends): carried into the new plan's
+ *   first period and not paid (the old subscription's final invoice bills nothing into a period it
+ *   will not have): `carriedIn` are their fees on the new plan's price (prorated when its charge
+ *   is), for the caller to bill when the new subscription starts.
+ * The caller holds the advance queue's lock (lockAdvanceHandover).
+ */
+export async function inheritAdvanceUnits(
+  q: Queryable,
+  sub: Subscription,
+  at: Date,
+  newId: () => string,
+): Promise<{ charges: number; carriedIn: FeeDraft[] }> {
+  const none = { charges: 0, carriedIn: [] };
+  if (sub.previousId === null) return none;
   const charges = sub.plan.charges.filter((c) => carriedIntoNextPeriod(c));
-  if (charges.length === 0) return 0;
-  const window = usageWindowAt(sub, sub.plan, at);
-  if (window === null) return 0;
-  const prev = await q.query<{ terminated_at: Date | null }>("SELECT terminated_at FROM subscriptions WHERE org_id = $1 AND id = $2", [sub.orgId, sub.previousId]);
+  if (charges.length === 0) return none;
+  // The period the new subscription started in (a clock moved far past it: still that one).
+  const window = usageWindowAt(sub, sub.plan, sub.startedAt ?? at);
+  if (window === null) return none;
+  const prev = await q.query<{ terminated_at: Date | null; plan_id: string }>("SELECT terminated_at, plan_id FROM subscriptions WHERE org_id = $1 AND id = $2", [
+    sub.orgId,
+    sub.previousId,
+  ]);
   const ended = prev.rows[0]?.terminated_at ?? null;
-  if (ended === null || new Date(ended).getTime() <= window.period.start.getTime()) return 0;
+  if (ended === null) return none;
+  const endMs = new Date(ended).getTime();
+  const startMs = window.period.start.getTime();
+  if (endMs < startMs) return none;
+  const downgrade = endMs === startMs;
   // Old and new charges on the same metric that bucket and group alike (one old charge per new one).
   const { rows: pairs } = await q.query<{ old_id: string; new_id: string }>(
     `WITH sig AS (
-       SELECT c.id, c.billable_metric_id, coalesce(c.properties -> 'pricing_group_keys', 'null'::jsonb) AS keys,
+       SELECT c.id, c.plan_id, c.pay_in_advance, c.billable_metric_id, coalesce(c.properties -> 'pricing_group_keys', 'null'::jsonb) AS keys,
               (SELECT coalesce(jsonb_agg(jsonb_build_array(f.filter_values, coalesce(f.properties -> 'pricing_group_keys', 'null'::jsonb)) ORDER BY f.position, f.id), '[]'::jsonb)
                  FROM charge_filters f WHERE f.org_id = c.org_id AND f.charge_id = c.id AND f.deleted_at IS NULL) AS filters
          FROM charges c
         WHERE c.org_id = $1
-          AND (c.id = ANY($3::bigint[]) OR c.id IN (SELECT charge_id FROM advance_charge_usage WHERE org_id = $1 AND subscription_id = $2)))
+          AND (c.id = ANY($3::bigint[]) OR c.plan_id = $4 OR c.id IN (SELECT charge_id FROM advance_charge_usage WHERE org_id = $1 AND subscription_id = $2)))
      SELECT DISTINCT ON (n.id) o.id AS old_id, n.id AS new_id
        FROM sig n JOIN sig o ON o.billable_metric_id = n.billable_metric_id AND o.keys = n.keys AND o.filters = n.filters AND o.id <> n.id
       WHERE n.id = ANY($3::bigint[])
-        AND o.id IN (SELECT charge_id FROM advance_charge_usage WHERE org_id = $1 AND subscription_id = $2)
+        -- The old plan's advance charges (an event still queued bills them after the hand-over) and
+        -- any charge the old subscription holds units of.
+        AND ((o.plan_id = $4 AND o.pay_in_advance) OR o.id IN (SELECT charge_id FROM advance_charge_usage WHERE org_id = $1 AND subscription_id = $2))
       ORDER BY n.id, o.id`,
-    [sub.orgId, sub.previousId, charges.map((c) => String(c.id))],
+    [sub.orgId, sub.previousId, charges.map((c) => String(c.id)), prev.rows[0]!.plan_id],
   );
   for (const pair of pairs) {
     const charge = charges.find((c) => c.id === Number(pair.new_id))!;
@@ -926,7 +1060,15 @@ export async function inheritAdvanceUnits(q: Queryable, sub: Subscription, at: D
       );
     }
   }
-  return pairs.length;
+  if (!downgrade || pairs.length === 0) return { charges: pairs.length, carriedIn: [] };
+  // A downgrade: the units carried in, billed on the new plan's price for its first period.
+  const taken = charges.filter((c) => c.invoiceable && pairs.some((p) => Number(p.new_id) === c.id));
+  const { rows } = await q.query<{ charge_id: string; bucket_index: number; group_key: string; units: string }>(
+    `SELECT charge_id, bucket_index, group_key, units::text AS units FROM advance_charge_usage
+      WHERE org_id = $1 AND subscription_id = $2 AND charge_id = ANY($3::bigint[]) AND period_start = $4`,
+    [sub.orgId, sub.id, taken.map((c) => String(c.id)), window.period.start],
+  );
+  return { charges: pairs.length, carriedIn: carriedFeeDrafts(taken, rows, window, sub.plan.amountCurrency, newId) };
 }
 
 /** The subscription's pending events in arrival order, with their metric's value and dims computed as ingest does. */

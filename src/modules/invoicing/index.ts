@@ -11,6 +11,7 @@ export {
   type InvoicingOptions,
 } from "./service.ts";
 export { BillingScheduler, type BillingSchedulerOptions } from "./scheduler.ts";
+export { markOverdueInvoices, type OverdueDeps, type OverdueRun } from "./overdue.ts";
 export { AdvanceBilling, registerAdvanceFeeRoutes, registerAdvanceQueueGauge, type AdvanceBillingDeps, type AdvanceRun } from "./advance.ts";
 export type { InvoiceAdjustments, InvoiceRef, UnusedAdvanceFee } from "./adjustments.ts";
 export { invoiceDetailsJson, registerInvoiceRoutes } from "./http.ts";

@@ -44,7 +44,7 @@ import {
   type ThresholdCrossing,
 } from "./core/index.ts";
 import { BatchBilling } from "./batch.ts";
-import { advanceFeeEvents, carriedOverAdvanceFees, inheritAdvanceUnits } from "./advance.ts";
+import { advanceFeeEvents, carriedOverAdvanceFees, inheritAdvanceUnits, lockAdvanceHandover } from "./advance.ts";
 import { arrearsCharges, withoutAdvanceCharges } from "./core/advance.ts";
 import { issueLateCredits, lateAdjustmentsOf } from "./late_events.ts";
 import { checkVoidOptions } from "../credit_notes/core/void.ts";
@@ -160,6 +160,7 @@ export class InvoicingService {
   private readonly voidedListeners: InvoiceListener[] = [];
   private readonly voidedViewListeners: ((tx: Queryable, details: InvoiceDetails) => Promise<unknown>)[] = [];
   private readonly thresholdListeners: ThresholdListener[] = [];
+  private readonly beforeBillingListeners: ((orgId: number) => Promise<unknown>)[] = [];
   private readonly oneOffListeners: ((tx: Queryable, details: InvoiceDetails) => Promise<unknown>)[] = [];
 
   constructor(
@@ -227,6 +228,15 @@ export class InvoicingService {
     for (const orgId of orgIds) {
       summary.organizations += 1;
       const now = this.now(orgId);
+      // Events of charges paid in advance still queued are billed first (advance.ts): the units
+      // carried into the next period, or handed to a plan that takes over now, include them.
+      for (const listener of this.beforeBillingListeners) {
+        try {
+          await listener(orgId);
+        } catch (err) {
+          this.options.onError?.(err, { orgId, step: "before_billing" });
+        }
+      }
       // Endings and switches due by now first (they bill their own final invoices as they apply).
       await this.deps.subscriptions.settleOrganization(orgId, now);
       const all = await store.billingCandidates(this.db, orgId);
@@ -294,8 +304,20 @@ export class InvoicingService {
    */
   readonly onSubscriptionTransition = async (tx: Queryable, transition: "started" | "terminated", view: SubscriptionView): Promise<void> => {
     const sub = view.subscription;
-    // An upgrade: the old plan's recurring advance units (sums, seats) move to the new plan's charges (advance.ts).
-    if (transition === "started" && sub.previousId !== null) await inheritAdvanceUnits(tx, sub, this.now(sub.orgId));
+    // A plan change hands the advance queue's units over: under the queue's lock, taken before the
+    // old subscription's final invoice (the advance worker's lock order; advance.ts).
+    await lockAdvanceHandover(tx, transition, sub);
+    // An upgrade or downgrade: the old plan's recurring advance units (sums, seats) move to the new
+    // plan's charges (advance.ts). A downgrade's are not paid for the new plan's first period:
+    // billed now, on its price, on an invoice of the new subscription.
+    if (transition === "started" && sub.previousId !== null) {
+      const { carriedIn } = await inheritAdvanceUnits(tx, sub, this.now(sub.orgId), this.newId);
+      if (carriedIn.length > 0) {
+        const customer = await this.deps.customers.findById(sub.orgId, sub.customerId, tx);
+        if (customer === null) throw new Error(`customer ${sub.customerId} of subscription ${sub.lagoId} is missing`);
+        await this.issueAdvanceInvoice(tx, customer, sub, carriedIn, this.now(sub.orgId));
+      }
+    }
     // A start in arrears has nothing due before its first period ends: left to the job.
     if (transition === "started" && !sub.plan.payInAdvance) return;
     await this.billDue(tx, sub, this.now(sub.orgId));
@@ -514,6 +536,11 @@ export class InvoicingService {
   // Progressive billing (progressive.ts, core/progressive.ts)
 
   /** Runs in the transaction of a progressive billing invoice, for each threshold it was issued for. */
+  /** Runs at the start of each organization's billing job run, before transitions settle and periods close (advance.ts: the queue). */
+  onBeforeBilling(listener: (orgId: number) => Promise<unknown>): void {
+    this.beforeBillingListeners.push(listener);
+  }
+
   onUsageThresholdReached(listener: ThresholdListener): void {
     this.thresholdListeners.push(listener);
   }
@@ -712,6 +739,28 @@ export class InvoicingService {
       }
     });
     return this.get(orgId, lagoId);
+  }
+
+  /**
+   * A wallet's credit invoice voided in the caller's transaction (wallets: a wallet that ends takes
+   * its unpaid purchases with it), as POST /invoices/:lago_id/void without a credit note: its hooks
+   * run (the purchase fails, collection stops, invoice.voided). False, nothing changed, when it is
+   * not a finalized, unpaid credit invoice; a payment attempt in flight refuses it (405, onVoided).
+   * No customer lock: a credit invoice draws on no balance, so voiding it gives nothing back.
+   */
+  async voidCreditInvoiceIn(tx: Queryable, orgId: number, lagoId: string): Promise<boolean> {
+    const locked = await store.invoiceByLagoId(tx, orgId, lagoId, true);
+    if (locked === null || locked.invoiceType !== "credit" || locked.status !== "finalized" || locked.paymentStatus === "succeeded") return false;
+    const now = this.now(orgId);
+    await store.markVoided(tx, orgId, locked.id, now);
+    await this.deps.adjustments?.restoreVoided?.(tx, { orgId, id: locked.id, lagoId, customerId: locked.customerId, currency: locked.currency }, now);
+    for (const listener of this.voidedListeners) await listener(tx, orgId, locked.id);
+    if (this.voidedViewListeners.length > 0) {
+      // A credit invoice bills no subscription: its details read through `tx` alone.
+      const details = await this.details(orgId, (await store.invoiceByLagoId(tx, orgId, lagoId))!, tx);
+      for (const listener of this.voidedViewListeners) await listener(tx, details);
+    }
+    return true;
   }
 
   /** Runs in the transaction that issues a one-off invoice, with the invoice as issued (webhooks). */

@@ -53,6 +53,7 @@ interface InvoiceRow {
   total_amount_cents: string;
   progressive_billing_credit_amount_cents: string;
   total_paid_amount_cents: string;
+  payment_overdue: boolean;
   applied_usage_thresholds: unknown[] | string | null;
   grace_until: Date | null;
   finalized_at: Date | null;
@@ -80,7 +81,7 @@ const INVOICE_COLUMNS = `i.id, i.org_id, i.lago_id::text AS lago_id, i.customer_
   i.net_payment_term, i.currency, i.fees_amount_cents, i.coupons_amount_cents, i.credit_notes_amount_cents, i.prepaid_credit_amount_cents,
   i.taxes_amount_cents, i.sub_total_excluding_taxes_amount_cents, i.sub_total_including_taxes_amount_cents, i.total_amount_cents,
   i.progressive_billing_credit_amount_cents, i.grace_until, i.finalized_at, i.voided_at, i.created_at, i.updated_at,
-  i.total_paid_amount_cents, ${APPLIED_USAGE_THRESHOLDS}`;
+  i.total_paid_amount_cents, i.payment_overdue, ${APPLIED_USAGE_THRESHOLDS}`;
 
 function toInvoice(r: InvoiceRow): InvoiceRecord {
   return {
@@ -108,6 +109,7 @@ function toInvoice(r: InvoiceRow): InvoiceRecord {
     totalAmountCents: big(r.total_amount_cents),
     progressiveBillingCreditAmountCents: big(r.progressive_billing_credit_amount_cents),
     totalPaidAmountCents: big(r.total_paid_amount_cents),
+    paymentOverdue: r.payment_overdue === true,
     appliedUsageThresholds:
       typeof r.applied_usage_thresholds === "string" ? (JSON.parse(r.applied_usage_thresholds) as unknown[]) : (r.applied_usage_thresholds ?? []),
     graceUntil: date(r.grace_until),
@@ -206,7 +208,12 @@ export async function markFinalized(
 }
 
 export async function markVoided(tx: Queryable, orgId: number, invoiceId: number, now: Date): Promise<void> {
-  await tx.query("UPDATE invoices SET status = 'voided', voided_at = $3, updated_at = $3 WHERE org_id = $1 AND id = $2", [orgId, invoiceId, now]);
+  // A voided invoice is not owed: never overdue.
+  await tx.query("UPDATE invoices SET status = 'voided', payment_overdue = false, voided_at = $3, updated_at = $3 WHERE org_id = $1 AND id = $2", [
+    orgId,
+    invoiceId,
+    now,
+  ]);
 }
 
 export async function invoiceByLagoId(q: Queryable, orgId: number, lagoId: string, forUpdate = false): Promise<InvoiceRecord | null> {
@@ -233,6 +240,7 @@ export async function listInvoices(q: Queryable, orgId: number, query: InvoiceLi
   if (query.currency !== undefined) add((p) => `i.currency = ${p}`, query.currency);
   if (query.issuingDateFrom !== undefined) add((p) => `i.issuing_date >= ${p}::date`, query.issuingDateFrom);
   if (query.issuingDateTo !== undefined) add((p) => `i.issuing_date <= ${p}::date`, query.issuingDateTo);
+  if (query.paymentOverdue !== undefined) add((p) => `i.payment_overdue = ${p}::boolean`, query.paymentOverdue);
   const filter = where.join(" AND ");
   const page = await q.query<InvoiceRow>(
     `SELECT ${INVOICE_COLUMNS} FROM invoices i WHERE ${filter}
@@ -250,6 +258,58 @@ export async function draftsDue(q: Queryable, orgId: number, now: Date): Promise
     [orgId, now],
   );
   return rows.map((r) => r.lago_id);
+}
+
+// ---- overdue invoices (overdue.ts) ---------------------------------------------------------------
+
+// An invoice the overdue pass may mark: finalized, its payment not succeeded, not marked yet (the
+// predicate of invoices_overdue_candidates_idx).
+const overdueCandidate = (a: string) => `${a}.status = 'finalized' AND ${a}.payment_status <> 'succeeded' AND NOT ${a}.payment_overdue`;
+
+/** Organizations with an invoice the overdue pass may mark. */
+export async function organizationsWithUnpaidInvoices(q: Queryable): Promise<number[]> {
+  const { rows } = await q.query<{ org_id: number }>(`SELECT DISTINCT i.org_id FROM invoices i WHERE ${overdueCandidate("i")} ORDER BY 1`);
+  return rows.map((r) => Number(r.org_id));
+}
+
+/** The applicable timezones (the customer's, else UTC) of the organization's candidates due before `dueBefore`. */
+export async function overdueCandidateTimezones(q: Queryable, orgId: number, dueBefore: string): Promise<string[]> {
+  const { rows } = await q.query<{ timezone: string }>(
+    `SELECT DISTINCT COALESCE(c.timezone, 'UTC') AS timezone
+       FROM invoices i JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id
+      WHERE i.org_id = $1 AND ${overdueCandidate("i")} AND i.payment_due_date < $2::date`,
+    [orgId, dueBefore],
+  );
+  return rows.map((r) => r.timezone);
+}
+
+/**
+ * Marks overdue at most `limit` candidates whose due date is before `today` of their customer's
+ * timezone, oldest due first, and answers them as marked. Rows another transaction holds (a
+ * concurrent pass, a payment) are skipped: the other pass marks them, or the next run does, and
+ * a row marked meanwhile no longer matches — so each invoice is marked by exactly one pass.
+ */
+export async function markOverdue(
+  tx: Queryable,
+  orgId: number,
+  todays: readonly { timezone: string; today: string }[],
+  now: Date,
+  limit: number,
+): Promise<InvoiceRecord[]> {
+  const { rows } = await tx.query<InvoiceRow>(
+    `UPDATE invoices i SET payment_overdue = true, updated_at = $4
+      WHERE i.org_id = $1 AND NOT i.payment_overdue AND i.id IN (
+        SELECT d.id
+          FROM invoices d JOIN customers c ON c.org_id = d.org_id AND c.id = d.customer_id
+          JOIN unnest($2::text[], $3::date[]) AS t(timezone, today) ON t.timezone = COALESCE(c.timezone, 'UTC')
+         WHERE d.org_id = $1 AND ${overdueCandidate("d")} AND d.payment_due_date < t.today
+         ORDER BY d.payment_due_date, d.id
+         LIMIT $5
+           FOR UPDATE OF d SKIP LOCKED)
+      RETURNING ${INVOICE_COLUMNS}`,
+    [orgId, todays.map((t) => t.timezone), todays.map((t) => t.today), now, limit],
+  );
+  return rows.map(toInvoice);
 }
 
 // ---- billing instants -----------------------------------------------------------------------------

@@ -179,7 +179,12 @@ export async function invoiceToCollect(
 }
 
 export async function setInvoicePaymentStatus(tx: Queryable, orgId: number, invoiceId: number, status: PayableInvoice["paymentStatus"], now: Date): Promise<void> {
-  await tx.query("UPDATE invoices SET payment_status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", [orgId, invoiceId, status, now]);
+  // A payment that succeeds ends the invoice's overdue state (Lago); a status set back to pending or
+  // failed leaves it for the overdue pass to mark again.
+  await tx.query(
+    "UPDATE invoices SET payment_status = $3, payment_overdue = payment_overdue AND $3::text <> 'succeeded', updated_at = $4 WHERE org_id = $1 AND id = $2",
+    [orgId, invoiceId, status, now],
+  );
 }
 
 // ---- payments -----------------------------------------------------------------------------------

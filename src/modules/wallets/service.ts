@@ -36,14 +36,27 @@ export interface WalletDeps {
     findById(orgId: number, id: number, q?: Queryable): Promise<Customer | null>;
   };
   readonly webhook?: WalletWebhook;
-  /** Issues a purchase's credit invoice; without it, purchased credits are settled at once. */
-  readonly invoices?: { issueCreditInvoice(tx: Queryable, customer: Customer, currency: string, fee: FeeDraft, now: Date): Promise<{ id: number; lagoId: string }> };
+  /**
+   * Issues a purchase's credit invoice (without it, purchased credits are settled at once) and voids
+   * it, unpaid, when its wallet ends (false: not a finalized, unpaid credit invoice).
+   */
+  readonly invoices?: {
+    issueCreditInvoice(tx: Queryable, customer: Customer, currency: string, fee: FeeDraft, now: Date): Promise<{ id: number; lagoId: string }>;
+    voidCreditInvoiceIn(tx: Queryable, orgId: number, lagoId: string): Promise<boolean>;
+  };
 }
 
 /**
  * Wallets (Lago's /wallets and /wallet_transactions): prepaid credits a customer's invoices draw on
  * after taxes and credit notes. Granted credits count at once; paid credits are billed on a credit
  * invoice and count once it is paid (`settlePurchases`, the invoice-paid hook).
+ *
+ * Rule for purchases of a wallet that ends (expiry or DELETE): nothing is ever paid into a wallet
+ * that can no longer be drawn on. When it ends, its purchases still waiting for payment fail and
+ * their credit invoices are voided in the same transaction (`endPurchases`); a payment that still
+ * arrives for a purchase of an ended wallet (terminated, or past its expiration_at before the pass
+ * ended it) grants nothing, the purchase fails and the paid invoice stays refundable in full
+ * through a credit note (it bought no credits to take back).
  */
 export class WalletService {
   constructor(
@@ -135,13 +148,19 @@ export class WalletService {
     }
   }
 
-  /** DELETE /wallets/:lago_id: the wallet stops being drawn on; what is left is lost (Lago). */
+  /**
+   * DELETE /wallets/:lago_id: the wallet stops being drawn on; what is left is lost (Lago); its
+   * unpaid purchases end with it (`endPurchases`; 405 while a payment attempt for one is in flight).
+   */
   async terminate(orgId: number, lagoId: string): Promise<store.Wallet> {
     return this.db.transaction(async (tx) => {
-      const wallet = UUID.test(lagoId) ? await store.walletByLagoId(tx, orgId, lagoId, true) : null;
-      if (wallet === null) throw notFound("wallet", lagoId);
+      const found = UUID.test(lagoId) ? await store.walletByLagoId(tx, orgId, lagoId) : null;
+      if (found === null) throw notFound("wallet", lagoId);
+      await store.lockPendingPurchaseInvoices(tx, orgId, found.id);
+      const wallet = (await store.walletById(tx, orgId, found.id, true))!;
       if (wallet.status === "terminated") return wallet;
       const now = this.now(orgId);
+      await this.endPurchases(tx, wallet, now);
       await store.terminateWallet(tx, orgId, wallet.id, now);
       await store.terminateRules(tx, orgId, (await store.activeRulesOf(tx, orgId, wallet.id)).map((r) => r.id), now);
       const ended = (await store.walletById(tx, orgId, wallet.id))!;
@@ -157,8 +176,12 @@ export class WalletService {
     return this.db.transaction(async (tx) => {
       const wallet = await store.walletByLagoId(tx, orgId, checked.value.walletLagoId, true);
       if (wallet === null) throw notFound("wallet", checked.value.walletLagoId);
-      if (wallet.status !== "active") throw validationFailed({ wallet_id: ["wallet_is_terminated"] }, "the wallet is terminated");
-      return this.topUpIn(tx, wallet, checked.value, this.now(orgId));
+      const now = this.now(orgId);
+      // Past its expiration_at it is ended by the next pass: no credits go into it meanwhile.
+      if (wallet.status !== "active" || (wallet.expirationAt !== null && wallet.expirationAt.getTime() <= now.getTime())) {
+        throw validationFailed({ wallet_id: ["wallet_is_terminated"] }, "the wallet is terminated");
+      }
+      return this.topUpIn(tx, wallet, checked.value, now);
     });
   }
 
@@ -249,9 +272,9 @@ export class WalletService {
 
   /**
    * Wallets whose expiration_at has passed by the organization's clock end (Lago): what is left of
-   * the balance leaves it as an outbound, settled `voided` transaction, the wallet is terminated
-   * and its rules end, each wallet in one transaction (webhooks `wallet_transaction.created`,
-   * `wallet.terminated`). Invoices stop drawing on a wallet at its expiration_at whether or not
+   * the balance leaves it as an outbound, settled `voided` transaction, its unpaid purchases end
+   * (`endPurchases`), the wallet is terminated and its rules end, each wallet in one transaction
+   * (webhooks `wallet_transaction.created`, `wallet.terminated`). Invoices stop drawing on a wallet at its expiration_at whether or not
    * this has run yet (`drawable`). Answers how many wallets ended; a failure is retried next run.
    */
   private async expireWallets(opts: { orgId?: number }, errors: unknown[]): Promise<number> {
@@ -271,9 +294,11 @@ export class WalletService {
   }
 
   private async expireWallet(tx: Queryable, orgId: number, id: number, now: Date): Promise<number> {
+    await store.lockPendingPurchaseInvoices(tx, orgId, id);
     const wallet = await store.walletById(tx, orgId, id, true);
     // Terminated, or given a later expiration, since it was listed.
     if (wallet === null || wallet.status !== "active" || wallet.expirationAt === null || wallet.expirationAt.getTime() > now.getTime()) return 0;
+    await this.endPurchases(tx, wallet, now);
     if (wallet.balanceCents > 0n) {
       const transactionId = await store.insertTransaction(
         tx,
@@ -368,12 +393,36 @@ export class WalletService {
 
   // ---- for invoices ------------------------------------------------------------------------------
 
-  /** The invoice-paid hook: purchases billed on this invoice are settled and their credits count. */
+  /**
+   * The invoice-paid hook (the invoice locked): purchases billed on this invoice are settled and
+   * their credits count, unless their wallet has ended (terminated, or past its expiration_at): then
+   * the purchase fails and grants nothing, and the paid invoice stays refundable in full through a
+   * credit note (`creditedPurchase` answers `none`: it bought no credits to take back).
+   */
   async settlePurchases(tx: Queryable, orgId: number, invoiceId: number): Promise<void> {
     const now = this.now(orgId);
-    for (const p of await store.settlePurchases(tx, orgId, invoiceId, now)) {
-      await store.moveBalance(tx, orgId, p.walletId, p.amountCents, false, now);
+    for (const p of await store.pendingPurchasesOfInvoice(tx, orgId, invoiceId)) {
+      const wallet = await store.walletById(tx, orgId, p.walletId, true);
+      const ended = wallet === null || wallet.status !== "active" || (wallet.expirationAt !== null && wallet.expirationAt.getTime() <= now.getTime());
+      await store.closePending(tx, orgId, p.id, ended ? "failed" : "settled", now);
+      if (!ended) await store.moveBalance(tx, orgId, p.walletId, p.amountCents, false, now);
       await this.deps.webhook?.(tx, orgId, "wallet_transaction.updated", "wallet_transaction", walletTransactionJson((await store.transactionById(tx, orgId, p.id))!));
+    }
+  }
+
+  /**
+   * A wallet that ends takes its unpaid purchases with it: each one's credit invoice is voided (the
+   * purchase fails, its payment is no longer collected, invoice.voided) and the purchase is failed
+   * (also when its invoice could not be voided: it was not finalized). A payment attempt in flight
+   * refuses the void (405) and with it the end: DELETE answers 405, the expiry pass tries again on
+   * its next run. Runs with the purchases' invoices locked, then the wallet (a payment's order).
+   */
+  private async endPurchases(tx: Queryable, wallet: store.Wallet, now: Date): Promise<void> {
+    for (const p of await store.pendingPurchasesOfWallet(tx, wallet.orgId, wallet.id)) {
+      if (p.invoiceLagoId !== null) await this.deps.invoices?.voidCreditInvoiceIn(tx, wallet.orgId, p.invoiceLagoId);
+      if (await store.closePending(tx, wallet.orgId, p.id, "failed", now)) {
+        await this.deps.webhook?.(tx, wallet.orgId, "wallet_transaction.updated", "wallet_transaction", walletTransactionJson((await store.transactionById(tx, wallet.orgId, p.id))!));
+      }
     }
   }
 
@@ -398,8 +447,9 @@ export class WalletService {
    * A credit note (credit or refund) on a paid credit invoice takes back what it credits of the
    * credits bought (Lago voids them in the wallet): an outbound, settled `voided` transaction linked
    * to the note and the credit invoice, in the note's transaction. `none` when the invoice bought no
-   * credits that count (unpaid: its purchase fails when it is voided); nothing moves when the
-   * wallet is terminated or holds less of them than asked.
+   * credits that count (unpaid: its purchase fails when it is voided; paid after its wallet ended:
+   * the purchase failed, the note refunds it in full); nothing moves when the wallet is terminated
+   * or holds less of them than asked.
    */
   async voidCreditedPurchase(
     tx: Queryable,

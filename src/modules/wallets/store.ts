@@ -186,15 +186,50 @@ export async function setTransactionInvoice(q: Queryable, orgId: number, id: num
   await q.query("UPDATE wallet_transactions SET invoice_id = $3 WHERE org_id = $1 AND id = $2", [orgId, id, invoiceId]);
 }
 
-/** Purchases waiting for this invoice's payment, locked; each marked settled. */
-export async function settlePurchases(q: Queryable, orgId: number, invoiceId: number, now: Date): Promise<{ id: number; walletId: number; amountCents: bigint }[]> {
+// A purchase of credits waiting for its credit invoice to be paid.
+const PENDING_PURCHASE = "t.status = 'pending' AND t.transaction_type = 'inbound' AND t.transaction_status = 'purchased'";
+
+/** Purchases waiting for this invoice's payment, locked. */
+export async function pendingPurchasesOfInvoice(q: Queryable, orgId: number, invoiceId: number): Promise<{ id: number; walletId: number; amountCents: bigint }[]> {
   const { rows } = await q.query<{ id: string; wallet_id: string; amount_cents: string }>(
-    `UPDATE wallet_transactions SET status = 'settled', settled_at = $3, updated_at = $3
-      WHERE org_id = $1 AND invoice_id = $2 AND status = 'pending' AND transaction_type = 'inbound' AND transaction_status = 'purchased'
-      RETURNING id, wallet_id, amount_cents`,
-    [orgId, invoiceId, now],
+    `SELECT t.id, t.wallet_id, t.amount_cents FROM wallet_transactions t WHERE t.org_id = $1 AND t.invoice_id = $2 AND ${PENDING_PURCHASE} ORDER BY t.id FOR UPDATE`,
+    [orgId, invoiceId],
   );
   return rows.map((r) => ({ id: Number(r.id), walletId: Number(r.wallet_id), amountCents: BigInt(r.amount_cents) }));
+}
+
+/**
+ * Locks the credit invoices of the wallet's purchases still waiting for payment (invoice before
+ * wallet: the order a payment takes them in, invoice then its purchases' wallet).
+ */
+export async function lockPendingPurchaseInvoices(q: Queryable, orgId: number, walletId: number): Promise<void> {
+  await q.query(
+    `SELECT i.id FROM invoices i
+      WHERE i.org_id = $1 AND i.id IN (SELECT t.invoice_id FROM wallet_transactions t WHERE t.org_id = $1 AND t.wallet_id = $2 AND ${PENDING_PURCHASE})
+      ORDER BY i.id FOR UPDATE OF i`,
+    [orgId, walletId],
+  );
+}
+
+/** The wallet's purchases still waiting for payment, with their credit invoice. */
+export async function pendingPurchasesOfWallet(q: Queryable, orgId: number, walletId: number): Promise<{ id: number; invoiceLagoId: string | null }[]> {
+  const { rows } = await q.query<{ id: string; invoice_lago_id: string | null }>(
+    `SELECT t.id, i.lago_id::text AS invoice_lago_id FROM wallet_transactions t LEFT JOIN invoices i ON i.org_id = t.org_id AND i.id = t.invoice_id
+      WHERE t.org_id = $1 AND t.wallet_id = $2 AND ${PENDING_PURCHASE} ORDER BY t.id`,
+    [orgId, walletId],
+  );
+  return rows.map((r) => ({ id: Number(r.id), invoiceLagoId: r.invoice_lago_id }));
+}
+
+/** A pending transaction's outcome: its credits count (settled) or never will (failed). */
+export async function closePending(q: Queryable, orgId: number, id: number, status: "settled" | "failed", now: Date): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `UPDATE wallet_transactions SET status = $3, settled_at = CASE WHEN $3 = 'settled' THEN $4::timestamptz END,
+            failed_at = CASE WHEN $3 = 'failed' THEN $4::timestamptz END, updated_at = $4
+      WHERE org_id = $1 AND id = $2 AND status = 'pending'`,
+    [orgId, id, status, now],
+  );
+  return rowCount > 0;
 }
 
 /**

@@ -159,7 +159,9 @@ export function invoiceJson(inv: InvoiceRecord, extras: InvoiceExtras) {
     issuing_date: inv.issuingDate,
     payment_dispute_lost_at: null,
     payment_due_date: inv.paymentDueDate,
-    payment_overdue: false,
+    // Set by the overdue pass (overdue.ts) once the due date has passed unpaid; cleared by a
+    // successful payment or a void.
+    payment_overdue: inv.paymentOverdue ?? false,
     net_payment_term: inv.netPaymentTerm,
     invoice_type: inv.invoiceType,
     status: inv.status,

@@ -22,6 +22,8 @@ export interface InvoiceListQuery {
   /** "YYYY-MM-DD", inclusive. */
   readonly issuingDateFrom?: string;
   readonly issuingDateTo?: string;
+  /** Lago's `payment_overdue=true|false`. */
+  readonly paymentOverdue?: boolean;
 }
 
 export const PER_PAGE_DEFAULT = 20;
@@ -84,6 +86,8 @@ export function readInvoiceListQuery(q: Record<string, unknown>): { ok: true; va
   const issuingDateTo = date("issuing_date_to");
   const externalCustomerId = single(q, "external_customer_id", errors);
   const currency = single(q, "currency", errors);
+  const overdue = single(q, "payment_overdue", errors);
+  if (overdue !== undefined && overdue !== "true" && overdue !== "false") errors["payment_overdue"] = ["must_be_true_or_false"];
   if (Object.keys(errors).length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -97,6 +101,7 @@ export function readInvoiceListQuery(q: Record<string, unknown>): { ok: true; va
       ...(currency !== undefined ? { currency } : {}),
       ...(issuingDateFrom !== undefined ? { issuingDateFrom } : {}),
       ...(issuingDateTo !== undefined ? { issuingDateTo } : {}),
+      ...(overdue !== undefined ? { paymentOverdue: overdue === "true" } : {}),
     },
   };
 }

@@ -32,6 +32,8 @@ export interface InvoiceRecord {
   readonly progressiveBillingCreditAmountCents?: bigint;
   /** What manual payments paid so far (absent: 0); a `succeeded` invoice is paid in full regardless. */
   readonly totalPaidAmountCents?: bigint;
+  /** Lago's `payment_overdue`: finalized, unpaid and past its due date (set by the overdue pass; absent: false). */
+  readonly paymentOverdue?: boolean;
   /** A progressive billing invoice: the thresholds it was issued for, as Lago's AppliedUsageThresholdObject. */
   readonly appliedUsageThresholds?: readonly unknown[];
   /** Drafts: when the billing job finalizes them. */
