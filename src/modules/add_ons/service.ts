@@ -2,13 +2,12 @@ import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { isLookupCode } from "../../shared/codes.ts";
 import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import type { Tax } from "../taxes/index.ts";
 import { type AddOn, checkAddOn, draftOfAddOn } from "./core/add_on.ts";
 import * as store from "./store.ts";
 
-const MAX_CODE = 255;
-const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000") && code.isWellFormed();
 const TAKEN = "value_already_exist";
 
 /** What add-ons need of the taxes module: unknown codes refused, codes rendered as taxes. */

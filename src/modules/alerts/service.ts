@@ -3,6 +3,7 @@ import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import { BackgroundLoop } from "../../shared/background_loop.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { isLookupCode } from "../../shared/codes.ts";
 import type { Decimal } from "../../shared/money.ts";
 import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import type { BillableMetric, MetricChange, MetricView } from "../catalog/index.ts";
@@ -15,8 +16,6 @@ import { triggeredAlertJson } from "./core/json.ts";
 import * as store from "./store.ts";
 
 const TAKEN = "value_already_exist";
-const MAX_CODE = 255;
-const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000") && code.isWellFormed();
 /** Most alerts one batch create takes. */
 const MAX_BATCH = 100;
 /** Most subscriptions one background run evaluates (the stalest first); the next run goes on. */

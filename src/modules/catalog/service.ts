@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { isLookupCode } from "../../shared/codes.ts";
 import { AppError, type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import { Cache } from "../cache/index.ts";
 import { CatalogCache } from "./cache.ts";
@@ -161,8 +162,6 @@ async function guarded<T>(work: () => Promise<T>, entity: string, message: strin
 
 // Codes are at most 255 characters without U+0000 (which PostgreSQL text cannot hold): anything
 // else names nothing, and is answered without a query.
-const MAX_CODE = 255;
-const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000");
 
 const NO_METRICS: readonly BillableMetric[] = Object.freeze([]);
 

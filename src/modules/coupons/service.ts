@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { isLookupCode } from "../../shared/codes.ts";
 import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import type { Customer } from "../customers/index.ts";
 import type { CouponCredit, CouponTerms } from "./core/apply.ts";
@@ -9,8 +10,6 @@ import { type Coupon, checkAppliedCoupon, checkCoupon, draftOfCoupon } from "./c
 import { restoredCoupon } from "./core/restore.ts";
 import * as store from "./store.ts";
 
-const MAX_CODE = 255;
-const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000") && code.isWellFormed();
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TAKEN = "value_already_exist";
 

@@ -161,12 +161,15 @@ const LOCK_CODES_SHARED = `
 SELECT count(pg_advisory_xact_lock_shared(k.key))::int AS n
   FROM (SELECT DISTINCT ${CODE_LOCK_KEY("t.org_id", "t.code")} AS key FROM unnest($1::int[], $2::text[]) AS t(org_id, code) ORDER BY 1) k`;
 
+/** The key of an (organization, code) pair: in BatchCommit.busy and wherever codes are deduplicated. */
+export const codeKey = (orgId: number, code: string) => orgId + "\u0000" + code;
+
 export async function lockCodesShared(q: Queryable, events: readonly PreparedEvent[]): Promise<void> {
   const seen = new Set<string>();
   const orgs: number[] = [];
   const codes: string[] = [];
   for (const e of events) {
-    const key = e.orgId + "\u0000" + e.code;
+    const key = codeKey(e.orgId, e.code);
     if (seen.has(key)) continue;
     seen.add(key);
     orgs.push(e.orgId);
@@ -298,9 +301,6 @@ export interface BatchCommit {
    */
   busy: Set<string>;
 }
-
-/** The key of an (organization, code) pair in BatchCommit.busy. */
-export const codeKey = (orgId: number, code: string) => orgId + "\u0000" + code;
 
 /**
  * Commits a batch on its own (one implicit transaction): the same effect as lockCodesShared then

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import type { Db, Queryable } from "../../db/db.ts";
 import { isDataError, sqlState } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { isLookupCode } from "../../shared/codes.ts";
 import { type FieldErrors, notFound, validationFailed } from "../../shared/errors.ts";
 import { type Tax, checkTax, draftOfTax } from "./core/tax.ts";
 import * as store from "./store.ts";
@@ -9,8 +10,6 @@ import * as store from "./store.ts";
 /** Runs once a tax code's rename or removal committed, before the API answers (cached plans and customers go). */
 export type RetargetListener = (orgId: number, changed: store.Retargeted) => Promise<void>;
 
-const MAX_CODE = 255;
-const isLookupCode = (code: string) => code.length > 0 && code.length <= MAX_CODE && !code.includes("\u0000") && code.isWellFormed();
 const TAKEN = "value_already_exist";
 
 /** Taxes of an organization (Lago's /taxes) and the lookups billing and the catalog use. */
