@@ -15,7 +15,7 @@ import { NEW_CUSTOMER } from "../customers/core/customer.ts";
 import type { Subscription, SubscriptionView } from "../subscriptions/index.ts";
 import type { BillingInstant, BillingTerms, FeeDraft, InvoiceComputation, InvoiceRecord } from "./core/index.ts";
 import type { AppliedTaxRecord, BillingPeriodRecord, CreditRecord, FeeRecord } from "./core/records.ts";
-import { describeInstant, dueInstants, invoiceJson, issuingDateOf, paymentDueDate } from "./core/index.ts";
+import { describeInstant, dueInstants, feeAppliedTax, invoiceJson, issuingDateOf, paymentDueDate } from "./core/index.ts";
 import { type InvoicingService, chargesLastInstant, termsOf } from "./service.ts";
 
 export interface PreviewDeps {
@@ -337,16 +337,7 @@ const feeRecord = (p: InvoicePreview, sub: Subscription, draft: FeeDraft, d: Inv
   taxesRate: d.taxes.rate,
   taxesPreciseAmountCents: d.taxes.preciseAmountCents,
   preciseCouponsAmountCents: d.couponsPreciseCents,
-  appliedTaxes: d.taxes.lines.map((l) => ({
-    lago_id: "",
-    lago_tax_id: l.tax.lagoId,
-    tax_name: l.tax.name,
-    tax_code: l.tax.code,
-    tax_rate: l.tax.rate.toString(),
-    tax_description: l.tax.description,
-    amount_cents: l.amountCents.toString(),
-    precise_amount_cents: l.preciseAmountCents.toString(),
-  })),
+  appliedTaxes: d.taxes.lines.map((l) => feeAppliedTax(l, "")),
   payInAdvance: draft.payInAdvance,
   invoiceable: draft.invoiceable,
   item: draft.item,

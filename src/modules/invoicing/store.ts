@@ -22,6 +22,7 @@ import type {
   InvoicingReason,
   PaymentStatus,
 } from "./core/index.ts";
+import { feeAppliedTax } from "./core/index.ts";
 
 const date = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
 const big = (v: string | number | null): bigint => (v === null ? 0n : BigInt(v));
@@ -531,18 +532,7 @@ export async function insertFeesMany(tx: Queryable, orgId: number, invoices: rea
     taxes_rate: deductions?.taxes.rate.toString() ?? "0",
     taxes_precise_amount_cents: deductions?.taxes.preciseAmountCents.toString() ?? "0",
     precise_coupons_amount_cents: deductions?.couponsPreciseCents.toString() ?? "0",
-    applied_taxes: (deductions?.taxes.lines ?? []).map(
-      (l): FeeAppliedTax => ({
-        lago_id: newId?.() ?? lagoId,
-        lago_tax_id: l.tax.lagoId,
-        tax_name: l.tax.name,
-        tax_code: l.tax.code,
-        tax_rate: l.tax.rate.toString(),
-        tax_description: l.tax.description,
-        amount_cents: l.amountCents.toString(),
-        precise_amount_cents: l.preciseAmountCents.toString(),
-      }),
-    ),
+    applied_taxes: (deductions?.taxes.lines ?? []).map((l) => feeAppliedTax(l, newId?.() ?? lagoId)),
   })));
   if (rows.length === 0) return;
   await tx.query(

@@ -1,5 +1,6 @@
 // Invoices, the billing periods they close and their fees, as stored.
 import type { Decimal } from "../../../shared/money.ts";
+import type { FeeTaxLine } from "../../taxes/core/tax.ts";
 import type { FeeBucket, FeeItem } from "./fees.ts";
 import type { FeeType, InvoiceStatus, InvoiceType, InvoicingReason, PaymentStatus } from "./types.ts";
 
@@ -126,6 +127,18 @@ export interface FeeAppliedTax {
   readonly amount_cents: string;
   readonly precise_amount_cents: string;
 }
+
+/** A fee's tax line as stored with the fee (`lagoId` is the applied tax's own id). */
+export const feeAppliedTax = (l: FeeTaxLine, lagoId: string): FeeAppliedTax => ({
+  lago_id: lagoId,
+  lago_tax_id: l.tax.lagoId,
+  tax_name: l.tax.name,
+  tax_code: l.tax.code,
+  tax_rate: l.tax.rate.toString(),
+  tax_description: l.tax.description,
+  amount_cents: l.amountCents.toString(),
+  precise_amount_cents: l.preciseAmountCents.toString(),
+});
 
 /** A tax on an invoice (Lago's InvoiceAppliedTaxObject). */
 export interface AppliedTaxRecord {
