@@ -164,7 +164,8 @@ SELECT count(pg_advisory_xact_lock_shared(k.key))::int AS n
 /** The key of an (organization, code) pair: in BatchCommit.busy and wherever codes are deduplicated. */
 export const codeKey = (orgId: number, code: string) => orgId + "\u0000" + code;
 
-export async function lockCodesShared(q: Queryable, events: readonly PreparedEvent[]): Promise<void> {
+/** The distinct (organization, code) pairs of a batch, as two parallel arrays. */
+function distinctCodes(events: readonly PreparedEvent[]): { orgs: number[]; codes: string[] } {
   const seen = new Set<string>();
   const orgs: number[] = [];
   const codes: string[] = [];
@@ -175,6 +176,11 @@ export async function lockCodesShared(q: Queryable, events: readonly PreparedEve
     orgs.push(e.orgId);
     codes.push(e.code);
   }
+  return { orgs, codes };
+}
+
+export async function lockCodesShared(q: Queryable, events: readonly PreparedEvent[]): Promise<void> {
+  const { orgs, codes } = distinctCodes(events);
   await q.query(LOCK_CODES_SHARED, [orgs, codes], { prepare: "ingest_lock_codes" });
 }
 
@@ -193,6 +199,7 @@ async function runBatch(
   events: readonly PreparedEvent[],
   createdAtMs: number,
   slot: number,
+  extra: readonly string[] = [],
 ): Promise<{ n: number; lago_id: string }[]> {
   const n = events.length;
   const org = new Array<number>(n);
@@ -228,6 +235,7 @@ async function runBatch(
       textArrayLiteral(amount),
       new Date(createdAtMs).toISOString(),
       slot,
+      ...extra,
     ],
     { prepare: name },
   );
@@ -243,33 +251,24 @@ async function runBatch(
  * body it does not know, and creating it is idempotent.
  */
 const BATCH_FUNCTION_BODY = `
-DECLARE
-  k record;
-  busy int := 0;
 BEGIN
   -- Try, never wait: a code whose lock a metric's rebuild holds (or waits for) is reported back
   -- as (-org_id, code) rows and nothing is inserted; the writer commits the batch's other codes
   -- at once and retries that code's events later (see EventWriter), so one rebuild never stalls
-  -- the ingest of every other code behind it.
-  FOR k IN SELECT DISTINCT ${CODE_LOCK_KEY("t.org_id", "t.code")} AS key, t.org_id, t.code
-             FROM unnest($1::int[], $4::text[]) AS t(org_id, code) ORDER BY 1 LOOP
-    IF NOT pg_try_advisory_xact_lock_shared(k.key) THEN
-      busy := busy + 1;
-      out_n := -k.org_id;
-      out_lago_id := k.code;
-      RETURN NEXT;
-    END IF;
-  END LOOP;
-  IF busy > 0 THEN
+  -- the ingest of every other code behind it. $11/$12 are the batch's distinct (org, code) pairs
+  -- (deduplicated by the caller: one plain scan here, no sort — a try-lock cannot deadlock).
+  RETURN QUERY SELECT -t.org_id, t.code FROM unnest($11::int[], $12::text[]) AS t(org_id, code)
+                WHERE NOT pg_try_advisory_xact_lock_shared(${CODE_LOCK_KEY("t.org_id", "t.code")});
+  IF FOUND THEN
     RETURN;
   END IF;
   RETURN QUERY ${INSERT_BATCH.replace("SELECT n::int AS n, key_digest::text AS lago_id FROM fresh", "SELECT fresh.n::int, fresh.key_digest::text FROM fresh")};
 END`;
 const BATCH_FUNCTION = `ingest_batch_${createHash("sha1").update(BATCH_FUNCTION_BODY).digest("hex").slice(0, 12)}`;
 const CREATE_BATCH_FUNCTION = `
-CREATE OR REPLACE FUNCTION ${BATCH_FUNCTION}(int[], int8[], int8[], text[], text[], text[], text[], text[], timestamptz, smallint)
+CREATE OR REPLACE FUNCTION ${BATCH_FUNCTION}(int[], int8[], int8[], text[], text[], text[], text[], text[], timestamptz, smallint, int[], text[])
 RETURNS TABLE (out_n int, out_lago_id text) LANGUAGE plpgsql VOLATILE AS $vv_ingest$${BATCH_FUNCTION_BODY}$vv_ingest$`;
-const CALL_BATCH_FUNCTION = `SELECT out_n AS n, out_lago_id AS lago_id FROM ${BATCH_FUNCTION}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+const CALL_BATCH_FUNCTION = `SELECT out_n AS n, out_lago_id AS lago_id FROM ${BATCH_FUNCTION}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
 
 const functionReady = new WeakMap<Db, Promise<void>>();
 
@@ -309,7 +308,8 @@ export interface BatchCommit {
  */
 export async function commitBatch(db: Db, events: readonly PreparedEvent[], createdAtMs: number, slot: number): Promise<BatchCommit> {
   await ensureBatchFunction(db);
-  const rows = await runBatch(db, CALL_BATCH_FUNCTION, "ingest_commit_batch", events, createdAtMs, slot);
+  const { orgs, codes } = distinctCodes(events);
+  const rows = await runBatch(db, CALL_BATCH_FUNCTION, "ingest_commit_batch", events, createdAtMs, slot, [intArrayLiteral(orgs), textArrayLiteral(codes)]);
   const created = new Map<number, string>();
   const busy = new Set<string>();
   for (const r of rows) {
