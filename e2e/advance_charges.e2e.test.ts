@@ -15,6 +15,7 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { call } from "./helpers/http.ts";
+import { subscribeCustomer } from "./helpers/lago.ts";
 import { at, eventually, scenario } from "./helpers/scenario.ts";
 import { E2E_DB_KIND } from "./helpers/server.ts";
 
@@ -68,10 +69,7 @@ describe(`charges paid in advance, real server on ${E2E_DB_KIND}`, () => {
       [storage, true],
       [calls, false],
     ]);
-    await t.lago.customers.createCustomer({ customer: { external_id: customerId, name: "Advance Co", currency: "EUR" } } as never);
-    await t.lago.subscriptions.createSubscription({
-      subscription: { external_customer_id: customerId, plan_code: planCode, external_id: subscriptionId, billing_time: "calendar" },
-    });
+    await subscribeCustomer(t.lago, { customerId, name: "Advance Co", planCode, subscriptionId });
   });
 
   it("invoices each storage event as it arrives: €3.00, €3.20, €0.01", async () => {

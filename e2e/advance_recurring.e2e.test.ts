@@ -10,6 +10,7 @@
 //   May 1st, April's invoice: plan €10.00 + 4 seats carried into May €40.00 = €50.00
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { subscribeCustomer } from "./helpers/lago.ts";
 import { at, eventually, scenario } from "./helpers/scenario.ts";
 import { E2E_DB_KIND } from "./helpers/server.ts";
 
@@ -51,10 +52,7 @@ describe(`prorated charges paid in advance on a recurring metric, real server on
       },
     } as never);
     expect(plan.data.plan.charges?.map((c) => [c.pay_in_advance, c.prorated])).toEqual([[true, true]]);
-    await t.lago.customers.createCustomer({ customer: { external_id: customerId, name: "Seats Co", currency: "EUR" } } as never);
-    await t.lago.subscriptions.createSubscription({
-      subscription: { external_customer_id: customerId, plan_code: planCode, external_id: subscriptionId, billing_time: "calendar" },
-    });
+    await subscribeCustomer(t.lago, { customerId, name: "Seats Co", planCode, subscriptionId });
   });
 
   it("March 10th: 3 seats for the 22 days left, €21.29, invoiced as the event arrives", async () => {

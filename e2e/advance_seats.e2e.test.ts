@@ -17,6 +17,7 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { call } from "./helpers/http.ts";
+import { subscribeCustomer } from "./helpers/lago.ts";
 import { at, eventually, scenario } from "./helpers/scenario.ts";
 import { E2E_DB_KIND } from "./helpers/server.ts";
 
@@ -57,10 +58,7 @@ describe(`seats paid in advance on a recurring unique count, real server on ${E2
         charges: [{ billable_metric_id: metric.data.billable_metric.lago_id, charge_model: "standard", pay_in_advance: true, properties: { amount: "10" } }],
       },
     } as never);
-    await t.lago.customers.createCustomer({ customer: { external_id: customerId, name: "Users Co", currency: "EUR" } } as never);
-    await t.lago.subscriptions.createSubscription({
-      subscription: { external_customer_id: customerId, plan_code: planCode, external_id: subscriptionId, billing_time: "calendar" },
-    });
+    await subscribeCustomer(t.lago, { customerId, name: "Users Co", planCode, subscriptionId });
   });
 
   it("March: two seats paid; a removal, a re-add and a swap cost nothing; a third seat held at once is paid", async () => {

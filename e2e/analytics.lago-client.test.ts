@@ -12,8 +12,8 @@
 //   overdue balance               April: 5300 [the invoice] usage         March: 30 calls, 300
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { lagoError } from "./helpers/lago.ts";
-import { at, scenario } from "./helpers/scenario.ts";
+import { lagoError, secondlyEvents, subscribeStarter } from "./helpers/lago.ts";
+import { scenario } from "./helpers/scenario.ts";
 import { E2E_DB_KIND } from "./helpers/server.ts";
 
 describe(`revenue analytics through lago-javascript-client, real server on ${E2E_DB_KIND}`, () => {
@@ -26,22 +26,9 @@ describe(`revenue analytics through lago-javascript-client, real server on ${E2E
 
   it("bills March and reads every report on 15 April", async () => {
     await t.freeze("2024-03-01T00:00:00Z");
-    const metric = await t.lago.billableMetrics.createBillableMetric({ billable_metric: { name: "Calls", code, aggregation_type: "count_agg" } });
-    await t.lago.plans.createPlan({
-      plan: {
-        name: "Starter",
-        code: `starter-${run}`,
-        interval: "monthly",
-        amount_cents: 5000,
-        amount_currency: "EUR",
-        pay_in_advance: false,
-        charges: [{ billable_metric_id: metric.data.billable_metric.lago_id, charge_model: "standard", properties: { amount: "0.10" } }],
-      },
-    } as never);
-    await t.lago.customers.createCustomer({ customer: { external_id: cus, name: cus, currency: "EUR" } } as never);
-    await t.lago.subscriptions.createSubscription({ subscription: { external_customer_id: cus, plan_code: `starter-${run}`, external_id: `sub-${cus}`, billing_time: "calendar" } });
+    await subscribeStarter(t.lago, { run, code, cus, sub: `sub-${cus}` });
     await t.freeze("2024-03-20T00:00:00Z");
-    const events = Array.from({ length: 30 }, (_, i) => ({ transaction_id: `tx-${run}-${i}`, external_subscription_id: `sub-${cus}`, code, timestamp: at("2024-03-10T00:00:00Z") + i }));
+    const events = secondlyEvents({ run, code, sub: `sub-${cus}` }, 30, "2024-03-10T00:00:00Z");
     expect((await t.lago.events.createBatchEvents({ events: events as never })).status).toBe(200);
     await t.freeze("2024-04-01T00:00:00Z");
     await t.freeze("2024-04-15T00:00:00Z");

@@ -12,7 +12,8 @@
 //   alert.triggered); the preview of the invoice closing March: 5000 + 300 = 5300 cents.
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { at, eventually, scenario } from "./helpers/scenario.ts";
+import { secondlyEvents, subscribeStarter } from "./helpers/lago.ts";
+import { eventually, scenario } from "./helpers/scenario.ts";
 import { E2E_DB_KIND } from "./helpers/server.ts";
 
 describe(`usage views through lago-javascript-client, real server on ${E2E_DB_KIND}`, () => {
@@ -25,20 +26,7 @@ describe(`usage views through lago-javascript-client, real server on ${E2E_DB_KI
   it("alerts, projects, sums lifetime usage and previews the next invoice", async () => {
     await t.addWebhookEndpoint();
     await t.freeze("2024-03-01T00:00:00Z");
-    const metric = await t.lago.billableMetrics.createBillableMetric({ billable_metric: { name: "Calls", code, aggregation_type: "count_agg" } });
-    await t.lago.plans.createPlan({
-      plan: {
-        name: "Starter",
-        code: `starter-${run}`,
-        interval: "monthly",
-        amount_cents: 5000,
-        amount_currency: "EUR",
-        pay_in_advance: false,
-        charges: [{ billable_metric_id: metric.data.billable_metric.lago_id, charge_model: "standard", properties: { amount: "0.10" } }],
-      },
-    } as never);
-    await t.lago.customers.createCustomer({ customer: { external_id: cus, name: cus, currency: "EUR" } } as never);
-    await t.lago.subscriptions.createSubscription({ subscription: { external_customer_id: cus, plan_code: `starter-${run}`, external_id: sub, billing_time: "calendar" } });
+    await subscribeStarter(t.lago, { run, code, cus, sub });
 
     const alert = await t.lago.subscriptions.createSubscriptionAlert(sub, {
       alert: { alert_type: "current_usage_amount", code: `usage-${run}`, name: "Usage", thresholds: [{ code: "warn", value: "200" }] },
@@ -48,7 +36,7 @@ describe(`usage views through lago-javascript-client, real server on ${E2E_DB_KI
     expect(listed.data.alerts.map((a: { code: string }) => a.code)).toEqual([`usage-${run}`]);
 
     await t.freeze("2024-03-10T00:00:00Z");
-    const events = Array.from({ length: 30 }, (_, i) => ({ transaction_id: `tx-${run}-${i}`, external_subscription_id: sub, code, timestamp: at("2024-03-10T00:00:00Z") + i }));
+    const events = secondlyEvents({ run, code, sub }, 30, "2024-03-10T00:00:00Z");
     expect((await t.lago.events.createBatchEvents({ events: events as never })).status).toBe(200);
     await t.freeze("2024-03-16T00:00:00Z");
 

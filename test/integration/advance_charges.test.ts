@@ -12,7 +12,7 @@ import { natsServerBinary, startNatsCluster, type NatsCluster } from "../../e2e/
 import { createIngestWorker, type IngestWorker } from "../../src/ingest_worker.ts";
 import { loadConfig } from "../../src/shared/config.ts";
 import { DB_KIND, openTestDb } from "../helpers/db.ts";
-import { BILLING_ENV, customer, expect422, invoiceOf, invoicesOf, newOrg, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, expect422, feeIds, invoiceOf, invoicesOf, newOrg, regroupedFeesPlan, subscribe, type Org } from "./billing_support.ts";
 import { AdvanceBilling } from "../../src/modules/invoicing/index.ts";
 import { KEY_DIGEST } from "../../src/modules/ingest/index.ts";
 
@@ -385,29 +385,14 @@ describe("charges paid in advance", () => {
   it("regroup_paid_fees: paid fees go on one paid advance_charges invoice once their period is over; PUT /fees sets their status", async () => {
     const org = await newOrg(t);
     await org.freeze("2026-03-01T00:00:00Z");
-    const transfers = (
-      await org.api("POST", "/api/v1/billable_metrics", { billable_metric: { name: "FX transfers", code: uid("fx"), aggregation_type: "count_agg" } })
-    ).billable_metric;
-    const planCode = uid("fx");
-    await org.api("POST", "/api/v1/plans", {
-      plan: {
-        name: "FX",
-        code: planCode,
-        interval: "monthly",
-        amount_cents: 0,
-        amount_currency: "EUR",
-        charges: [
-          { billable_metric_id: transfers.lago_id, charge_model: "standard", pay_in_advance: true, invoiceable: false, regroup_paid_fees: "invoice", properties: { amount: "1.5" } },
-        ],
-      },
-    });
+    const fx = await regroupedFeesPlan(org, "1.5");
     // Paying through the sandbox: an invoice left to collect would get a payment.
     const cus = await customer(org, { billing_configuration: { payment_provider: "stripe", payment_provider_code: "sandbox", provider_customer_id: "pm_succeeds" } });
-    const sub = await subscribe(org, cus, planCode);
+    const sub = await subscribe(org, cus, fx.plan);
     await org.freeze("2026-03-02T00:00:00Z");
-    await send(org, sub, transfers.code, [{ at: "2026-03-02T00:00:00Z" }, { at: "2026-03-02T00:00:00Z" }]);
+    await send(org, sub, fx.transfers, [{ at: "2026-03-02T00:00:00Z" }, { at: "2026-03-02T00:00:00Z" }]);
     await t.app.advanceBilling.runDue({ orgId: org.orgId });
-    const fees = (await t.db.query<{ lago_id: string }>("SELECT lago_id::text AS lago_id FROM fees WHERE org_id = $1 ORDER BY id", [org.orgId])).rows.map((r) => r.lago_id);
+    const fees = await feeIds(t, org.orgId);
     expect(fees).toHaveLength(2);
 
     const put = (id: string, payload: unknown) => org.raw("PUT", `/api/v1/fees/${id}`, payload);

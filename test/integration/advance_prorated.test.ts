@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { scalar, uid, waitFor } from "./support.ts";
-import { BILLING_ENV, customer, invoiceOf, invoicesOf, newOrg, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, invoiceOf, invoicesOf, newOrg, seatsPlanOf, subscribe, type Org } from "./billing_support.ts";
 import { AdvanceBilling } from "../../src/modules/invoicing/index.ts";
 
 let t: TestApp;
@@ -20,25 +20,23 @@ afterAll(async () => {
 
 /** Seats: a recurring sum of `seats`; €10 a seat a month, paid in advance, prorated or not. */
 async function seatsPlan(org: Org, prorated: boolean) {
-  const seats = (
-    await org.api("POST", "/api/v1/billable_metrics", {
-      billable_metric: { name: "Seats", code: uid("seats"), aggregation_type: "sum_agg", field_name: "seats", recurring: true },
-    })
-  ).billable_metric;
-  const plan = (
-    await org.api("POST", "/api/v1/plans", {
-      plan: {
-        name: "Seats",
-        code: uid("seats"),
-        interval: "monthly",
-        amount_cents: 0,
-        amount_currency: "EUR",
-        charges: [{ billable_metric_id: seats.lago_id, charge_model: "standard", pay_in_advance: true, prorated, properties: { amount: "10" } }],
-      },
-    })
-  ).plan;
+  const { metric, plan } = await seatsPlanOf(
+    org,
+    { aggregation_type: "sum_agg", field_name: "seats", recurring: true },
+    { charge_model: "standard", prorated, properties: { amount: "10" } },
+  );
   expect(plan.charges[0]).toMatchObject({ pay_in_advance: true, prorated });
-  return { seats: seats.code as string, plan: plan.code as string };
+  return { seats: metric.code as string, plan: plan.code as string };
+}
+
+/** A new organization on July 1st 2026 and a customer subscribed to its seats plan. */
+async function seatsCustomer(prorated: boolean, customerFields: Record<string, unknown> = {}) {
+  const org = await newOrg(t);
+  await org.freeze("2026-07-01T00:00:00Z");
+  const p = await seatsPlan(org, prorated);
+  const cus = await customer(org, customerFields);
+  const sub = await subscribe(org, cus, p.plan);
+  return { org, p, cus, sub };
 }
 
 const send = (org: Org, sub: string, code: string, seats: number, at: string) =>
@@ -89,11 +87,7 @@ describe("prorated charges paid in advance", () => {
   });
 
   it("prorates in the customer's timezone: 23:30 UTC on July 9th is July 10th in Paris", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const p = await seatsPlan(org, true);
-    const cus = await customer(org, { timezone: "Europe/Paris" });
-    const sub = await subscribe(org, cus, p.plan);
+    const { org, p, cus, sub } = await seatsCustomer(true, { timezone: "Europe/Paris" });
     await org.freeze("2026-07-09T23:30:00Z");
     // 31 seats for 22 days: €220.00 exactly (in UTC it would be 23 days, €230.00).
     await send(org, sub, p.seats, 31, "2026-07-09T23:30:00Z");
@@ -104,11 +98,7 @@ describe("prorated charges paid in advance", () => {
 
 describe("the advance worker on the shared background loop", () => {
   it("an ingest commit kicks it: the event is billed without anyone asking", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const p = await seatsPlan(org, false);
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, p.plan);
+    const { org, p, cus, sub } = await seatsCustomer(false);
     await org.freeze("2026-07-02T00:00:00Z");
     await send(org, sub, p.seats, 2, "2026-07-02T00:00:00Z");
     // No runDue: the ingest commit's kick (or, at worst, the 1 s poll) bills it.
@@ -117,11 +107,7 @@ describe("the advance worker on the shared background loop", () => {
   });
 
   it("stop lets the transaction in progress commit and resolves after it; nothing more is taken", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const p = await seatsPlan(org, false);
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, p.plan);
+    const { org, p, cus, sub } = await seatsCustomer(false);
     await org.freeze("2026-07-02T00:00:00Z");
     // The app's own worker would bill these first: a second subscription's events are held back
     // from it by pausing inside the other worker's transaction.

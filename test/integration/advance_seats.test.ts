@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { uid } from "./support.ts";
-import { BILLING_ENV, customer, invoiceOf, invoicesOf, newOrg, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, invoiceOf, invoicesOf, newOrg, seatsPlanOf, subscribe, type Org } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -18,23 +18,7 @@ afterAll(async () => {
 });
 
 async function seatsPlan(org: Org, charge: Record<string, unknown>, recurring = true) {
-  const metric = (
-    await org.api("POST", "/api/v1/billable_metrics", {
-      billable_metric: { name: "Seats", code: uid("seats"), aggregation_type: "unique_count_agg", field_name: "user_id", recurring },
-    })
-  ).billable_metric;
-  const plan = (
-    await org.api("POST", "/api/v1/plans", {
-      plan: {
-        name: "Seats",
-        code: uid("seats"),
-        interval: "monthly",
-        amount_cents: 0,
-        amount_currency: "EUR",
-        charges: [{ billable_metric_id: metric.lago_id, pay_in_advance: true, ...charge }],
-      },
-    })
-  ).plan;
+  const { metric, plan } = await seatsPlanOf(org, { aggregation_type: "unique_count_agg", field_name: "user_id", recurring }, charge);
   return { code: metric.code as string, plan: plan.code as string };
 }
 
@@ -69,14 +53,19 @@ function seats(org: Org, sub: string, code: string) {
   return { at, txs };
 }
 
+/** A new organization on July 1st 2026, a customer subscribed to a seats plan of `charge`, and its seats. */
+async function seatsCustomer(charge: Record<string, unknown>, recurring = true) {
+  const org = await newOrg(t);
+  await org.freeze("2026-07-01T00:00:00Z");
+  const { code, plan } = await seatsPlan(org, charge, recurring);
+  const cus = await customer(org);
+  const sub = await subscribe(org, cus, plan);
+  return { org, code, cus, sub, s: seats(org, sub, code) };
+}
+
 describe("seats: charges paid in advance on recurring unique counts", () => {
   it("bills a seat only above the most held in the period, refunds no removal, and carries the seats held into the next period", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const { code, plan } = await seatsPlan(org, { charge_model: "standard", properties: { amount: "10" } });
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, plan);
-    const s = seats(org, sub, code);
+    const { org, code, cus, sub, s } = await seatsCustomer({ charge_model: "standard", properties: { amount: "10" } });
     const amounts = async () => chronological(await invoicesOf(org, cus)).map((i) => i.fees_amount_cents);
 
     // July 5th: alice and bob, €10 each (one invoice per event); alice added again: already held, nothing.
@@ -143,12 +132,7 @@ describe("seats: charges paid in advance on recurring unique counts", () => {
   });
 
   it("prorated seats pay the days left from their day; the carried seats pay the whole next period", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const { code, plan } = await seatsPlan(org, { charge_model: "standard", prorated: true, properties: { amount: "10" } });
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, plan);
-    const s = seats(org, sub, code);
+    const { org, cus, s } = await seatsCustomer({ charge_model: "standard", prorated: true, properties: { amount: "10" } });
 
     // July 10th: 3 seats, each €10 × 22/31 = €7.0967… → €7.10.
     await s.at("2026-07-10T00:00:00Z", "a", "b", "c");
@@ -169,10 +153,8 @@ describe("seats: charges paid in advance on recurring unique counts", () => {
   });
 
   it("graduated seats pay the tier the period's high-water mark reaches", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
     // Seats 1–2 free, from the 3rd €5 each.
-    const { code, plan } = await seatsPlan(org, {
+    const { org, cus, s } = await seatsCustomer({
       charge_model: "graduated",
       properties: {
         graduated_ranges: [
@@ -181,9 +163,6 @@ describe("seats: charges paid in advance on recurring unique counts", () => {
         ],
       },
     });
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, plan);
-    const s = seats(org, sub, code);
     // a and b free; c €5; a swapped for d: nothing; e: a 4th held at once, €5.
     await s.at("2026-07-03T00:00:00Z", "a", "b", "c", "-a", "d", "e");
     // August 1st: b, c, d, e held: price(4) = €10.00.
@@ -199,12 +178,7 @@ describe("seats: charges paid in advance on recurring unique counts", () => {
   });
 
   it("a late seat of a closed period is billed in its period and counts as paid in the next one", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const { code, plan } = await seatsPlan(org, { charge_model: "standard", properties: { amount: "10" } });
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, plan);
-    const s = seats(org, sub, code);
+    const { org, code, cus, sub, s } = await seatsCustomer({ charge_model: "standard", properties: { amount: "10" } });
     await s.at("2026-07-05T00:00:00Z", "a", "b");
     // August 1st: a and b for August, €20.00; August 3rd: d, a third seat, €10.
     await org.freeze("2026-08-01T01:00:00Z");
@@ -336,12 +310,7 @@ describe("seats: charges paid in advance on recurring unique counts", () => {
   });
 
   it("estimate_fees answers what an add or a remove would cost now, storing nothing", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const { code, plan } = await seatsPlan(org, { charge_model: "standard", properties: { amount: "10" } });
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, plan);
-    const s = seats(org, sub, code);
+    const { org, code, cus, sub, s } = await seatsCustomer({ charge_model: "standard", properties: { amount: "10" } });
     await s.at("2026-07-05T00:00:00Z", "a", "b", "-b");
     const estimate = async (properties: Record<string, unknown>) =>
       ((await org.api("POST", "/api/v1/events/estimate_fees", { event: { code, external_subscription_id: sub, properties } })).fees as any[]).map(
@@ -358,12 +327,7 @@ describe("seats: charges paid in advance on recurring unique counts", () => {
   });
 
   it("metered unique counts in advance keep their per-period values and carry nothing over", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-07-01T00:00:00Z");
-    const { code, plan } = await seatsPlan(org, { charge_model: "standard", properties: { amount: "10" } }, false);
-    const cus = await customer(org);
-    const sub = await subscribe(org, cus, plan);
-    const s = seats(org, sub, code);
+    const { org, cus, s } = await seatsCustomer({ charge_model: "standard", properties: { amount: "10" } }, false);
     await s.at("2026-07-05T00:00:00Z", "a", "b");
     await org.freeze("2026-08-01T01:00:00Z");
     await s.at("2026-08-05T00:00:00Z", "a");

@@ -4,7 +4,6 @@
 // and random windows, through current_usage, past_usage and the invoice; a key the rollups do not
 // keep (a subscription override) is read from raw events. On PGlite by default, PostgreSQL with
 // TEST_DATABASE_URL.
-import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyRollups } from "../../src/modules/ingest/verify.ts";
 import { ChargeSlots, type Span, splitByHours } from "../../src/modules/metering/core/index.ts";
@@ -12,9 +11,9 @@ import { readGroupedPartials, readRawPartials } from "../../src/modules/metering
 import { Decimal } from "../../src/shared/money.ts";
 import { DB_KIND } from "../helpers/db.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { bearer, json, uid } from "./support.ts";
+import { uid } from "./support.ts";
+import { BILLING_ENV, newUsageOrg, type UsageSub } from "./billing_support.ts";
 
-const ADMIN_TOKEN = "admin-token-for-grouped-rollups-tests-0123456789";
 let t: TestApp;
 
 beforeAll(async () => {
@@ -23,9 +22,7 @@ beforeAll(async () => {
   // here would otherwise leave high-cardinality keys to raw events.
   t = await startTestApp({
     env: {
-      VALUEVERSE_ADMIN_TOKEN: ADMIN_TOKEN,
-      VALUEVERSE_TEST_CLOCK: "on",
-      BILLING_SCHEDULER: "off",
+      ...BILLING_ENV,
       INGEST_WRITERS: "4",
       INGEST_BATCH_MAX: "20",
       ROLLUP_GROUP_MAX_ROWS_PERCENT: "100",
@@ -36,59 +33,19 @@ afterAll(async () => {
   await t?.close();
 });
 
-type Method = "GET" | "POST" | "PUT" | "DELETE";
 const T = (iso: string) => Date.parse(iso);
 
 async function newOrg() {
-  const r = await t.app.http.inject({ method: "POST", url: "/admin/v1/organizations", headers: bearer(ADMIN_TOKEN), payload: { organization: { name: uid("Org") } } });
-  expect(r.statusCode, r.body).toBe(200);
-  const key = json(r).api_key as string;
-  const orgId = (await t.app.orgs.authenticate(key))!;
-  const raw = (method: Method, url: string, payload?: unknown): Promise<LightMyRequestResponse> =>
-    t.app.http.inject({ method, url, headers: bearer(key), ...(payload === undefined ? {} : { payload: payload as InjectOptions["payload"] }) });
-  const api = async (method: Method, url: string, payload?: unknown) => {
-    const r = await raw(method, url, payload);
-    expect(r.statusCode, r.body).toBe(200);
-    return json(r);
-  };
-  const org = {
-    orgId,
-    api,
-    freeze: (at: string) => api("PUT", "/api/v1/test_clock", { test_clock: { frozen_time: at } }),
-    metric: async (fields: Record<string, unknown>) =>
-      (await api("POST", "/api/v1/billable_metrics", { billable_metric: { name: String(fields["code"]), ...fields } })).billable_metric,
-    plan: async (charges: unknown[]) =>
-      (await api("POST", "/api/v1/plans", { plan: { name: "Usage", code: uid("plan"), interval: "monthly", amount_cents: 0, amount_currency: "EUR", charges } })).plan,
-    /** A customer subscribed (calendar, monthly) to `planCode` from `at`. */
-    subscribe: async (planCode: string, at: string, extra: Record<string, unknown> = {}) => {
-      const customer = uid("cus");
-      await api("POST", "/api/v1/customers", { customer: { external_id: customer, currency: "EUR" } });
-      const sub = uid("sub");
-      await api("POST", "/api/v1/subscriptions", {
-        subscription: { external_customer_id: customer, plan_code: planCode, external_id: sub, billing_time: "calendar", subscription_at: at, ...extra },
-      });
-      return { customer, sub };
-    },
-    send: async (sub: string, events: { code: string; at: number; properties?: Record<string, unknown> }[]) => {
-      const batch = events.map((e) => ({
-        transaction_id: uid("tx"),
-        external_subscription_id: sub,
-        code: e.code,
-        timestamp: e.at / 1000,
-        properties: e.properties ?? {},
-      }));
-      for (let i = 0; i < batch.length; i += 100) await api("POST", "/api/v1/events/batch", { events: batch.slice(i, i + 100) });
-    },
-    usage: async (s: { customer: string; sub: string }) =>
-      (await api("GET", `/api/v1/customers/${s.customer}/current_usage?external_subscription_id=${s.sub}`)).customer_usage,
-    pastUsage: async (s: { customer: string; sub: string }) =>
-      (await api("GET", `/api/v1/customers/${s.customer}/past_usage?external_subscription_id=${s.sub}`)).usage_periods,
+  const org = await newUsageOrg(t);
+  const { api } = org;
+  return {
+    ...org,
+    pastUsage: async (s: UsageSub) => (await api("GET", `/api/v1/customers/${s.customer}/past_usage?external_subscription_id=${s.sub}`)).usage_periods,
     invoices: async (customer: string) => {
       const list = (await api("GET", `/api/v1/invoices?external_customer_id=${customer}`)).invoices;
       return Promise.all(list.map(async (i: any) => (await api("GET", `/api/v1/invoices/${i.lago_id}`)).invoice));
     },
   };
-  return org;
 }
 
 async function groupKeysOf(orgId: number, code: string): Promise<string[]> {

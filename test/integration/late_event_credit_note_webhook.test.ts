@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { uid } from "./support.ts";
-import { BILLING_ENV, customer, invoiceOf, invoicesOf, newOrg, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, invoiceOf, invoicesOf, orgWithHooks, subscribe, type Org } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -23,9 +23,7 @@ const latest = async (org: Org, cus: string) => invoiceOf(org, (await invoicesOf
 
 describe("late-event credit note webhook", () => {
   it("credit_note.created shows the late_events link and equals what GET /credit_notes/:id shows", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-01-01T00:00:00Z");
-    await org.api("POST", "/api/v1/webhook_endpoints", { webhook_endpoint: { webhook_url: "http://127.0.0.1:9/hook", signature_algo: "hmac" } });
+    const org = await orgWithHooks(t);
     const metric = (
       await org.api("POST", "/api/v1/billable_metrics", { billable_metric: { name: "Used", code: uid("used"), aggregation_type: "sum_agg", field_name: "n" } })
     ).billable_metric;

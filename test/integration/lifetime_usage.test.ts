@@ -5,8 +5,8 @@
 // TEST_DATABASE_URL.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { json, uid } from "./support.ts";
-import { BILLING_ENV, customer, invoicesOf, newOrg, plan, sendCalls, subscribe, type Org } from "./billing_support.ts";
+import { json } from "./support.ts";
+import { BILLING_ENV, customer, invoicesOf, newOrg, plan, sendCalls, subscribe, thresholdPlan, type Org } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -15,29 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
 });
-
-/** €100 a month in arrears, calls at €0.05; thresholds at €10 and €30, then every €50. */
-async function thresholdPlan(org: Org) {
-  const calls = (await org.api("POST", "/api/v1/billable_metrics", { billable_metric: { name: "API calls", code: uid("calls"), aggregation_type: "count_agg" } }))
-    .billable_metric;
-  const code = uid("growth");
-  await org.api("POST", "/api/v1/plans", {
-    plan: {
-      name: "Growth",
-      code,
-      interval: "monthly",
-      amount_cents: 10000,
-      amount_currency: "EUR",
-      charges: [{ billable_metric_id: calls.lago_id, charge_model: "standard", properties: { amount: "0.05" } }],
-      usage_thresholds: [
-        { amount_cents: 1000, threshold_display_name: "Step 1" },
-        { amount_cents: 3000, threshold_display_name: "Step 2" },
-        { amount_cents: 5000, threshold_display_name: "Every €50", recurring: true },
-      ],
-    },
-  });
-  return { calls: calls.code as string, plan: code };
-}
 
 const lifetime = async (org: Org, sub: string) => {
   const r = await org.raw("GET", `/api/v1/subscriptions/${encodeURIComponent(sub)}/lifetime_usage`);

@@ -3,67 +3,28 @@
 // when none is sent, unique per plan), Lago-shaped 422s naming the field, 404s, tenancy, the cached
 // plan, subscriptions' plan_overrides, current usage and metering's rollup group keys. On PGlite by
 // default, PostgreSQL with TEST_DATABASE_URL.
-import type { InjectOptions, LightMyRequestResponse } from "fastify";
+import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMigrations, splitStatements } from "../../src/db/migrate.ts";
 import { verifyRollups } from "../../src/modules/ingest/verify.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { bearer, json, uid } from "./support.ts";
+import { json, uid } from "./support.ts";
+import { BILLING_ENV, newUsageOrg } from "./billing_support.ts";
 
-const ADMIN_TOKEN = "admin-token-for-plan-charges-tests-0123456789";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 let t: TestApp;
 
 beforeAll(async () => {
   t = await startTestApp({
-    env: { VALUEVERSE_ADMIN_TOKEN: ADMIN_TOKEN, VALUEVERSE_TEST_CLOCK: "on", BILLING_SCHEDULER: "off", ROLLUP_GROUP_MAX_ROWS_PERCENT: "100" },
+    env: { ...BILLING_ENV, ROLLUP_GROUP_MAX_ROWS_PERCENT: "100" },
   });
 });
 afterAll(async () => {
   await t?.close();
 });
 
-type Method = "GET" | "POST" | "PUT" | "DELETE";
 const T = (iso: string) => Date.parse(iso);
-
-async function newOrg() {
-  const r = await t.app.http.inject({ method: "POST", url: "/admin/v1/organizations", headers: bearer(ADMIN_TOKEN), payload: { organization: { name: uid("Org") } } });
-  expect(r.statusCode, r.body).toBe(200);
-  const key = json(r).api_key as string;
-  const orgId = (await t.app.orgs.authenticate(key))!;
-  const raw = (method: Method, url: string, payload?: unknown): Promise<LightMyRequestResponse> =>
-    t.app.http.inject({ method, url, headers: bearer(key), ...(payload === undefined ? {} : { payload: payload as InjectOptions["payload"] }) });
-  const api = async (method: Method, url: string, payload?: unknown) => {
-    const r = await raw(method, url, payload);
-    expect(r.statusCode, `${method} ${url}: ${r.body}`).toBe(200);
-    return json(r);
-  };
-  return {
-    orgId,
-    raw,
-    api,
-    freeze: (at: string) => api("PUT", "/api/v1/test_clock", { test_clock: { frozen_time: at } }),
-    metric: async (fields: Record<string, unknown>) =>
-      (await api("POST", "/api/v1/billable_metrics", { billable_metric: { name: String(fields["code"]), ...fields } })).billable_metric,
-    plan: async (charges: unknown[], code = uid("plan")) =>
-      (await api("POST", "/api/v1/plans", { plan: { name: "Usage", code, interval: "monthly", amount_cents: 0, amount_currency: "EUR", charges } })).plan,
-    subscribe: async (planCode: string, at: string, extra: Record<string, unknown> = {}) => {
-      const customer = uid("cus");
-      await api("POST", "/api/v1/customers", { customer: { external_id: customer, currency: "EUR" } });
-      const sub = uid("sub");
-      await api("POST", "/api/v1/subscriptions", {
-        subscription: { external_customer_id: customer, plan_code: planCode, external_id: sub, billing_time: "calendar", subscription_at: at, ...extra },
-      });
-      return { customer, sub };
-    },
-    send: async (sub: string, events: { code: string; at: number; properties?: Record<string, unknown> }[]) => {
-      const batch = events.map((e) => ({ transaction_id: uid("tx"), external_subscription_id: sub, code: e.code, timestamp: e.at / 1000, properties: e.properties ?? {} }));
-      await api("POST", "/api/v1/events/batch", { events: batch });
-    },
-    usage: async (s: { customer: string; sub: string }) =>
-      (await api("GET", `/api/v1/customers/${s.customer}/current_usage?external_subscription_id=${s.sub}`)).customer_usage,
-  };
-}
+const newOrg = () => newUsageOrg(t);
 
 const chargesUrl = (plan: string, charge?: string) => `/api/v1/plans/${encodeURIComponent(plan)}/charges${charge === undefined ? "" : `/${encodeURIComponent(charge)}`}`;
 const filtersUrl = (plan: string, charge: string, id?: string) => `${chargesUrl(plan, charge)}/filters${id === undefined ? "" : `/${id}`}`;

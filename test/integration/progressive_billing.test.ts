@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { uid } from "./support.ts";
-import { BILLING_ENV, customer, expect422, invoiceOf, invoicesOf, newOrg, sendCalls, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, expect422, invoiceOf, invoicesOf, newOrg, sendCalls, subscribe, thresholdPlan, type Org } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -15,36 +15,13 @@ afterAll(async () => {
   await t?.close();
 });
 
-/** €100 a month in arrears, calls at €0.05; thresholds at €10 and €30, then every €50. */
-async function thresholdPlan(org: Org) {
-  const calls = (await org.api("POST", "/api/v1/billable_metrics", { billable_metric: { name: "API calls", code: uid("calls"), aggregation_type: "count_agg" } }))
-    .billable_metric;
-  const plan = (
-    await org.api("POST", "/api/v1/plans", {
-      plan: {
-        name: "Growth",
-        code: uid("growth"),
-        interval: "monthly",
-        amount_cents: 10000,
-        amount_currency: "EUR",
-        charges: [{ billable_metric_id: calls.lago_id, charge_model: "standard", properties: { amount: "0.05" } }],
-        usage_thresholds: [
-          { amount_cents: 3000, threshold_display_name: "Step 2" },
-          { amount_cents: 1000, threshold_display_name: "Step 1" },
-          { amount_cents: 5000, threshold_display_name: "Every €50", recurring: true },
-        ],
-      },
-    })
-  ).plan;
-  return { calls: calls.code as string, plan: plan.code as string, json: plan };
-}
-
 const progressive = async (org: Org, cus: string) => (await invoicesOf(org, cus)).filter((i) => i.invoice_type === "progressive_billing").reverse();
 
 describe("progressive billing", () => {
   it("shows the plan's thresholds in order, and refuses bad ones with a 422 naming the field", async () => {
     const org = await newOrg(t);
-    const p = await thresholdPlan(org);
+    // The steps sent out of order: the plan answers them sorted.
+    const p = await thresholdPlan(org, { stepsReversed: true });
     expect(p.json.usage_thresholds.map((u: any) => [u.amount_cents, u.threshold_display_name, u.recurring])).toEqual([
       [1000, "Step 1", false],
       [3000, "Step 2", false],
@@ -69,7 +46,7 @@ describe("progressive billing", () => {
     const org = await newOrg(t);
     await org.api("POST", "/api/v1/webhook_endpoints", { webhook_endpoint: { webhook_url: "http://127.0.0.1:9/hook", signature_algo: "hmac" } });
     await org.freeze("2026-01-01T00:00:00Z");
-    const p = await thresholdPlan(org);
+    const p = await thresholdPlan(org, { stepsReversed: true });
     const cus = await customer(org);
     const sub = await subscribe(org, cus, p.plan);
 

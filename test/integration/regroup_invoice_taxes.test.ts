@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { uid } from "./support.ts";
-import { BILLING_ENV, customer, invoiceOf, invoicesOf, newOrg, subscribe } from "./billing_support.ts";
+import { BILLING_ENV, customer, feeIds, invoiceOf, invoicesOf, newOrg, regroupedFeesPlan, sendCalls, subscribe } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -21,43 +21,17 @@ describe("regroup invoice taxes", () => {
     await org.freeze("2026-03-01T00:00:00Z");
     const vat = (await org.api("POST", "/api/v1/taxes", { tax: { name: "VAT", code: uid("vat"), rate: "10" } })).tax;
     const eco = (await org.api("POST", "/api/v1/taxes", { tax: { name: "Eco", code: uid("eco"), rate: "5.5", description: "Eco levy" } })).tax;
-    const transfers = (
-      await org.api("POST", "/api/v1/billable_metrics", { billable_metric: { name: "FX transfers", code: uid("fx"), aggregation_type: "count_agg" } })
-    ).billable_metric;
-    const planCode = uid("fx");
-    await org.api("POST", "/api/v1/plans", {
-      plan: {
-        name: "FX",
-        code: planCode,
-        interval: "monthly",
-        amount_cents: 0,
-        amount_currency: "EUR",
-        charges: [
-          {
-            billable_metric_id: transfers.lago_id,
-            charge_model: "standard",
-            pay_in_advance: true,
-            invoiceable: false,
-            regroup_paid_fees: "invoice",
-            tax_codes: [vat.code, eco.code],
-            properties: { amount: "1.55" },
-          },
-        ],
-      },
-    });
+    const fx = await regroupedFeesPlan(org, "1.55", [vat.code, eco.code]);
     const cus = await customer(org);
-    const sub = await subscribe(org, cus, planCode);
+    const sub = await subscribe(org, cus, fx.plan);
     await org.freeze("2026-03-02T00:00:00Z");
-    const at = Math.floor(Date.parse("2026-03-02T00:00:00Z") / 1000);
-    await org.api("POST", "/api/v1/events/batch", {
-      events: [1, 2].map(() => ({ transaction_id: uid("tx"), external_subscription_id: sub, code: transfers.code, timestamp: at })),
-    });
+    await sendCalls(org, sub, fx.transfers, 2, "2026-03-02T00:00:00Z");
     await t.app.advanceBilling.runDue({ orgId: org.orgId });
-    const fees = (await t.db.query<{ lago_id: string }>("SELECT lago_id::text AS lago_id FROM fees WHERE org_id = $1 ORDER BY id", [org.orgId])).rows;
+    const fees = await feeIds(t, org.orgId);
     expect(fees).toHaveLength(2);
-    for (const f of fees) {
+    for (const id of fees) {
       // 1.55 each: VAT 10 % = 0.155, Eco 5.5 % = 0.08525, 0.24025 rounded once: 0.24.
-      const fee = (await org.api("PUT", `/api/v1/fees/${f.lago_id}`, { fee: { payment_status: "succeeded" } })).fee;
+      const fee = (await org.api("PUT", `/api/v1/fees/${id}`, { fee: { payment_status: "succeeded" } })).fee;
       expect(fee).toMatchObject({ amount_cents: 155, taxes_amount_cents: 24 });
     }
     await org.freeze("2026-04-01T01:00:00Z");

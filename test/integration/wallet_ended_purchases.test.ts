@@ -12,7 +12,7 @@ import { loadConfig } from "../../src/shared/config.ts";
 import { T0, type TestApp } from "../helpers/app.ts";
 import { openTestDb } from "../helpers/db.ts";
 import { scalar, waitFor } from "./support.ts";
-import { BILLING_ENV, customer, invoiceOf, newOrg, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, invoiceOf, orgWithHooks, walletOf, webhookPayloadsOf, type Org } from "./billing_support.ts";
 
 /** A provider the test answers by hand: each charge waits until `answer` is called. */
 class HandProvider implements PaymentProvider {
@@ -44,9 +44,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const walletOf = async (org: Org, id: string) => (await org.api("GET", `/api/v1/wallets/${id}`)).wallet;
 const transactionOf = async (org: Org, id: string) => (await org.api("GET", `/api/v1/wallet_transactions/${id}`)).wallet_transaction;
-const hooksOf = async (org: Org, type: string) => ((await org.api("GET", `/api/v1/webhooks?webhook_type=${type}`)).webhooks as any[]).map((h) => h.payload);
 const markPaid = (org: Org, invoice: string) => org.raw("PUT", `/api/v1/invoices/${invoice}`, { invoice: { payment_status: "succeeded" } });
 const refund = (org: Org, invoice: any, cents: number) =>
   org.raw("POST", "/api/v1/credit_notes", {
@@ -66,16 +64,9 @@ async function walletWithUnpaidPurchase(org: Org, cus: string, extra: Record<str
   return { wallet, purchase, invoice };
 }
 
-async function orgWithHooks(at = "2026-01-01T00:00:00Z") {
-  const org = await newOrg(t);
-  await org.freeze(at);
-  await org.api("POST", "/api/v1/webhook_endpoints", { webhook_endpoint: { webhook_url: "http://127.0.0.1:9/hook", signature_algo: "hmac" } });
-  return org;
-}
-
 describe("a wallet that ends takes its unpaid purchases with it", () => {
   it("expiry: the purchase fails, its credit invoice is voided, a later payment is refused and nothing enters the wallet", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org);
     const { wallet, purchase, invoice } = await walletWithUnpaidPurchase(org, cus, { expiration_at: "2026-03-01T00:00:00Z" });
 
@@ -84,8 +75,8 @@ describe("a wallet that ends takes its unpaid purchases with it", () => {
     expect(await transactionOf(org, purchase.lago_id)).toMatchObject({ status: "failed", failed_at: "2026-03-01T00:00:00Z", settled_at: null });
     expect(await invoiceOf(org, invoice.lago_id)).toMatchObject({ status: "voided", payment_status: "pending" });
     // Announced: the invoice voided, the purchase failed.
-    expect((await hooksOf(org, "invoice.voided")).map((p) => p.invoice.lago_id)).toEqual([invoice.lago_id]);
-    expect((await hooksOf(org, "wallet_transaction.updated")).map((p) => [p.wallet_transaction.lago_id, p.wallet_transaction.status])).toEqual([[purchase.lago_id, "failed"]]);
+    expect((await webhookPayloadsOf(org, "invoice.voided")).map((p) => p.invoice.lago_id)).toEqual([invoice.lago_id]);
+    expect((await webhookPayloadsOf(org, "wallet_transaction.updated")).map((p) => [p.wallet_transaction.lago_id, p.wallet_transaction.status])).toEqual([[purchase.lago_id, "failed"]]);
 
     // The customer's payment notice comes later: refused, the wallet stays empty.
     const late = await markPaid(org, invoice.lago_id);
@@ -97,7 +88,7 @@ describe("a wallet that ends takes its unpaid purchases with it", () => {
   });
 
   it("DELETE: the purchase fails, its credit invoice is voided, a later payment is refused and nothing enters the wallet", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org);
     const { wallet, purchase, invoice } = await walletWithUnpaidPurchase(org, cus);
 
@@ -106,18 +97,18 @@ describe("a wallet that ends takes its unpaid purchases with it", () => {
     expect(ended.wallet).toMatchObject({ status: "terminated", balance_cents: 200 });
     expect(await transactionOf(org, purchase.lago_id)).toMatchObject({ status: "failed", failed_at: "2026-01-01T00:00:00Z" });
     expect(await invoiceOf(org, invoice.lago_id)).toMatchObject({ status: "voided" });
-    expect((await hooksOf(org, "invoice.voided")).map((p) => p.invoice.lago_id)).toEqual([invoice.lago_id]);
+    expect((await webhookPayloadsOf(org, "invoice.voided")).map((p) => p.invoice.lago_id)).toEqual([invoice.lago_id]);
 
     const late = await markPaid(org, invoice.lago_id);
     expect(late.statusCode, late.body).toBe(405);
     expect(await walletOf(org, wallet.lago_id)).toMatchObject({ balance_cents: 200, credits_balance: "1" });
     // A second DELETE changes nothing.
     expect((await org.api("DELETE", `/api/v1/wallets/${wallet.lago_id}`)).wallet).toMatchObject({ status: "terminated", balance_cents: 200 });
-    expect(await hooksOf(org, "invoice.voided")).toHaveLength(1);
+    expect(await webhookPayloadsOf(org, "invoice.voided")).toHaveLength(1);
   });
 
   it("the payment's collection stops: the provider is never asked for the voided purchase", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org, { billing_configuration: { payment_provider_code: "by_hand", provider_customer_id: "card_stop" } });
     const { wallet, invoice } = await walletWithUnpaidPurchase(org, cus);
     const payment = async () => (await org.api("GET", `/api/v1/payments?invoice_id=${invoice.lago_id}`)).payments[0];
@@ -129,7 +120,7 @@ describe("a wallet that ends takes its unpaid purchases with it", () => {
   });
 
   it("top-ups are refused once the wallet is past its expiration_at, before the pass ends it", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org);
     const { wallet } = await walletWithUnpaidPurchase(org, cus, { expiration_at: "2026-03-01T00:00:00Z" });
     await t.db.query("UPDATE wallets SET expiration_at = '2026-01-01T00:00:00Z' WHERE lago_id = $1", [wallet.lago_id]);
@@ -141,7 +132,7 @@ describe("a wallet that ends takes its unpaid purchases with it", () => {
 
 describe("a payment in flight when the wallet ends", () => {
   it("DELETE waits for it (405); declined, the wallet then ends and voids the invoice", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org, { billing_configuration: { payment_provider_code: "by_hand", provider_customer_id: "card_declined" } });
     const { wallet, purchase, invoice } = await walletWithUnpaidPurchase(org, cus);
     const running = t.app.payments.worker.runDue({ orgId: org.orgId });
@@ -161,7 +152,7 @@ describe("a payment in flight when the wallet ends", () => {
   });
 
   it("expiry waits for it; paid after the expiration_at, it grants nothing and the whole invoice is refundable", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org, { billing_configuration: { payment_provider_code: "by_hand", provider_customer_id: "card_ok" } });
     const { wallet, purchase, invoice } = await walletWithUnpaidPurchase(org, cus, { expiration_at: "2026-03-01T00:00:00Z" });
     const running = t.app.payments.worker.runDue({ orgId: org.orgId });
@@ -201,7 +192,7 @@ describe("a payment in flight when the wallet ends", () => {
   });
 
   it("a purchase paid for a wallet terminated meanwhile grants nothing and is refundable in full", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org);
     const { wallet, purchase, invoice } = await walletWithUnpaidPurchase(org, cus);
     // A wallet ended before this rule existed: terminated with its purchase still pending.
@@ -210,7 +201,7 @@ describe("a payment in flight when the wallet ends", () => {
     expect(paid.statusCode, paid.body).toBe(200);
     expect(await transactionOf(org, purchase.lago_id)).toMatchObject({ status: "failed" });
     expect(await walletOf(org, wallet.lago_id)).toMatchObject({ balance_cents: 200 });
-    expect((await hooksOf(org, "wallet_transaction.updated")).map((p) => p.wallet_transaction.status)).toEqual(["failed"]);
+    expect((await webhookPayloadsOf(org, "wallet_transaction.updated")).map((p) => p.wallet_transaction.status)).toEqual(["failed"]);
     const r = await refund(org, invoice, 2000);
     expect(r.statusCode, r.body).toBe(200);
     expect(await walletOf(org, wallet.lago_id)).toMatchObject({ balance_cents: 200 });
@@ -219,7 +210,7 @@ describe("a payment in flight when the wallet ends", () => {
 
 describe("expiry and payment at once", () => {
   it("either the invoice is voided (the payment refused) or the payment grants nothing; never credits in the ended wallet", async () => {
-    const org = await orgWithHooks();
+    const org = await orgWithHooks(t);
     const cus = await customer(org);
     const rounds: { wallet: any; purchase: any; invoice: any }[] = [];
     for (let i = 0; i < 6; i++) rounds.push(await walletWithUnpaidPurchase(org, cus, { expiration_at: "2026-03-01T00:00:00Z", granted_credits: "0" }));

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sqlState } from "../../src/db/db.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { scalar } from "./support.ts";
-import { BILLING_ENV, customer, expect422, invoiceOf, invoicesOf, newOrg, plan, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, customer, expect422, invoiceOf, invoicesOf, markInvoicePaid, newOrg, orgWithHooks, plan, postCreditNote, subscribe, walletOf, walletPurchase, walletTransactionsOf, type Org } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -19,39 +19,28 @@ afterAll(async () => {
   await t?.close();
 });
 
-const walletOf = async (org: Org, id: string) => (await org.api("GET", `/api/v1/wallets/${id}`)).wallet;
-const transactionsOf = async (org: Org, walletId: string, query = "") => (await org.api("GET", `/api/v1/wallets/${walletId}/wallet_transactions${query}`)).wallet_transactions as any[];
-const paid = (org: Org, invoice: string) => org.api("PUT", `/api/v1/invoices/${invoice}`, { invoice: { payment_status: "succeeded" } });
-
 /** A wallet at 2.00 EUR a credit with `credits` bought and paid; answers it, the credit invoice and its fee. */
 async function paidPurchase(org: Org, cus: string, credits: string, granted = "0") {
-  const wallet = (await org.api("POST", "/api/v1/wallets", { wallet: { external_customer_id: cus, currency: "EUR", rate_amount: "2", paid_credits: credits, granted_credits: granted } }))
-    .wallet;
-  const bought = (await transactionsOf(org, wallet.lago_id)).find((x) => x.transaction_status === "purchased");
-  const invoice = await invoiceOf(org, bought.lago_invoice_id);
-  await paid(org, invoice.lago_id);
-  return { wallet, invoice, fee: invoice.fees[0].lago_id as string };
+  const { wallet, invoice, fee } = await walletPurchase(org, cus, credits, granted);
+  await markInvoicePaid(org, invoice.lago_id);
+  return { wallet, invoice, fee };
 }
 
-const note = (org: Org, invoice: string, fee: string, amount: number, split: { credit_amount_cents?: number; refund_amount_cents?: number } = {}) =>
-  org.raw("POST", "/api/v1/credit_notes", { credit_note: { invoice_id: invoice, reason: "order_cancellation", items: [{ fee_id: fee, amount_cents: amount }], ...split } });
 const estimate = (org: Org, invoice: string, fee: string, amount: number) =>
   org.raw("POST", "/api/v1/credit_notes/estimate", { credit_note: { invoice_id: invoice, items: [{ fee_id: fee, amount_cents: amount }] } });
 
 describe("the credits a credit note takes back name the credit invoice", () => {
   it("each note's voided transaction shows the credit invoice and the note, in the list, by id and in its webhook", async () => {
-    const org = await newOrg(t);
-    await org.freeze("2026-01-01T00:00:00Z");
-    await org.api("POST", "/api/v1/webhook_endpoints", { webhook_endpoint: { webhook_url: "http://127.0.0.1:9/hook", signature_algo: "hmac" } });
+    const org = await orgWithHooks(t);
     const cus = await customer(org);
     const { wallet, invoice, fee } = await paidPurchase(org, cus, "10");
-    const r1 = await note(org, invoice.lago_id, fee, 300, { refund_amount_cents: 300 });
-    const r2 = await note(org, invoice.lago_id, fee, 500);
-    const r3 = await note(org, invoice.lago_id, fee, 200, { refund_amount_cents: 200 });
+    const r1 = await postCreditNote(org, invoice.lago_id, fee, 300, { refund_amount_cents: 300 });
+    const r2 = await postCreditNote(org, invoice.lago_id, fee, 500);
+    const r3 = await postCreditNote(org, invoice.lago_id, fee, 200, { refund_amount_cents: 200 });
     for (const r of [r1, r2, r3]) expect(r.statusCode, r.body).toBe(200);
     const ids = [r1, r2, r3].map((r) => JSON.parse(r.body).credit_note.lago_id as string);
 
-    const voided = await transactionsOf(org, wallet.lago_id, "?transaction_status=voided");
+    const voided = await walletTransactionsOf(org, wallet.lago_id, "?transaction_status=voided");
     expect(voided.map((x) => [x.transaction_type, x.status, x.amount_cents, x.lago_invoice_id, x.lago_credit_note_id]).sort()).toEqual(
       [
         ["outbound", "settled", 300, invoice.lago_id, ids[0]],
@@ -104,14 +93,14 @@ describe("the credits a credit note takes back name the credit invoice", () => {
     const cus = await customer(org);
     const { wallet, invoice, fee } = await paidPurchase(org, cus, "10");
     await org.api("POST", "/api/v1/wallet_transactions", { wallet_transaction: { wallet_id: wallet.lago_id, voided_credits: "1" } });
-    expect((await note(org, invoice.lago_id, fee, 300, { refund_amount_cents: 300 })).statusCode).toBe(200);
+    expect((await postCreditNote(org, invoice.lago_id, fee, 300, { refund_amount_cents: 300 })).statusCode).toBe(200);
     // As the previous version wrote them: no invoice on the note's void.
     await t.db.query("UPDATE wallet_transactions SET invoice_id = NULL WHERE org_id = $1 AND credit_note_id IS NOT NULL", [org.orgId]);
     const sql = readFileSync(new URL("../../src/db/migrations/0022_wallet_voids_and_expiry.sql", import.meta.url), "utf8");
     const from = sql.indexOf("UPDATE wallet_transactions");
     const backfill = sql.slice(from, sql.indexOf(";", from) + 1);
     await t.db.query(backfill);
-    const voided = await transactionsOf(org, wallet.lago_id, "?transaction_status=voided");
+    const voided = await walletTransactionsOf(org, wallet.lago_id, "?transaction_status=voided");
     // The note's void names the credit invoice again; the manual void (no note) names none.
     expect(voided.map((x) => [x.amount_cents, x.lago_invoice_id, x.lago_credit_note_id === null]).sort()).toEqual(
       [
@@ -129,7 +118,7 @@ describe("the credits a credit note takes back name the credit invoice", () => {
     await subscribe(org, cus, p.plan);
     const { wallet, invoice } = await paidPurchase(org, cus, "10");
     // A 4.00 refund of the purchase (it names the credit invoice): 16.00 left for January's 30.00.
-    expect((await note(org, invoice.lago_id, invoice.fees[0].lago_id, 400, { refund_amount_cents: 400 })).statusCode).toBe(200);
+    expect((await postCreditNote(org, invoice.lago_id, invoice.fees[0].lago_id, 400, { refund_amount_cents: 400 })).statusCode).toBe(200);
     await org.freeze("2026-02-01T00:00:00Z");
     const [jan] = (await invoicesOf(org, cus)).filter((i) => i.invoice_type === "subscription");
     expect(jan).toMatchObject({ prepaid_credit_amount_cents: 1600, total_amount_cents: 1400 });
@@ -138,7 +127,7 @@ describe("the credits a credit note takes back name the credit invoice", () => {
     const v = await org.raw("POST", `/api/v1/invoices/${jan.lago_id}/void`);
     expect(v.statusCode, v.body).toBe(200);
     expect(await walletOf(org, wallet.lago_id)).toMatchObject({ balance_cents: 1600 });
-    const moves = await transactionsOf(org, wallet.lago_id);
+    const moves = await walletTransactionsOf(org, wallet.lago_id);
     expect(moves.filter((x) => x.transaction_status !== "purchased").map((x) => [x.transaction_type, x.transaction_status, x.amount_cents, x.lago_invoice_id]).sort()).toEqual(
       [
         ["outbound", "invoiced", 1600, jan.lago_id],
@@ -167,7 +156,7 @@ describe("the estimate of a credit note on a paid purchase of credits", () => {
 
     for (const amount of [2000, 501]) {
       const e = await estimate(org, invoice.lago_id, fee, amount);
-      const c = await note(org, invoice.lago_id, fee, amount, { refund_amount_cents: amount });
+      const c = await postCreditNote(org, invoice.lago_id, fee, amount, { refund_amount_cents: amount });
       // Same rule, same answer.
       expect(expect422(e, "items[0].amount_cents")).toEqual({ "items[0].amount_cents": ["higher_than_wallet_balance"] });
       expect(expect422(c, "items[0].amount_cents")).toEqual({ "items[0].amount_cents": ["higher_than_wallet_balance"] });
@@ -177,7 +166,7 @@ describe("the estimate of a credit note on a paid purchase of credits", () => {
     expect(JSON.parse(ok.body).estimated_credit_note).toMatchObject({ max_creditable_amount_cents: 500, max_refundable_amount_cents: 500, items: [{ lago_fee_id: fee, amount_cents: 500 }] });
     // The estimate took nothing: the note it announced is made, then the estimate of one more cent fails.
     expect(await walletOf(org, wallet.lago_id)).toMatchObject({ balance_cents: 500 });
-    expect((await note(org, invoice.lago_id, fee, 300, { refund_amount_cents: 300 })).statusCode).toBe(200);
+    expect((await postCreditNote(org, invoice.lago_id, fee, 300, { refund_amount_cents: 300 })).statusCode).toBe(200);
     const after = await estimate(org, invoice.lago_id, fee, 200);
     expect(after.statusCode, after.body).toBe(200);
     expect(JSON.parse(after.body).estimated_credit_note).toMatchObject({ max_creditable_amount_cents: 200, max_refundable_amount_cents: 200 });
@@ -190,7 +179,7 @@ describe("the estimate of a credit note on a paid purchase of credits", () => {
     const cus = await customer(org);
     // 5 credits bought (10.00), 100 granted; 6.00 of the purchase refunded already: 4.00 is left of it.
     const { wallet, invoice, fee } = await paidPurchase(org, cus, "5", "100");
-    expect((await note(org, invoice.lago_id, fee, 600, { refund_amount_cents: 600 })).statusCode).toBe(200);
+    expect((await postCreditNote(org, invoice.lago_id, fee, 600, { refund_amount_cents: 600 })).statusCode).toBe(200);
     const left = await estimate(org, invoice.lago_id, fee, 400);
     expect(left.statusCode, left.body).toBe(200);
     expect(JSON.parse(left.body).estimated_credit_note).toMatchObject({ max_creditable_amount_cents: 400, max_refundable_amount_cents: 400 });
@@ -199,7 +188,7 @@ describe("the estimate of a credit note on a paid purchase of credits", () => {
 
     await org.api("DELETE", `/api/v1/wallets/${wallet.lago_id}`);
     expect(expect422(await estimate(org, invoice.lago_id, fee, 100), "invoice_id")).toEqual({ invoice_id: ["wallet_is_terminated"] });
-    expect(expect422(await note(org, invoice.lago_id, fee, 100), "invoice_id")).toEqual({ invoice_id: ["wallet_is_terminated"] });
+    expect(expect422(await postCreditNote(org, invoice.lago_id, fee, 100), "invoice_id")).toEqual({ invoice_id: ["wallet_is_terminated"] });
   });
 
   it("another organization cannot estimate a note on this organization's purchase", async () => {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { scalar } from "./support.ts";
-import { BILLING_ENV, customer, expect422, invoicesOf, newOrg, plan, subscribe, type Org } from "./billing_support.ts";
+import { BILLING_ENV, createWallet, customer, expect422, invoicesOf, newOrg, plan, subscribe, walletOf, type Org } from "./billing_support.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -15,9 +15,6 @@ afterAll(async () => {
   await t?.close();
 });
 
-const createWallet = async (org: Org, cus: string, extra: Record<string, unknown>) =>
-  (await org.api("POST", "/api/v1/wallets", { wallet: { external_customer_id: cus, currency: "EUR", rate_amount: "1", ...extra } })).wallet;
-const walletOf = async (org: Org, id: string) => (await org.api("GET", `/api/v1/wallets/${id}`)).wallet;
 const ruleTransactions = async (org: Org, id: string) =>
   ((await org.api("GET", `/api/v1/wallets/${id}/wallet_transactions?per_page=100`)).wallet_transactions as any[])
     .filter((x) => x.source !== "manual")
@@ -29,7 +26,7 @@ describe("recurring wallet top-ups", () => {
     const org = await newOrg(t);
     await org.freeze("2026-01-15T10:00:00Z");
     const cus = await customer(org);
-    const w = await createWallet(org, cus, {
+    const w = await createWallet(org, cus, "1", {
       recurring_transaction_rules: [{ trigger: "interval", interval: "monthly", granted_credits: "10", transaction_name: "Monthly gift", transaction_metadata: [{ key: "k", value: "v" }] }],
     });
     expect(w.recurring_transaction_rules).toEqual([
@@ -74,7 +71,7 @@ describe("recurring wallet top-ups", () => {
     const org = await newOrg(t);
     await org.freeze("2026-01-10T00:00:00Z");
     const cus = await customer(org);
-    const w = await createWallet(org, cus, { recurring_transaction_rules: [{ trigger: "interval", interval: "weekly", paid_credits: "25", started_at: "2026-02-01T00:00:00Z" }] });
+    const w = await createWallet(org, cus, "1", { recurring_transaction_rules: [{ trigger: "interval", interval: "weekly", paid_credits: "25", started_at: "2026-02-01T00:00:00Z" }] });
     expect(w.recurring_transaction_rules[0]).toMatchObject({ started_at: "2026-02-01T00:00:00Z", next_top_up_at: "2026-02-01T00:00:00Z", paid_credits: "25" });
     await org.freeze("2026-02-01T12:00:00Z");
     expect(await ruleTransactions(org, w.lago_id)).toEqual([["interval", "purchased", "pending", 2500]]);
@@ -90,7 +87,7 @@ describe("recurring wallet top-ups", () => {
     const org = await newOrg(t);
     await org.freeze("2026-03-01T00:00:00Z");
     const cus = await customer(org);
-    const w = await createWallet(org, cus, {
+    const w = await createWallet(org, cus, "1", {
       granted_credits: "100",
       recurring_transaction_rules: [{ trigger: "threshold", method: "target", threshold_credits: "20", target_ongoing_balance: "100" }],
     });
@@ -120,7 +117,7 @@ describe("recurring wallet top-ups", () => {
     const { plan: planCode } = await plan(org, { amount_cents: 3000 });
     const cus = await customer(org);
     await subscribe(org, cus, planCode);
-    const w = await createWallet(org, cus, { granted_credits: "40", recurring_transaction_rules: [{ trigger: "threshold", threshold_credits: "20", granted_credits: "5" }] });
+    const w = await createWallet(org, cus, "1", { granted_credits: "40", recurring_transaction_rules: [{ trigger: "threshold", threshold_credits: "20", granted_credits: "5" }] });
     // February 1st: the €30 invoice draws 30 credits, 10 left; the same clock move tops up 5 (15, still below).
     await org.freeze("2026-02-01T00:00:00Z");
     const [inv] = (await invoicesOf(org, cus)).filter((i) => i.invoice_type === "subscription");
@@ -141,7 +138,7 @@ describe("recurring wallet top-ups", () => {
     const org = await newOrg(t);
     await org.freeze("2026-01-01T00:00:00Z");
     const cus = await customer(org);
-    const w = await createWallet(org, cus, { recurring_transaction_rules: [{ trigger: "interval", interval: "monthly", paid_credits: "1" }] });
+    const w = await createWallet(org, cus, "1", { recurring_transaction_rules: [{ trigger: "interval", interval: "monthly", paid_credits: "1" }] });
     const ruleId = w.recurring_transaction_rules[0].lago_id;
     const changed = (
       await org.api("PUT", `/api/v1/wallets/${w.lago_id}`, {
@@ -155,7 +152,7 @@ describe("recurring wallet top-ups", () => {
     expect((await org.api("PUT", `/api/v1/wallets/${w.lago_id}`, { wallet: { name: "kept" } })).wallet.recurring_transaction_rules).toHaveLength(1);
     expect((await org.api("PUT", `/api/v1/wallets/${w.lago_id}`, { wallet: { recurring_transaction_rules: [] } })).wallet.recurring_transaction_rules).toEqual([]);
 
-    const w2 = await createWallet(org, cus, { code: "second", recurring_transaction_rules: [{ trigger: "interval", interval: "weekly", granted_credits: "1" }] });
+    const w2 = await createWallet(org, cus, "1", { code: "second", recurring_transaction_rules: [{ trigger: "interval", interval: "weekly", granted_credits: "1" }] });
     await org.api("DELETE", `/api/v1/wallets/${w2.lago_id}`);
     await org.freeze("2026-02-01T00:00:00Z");
     expect(await ruleTransactions(org, w2.lago_id)).toEqual([]);

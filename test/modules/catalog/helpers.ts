@@ -1,4 +1,5 @@
-import type { AggregationType, BillableMetric, MetricLookup } from "../../../src/modules/catalog/core/index.ts";
+import type { AggregationType, BillableMetric, Charge, MetricLookup, UsageThreshold } from "../../../src/modules/catalog/core/index.ts";
+import { parsePrice, type Price } from "../../../src/modules/pricing/index.ts";
 
 let nextId = 1;
 
@@ -29,3 +30,37 @@ export function lookup(...metrics: BillableMetric[]): MetricLookup {
     byCode: (code) => metrics.find((m) => m.code === code),
   };
 }
+
+/** A standard charge of `m` at `properties`, as the catalog reads one back (no filters, no minimum); `fields` override. */
+export function standardCharge(m: BillableMetric, properties: Record<string, unknown>, fields: Partial<Charge> & { id: number; lagoId: string }): Charge {
+  const parsed = parsePrice("standard", properties);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const price: Price = parsed.value;
+  return {
+    code: null,
+    invoiceDisplayName: null,
+    metric: m,
+    chargeModel: "standard",
+    payInAdvance: false,
+    invoiceable: true,
+    regroupPaidFees: null,
+    prorated: false,
+    minAmountCents: 0n,
+    properties,
+    price,
+    pricingGroupKeys: null,
+    filters: [],
+    createdAt: new Date(0),
+    ...fields,
+  };
+}
+
+/** A usage threshold of `amountCents`, without a display name. */
+export const threshold = (lagoId: string, amountCents: bigint, recurring = false): UsageThreshold => ({
+  lagoId,
+  amountCents,
+  thresholdDisplayName: null,
+  recurring,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+});

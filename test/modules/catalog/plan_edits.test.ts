@@ -15,7 +15,7 @@ import {
   withChargeCodes,
 } from "../../../src/modules/catalog/core/index.ts";
 import { parsePrice, type Price } from "../../../src/modules/pricing/index.ts";
-import { lookup, metric } from "./helpers.ts";
+import { lookup, metric, standardCharge } from "./helpers.ts";
 
 const calls = metric({ code: "calls", filters: [{ key: "region", values: ["eu", "us", "ap"] }] });
 const gb = metric({ code: "gb", aggregationType: "sum_agg", fieldName: "gb" });
@@ -24,27 +24,7 @@ const metrics = lookup(calls, gb);
 const price = (properties: Record<string, unknown>): Price => (parsePrice("standard", properties) as { ok: true; value: Price }).value;
 
 function charge(id: number, code: string, fields: Partial<Charge> = {}): Charge {
-  const properties = { amount: String(id) };
-  return {
-    id,
-    lagoId: `11111111-1111-4111-8111-${String(id).padStart(12, "0")}`,
-    code,
-    invoiceDisplayName: null,
-    metric: calls,
-    chargeModel: "standard",
-    payInAdvance: false,
-    invoiceable: true,
-    regroupPaidFees: null,
-    prorated: false,
-    minAmountCents: 0n,
-    properties,
-    price: price(properties),
-    pricingGroupKeys: null,
-    filters: [],
-    taxCodes: [],
-    createdAt: new Date(0),
-    ...fields,
-  };
+  return standardCharge(calls, { amount: String(id) }, { id, lagoId: `11111111-1111-4111-8111-${String(id).padStart(12, "0")}`, code, taxCodes: [], ...fields });
 }
 
 const eu = { id: 31, lagoId: "22222222-2222-4222-8222-000000000031", invoiceDisplayName: "EU", values: { region: ["eu"] }, properties: { amount: "5" }, price: price({ amount: "5" }), pricingGroupKeys: null };

@@ -1,15 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { UsageThreshold } from "../../../src/modules/catalog/index.ts";
+import { threshold } from "../catalog/helpers.ts";
 import { thresholdProgress } from "../../../src/modules/invoicing/lifetime.ts";
-
-const threshold = (lagoId: string, amountCents: bigint, recurring = false): UsageThreshold => ({
-  lagoId,
-  amountCents,
-  thresholdDisplayName: null,
-  recurring,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
 
 // €30 and €10 (given out of order), then every €50.
 const STEPS = [threshold("s30", 3000n), threshold("s10", 1000n), threshold("r", 5000n, true)];

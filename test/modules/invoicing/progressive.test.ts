@@ -1,17 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { computeInvoice, crossedThresholds, spreadCredit } from "../../../src/modules/invoicing/core/index.ts";
-import type { UsageThreshold } from "../../../src/modules/catalog/index.ts";
+import { threshold } from "../catalog/helpers.ts";
 import type { Tax } from "../../../src/modules/taxes/core/tax.ts";
 import { d } from "../../../src/shared/money.ts";
-
-const threshold = (lagoId: string, amountCents: bigint, recurring = false): UsageThreshold => ({
-  lagoId,
-  amountCents,
-  thresholdDisplayName: null,
-  recurring,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
 
 // Lago's guide, "Progressive billing": steps at $5, $50 and $100, then every $50.
 const STEPS = [threshold("s1", 500n), threshold("s2", 5000n), threshold("s3", 10000n), threshold("r", 5000n, true)];

@@ -10,7 +10,7 @@ import {
   overridesToJson,
   readPlanOverrides,
 } from "../../../src/modules/subscriptions/core/index.ts";
-import { metric } from "../catalog/helpers.ts";
+import { metric, standardCharge } from "../catalog/helpers.ts";
 
 const price = (model: string, properties: Record<string, unknown>): Price => {
   const parsed = parsePrice(model, properties);
@@ -27,24 +27,7 @@ const euFilter: ChargeFilter = {
   price: price("standard", { amount: "0.5" }),
   pricingGroupKeys: null,
 };
-const charge = (fields: Partial<Charge> & { lagoId: string }): Charge => ({
-  id: 1,
-  code: null,
-  invoiceDisplayName: null,
-  metric: calls,
-  chargeModel: "standard",
-  payInAdvance: false,
-  invoiceable: true,
-  regroupPaidFees: null,
-  prorated: false,
-  minAmountCents: 0n,
-  properties: { amount: "1" },
-  price: price("standard", { amount: "1" }),
-  pricingGroupKeys: null,
-  filters: [],
-  createdAt: new Date(0),
-  ...fields,
-});
+const charge = (fields: Partial<Charge> & { lagoId: string }): Charge => standardCharge(calls, { amount: "1" }, { id: 1, ...fields });
 const STANDARD = "11111111-1111-4111-8111-111111111111";
 const ADVANCE = "22222222-2222-4222-8222-222222222222";
 const plan: Plan = {
