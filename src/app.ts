@@ -36,6 +36,7 @@ import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { systemClock, type Clock } from "./shared/clock.ts";
 import type { Config } from "./shared/config.ts";
 import { AppError, STATUS, errorBody } from "./shared/errors.ts";
+import { nulInRequest } from "./shared/url_guard.ts";
 
 export interface AppDeps {
   /** The wall clock (tests inject a ManualClock); test clocks, when on, are built over it. */
@@ -472,6 +473,15 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     }
     if (!ready && request.url !== "/health") {
       return done(new AppError("unavailable", "starting", "the server is starting", undefined, { "retry-after": "1" }));
+    }
+    done();
+  });
+  // After authentication (the organizations module's onRequest hooks): a caller without a key
+  // learns nothing from it.
+  http.addHook("preValidation", (request, _reply, done) => {
+    if (request.url.includes("%00")) {
+      const err = nulInRequest(request.routeOptions.url ?? "", request.params as Record<string, unknown>, request.query as Record<string, unknown>);
+      if (err) return done(err);
     }
     done();
   });

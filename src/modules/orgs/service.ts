@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import type { Db } from "../../db/db.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { unstorableText } from "../../shared/codes.ts";
 import { notFound, validationFailed } from "../../shared/errors.ts";
 
 export interface Organization {
@@ -50,6 +51,8 @@ export class OrgService {
   async createOrganization(name: unknown, apiKey = newApiKey()): Promise<{ org: Organization; apiKey: string }> {
     if (typeof name !== "string" || name.trim() === "") throw validationFailed({ name: ["value_is_mandatory"] });
     if (name.length > 255) throw validationFailed({ name: ["value_is_too_long"] });
+    const bad = unstorableText(name);
+    if (bad) throw validationFailed({ name: [bad] });
     const now = new Date(this.clock.now());
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<OrgRow>(
@@ -100,6 +103,8 @@ export class OrgService {
     if (name !== undefined && name !== null && (typeof name !== "string" || name.length > 255)) {
       throw validationFailed({ name: ["must_be_a_string_of_at_most_255_characters"] });
     }
+    const bad = typeof name === "string" ? unstorableText(name) : null;
+    if (bad) throw validationFailed({ name: [bad] });
     const org = await this.getByPublicId(orgPublicId);
     const apiKey = newApiKey();
     const { rows } = await this.db.query<KeyRow>(

@@ -45,6 +45,8 @@ export class WebhookService {
   /** Organization id -> public id and signing keys: neither ever changes once made. */
   private readonly publicIds = new Map<number, string>();
   private readonly keys = new Map<number, SigningKeys>();
+  /** Loads in progress, so concurrent first requests of an organization make one RSA pair, not one each. */
+  private readonly loadingKeys = new Map<number, Promise<SigningKeys>>();
   private readonly enqueueListeners: (() => void)[] = [];
 
   constructor(
@@ -195,6 +197,19 @@ export class WebhookService {
   async signingKeys(orgId: number, withJwt = false): Promise<SigningKeys> {
     const cached = this.keys.get(orgId);
     if (cached !== undefined && (!withJwt || cached.jwtPrivateKey !== null)) return cached;
+    const loading = this.loadingKeys.get(orgId);
+    if (loading !== undefined) {
+      const keys = await loading;
+      if (!withJwt || keys.jwtPrivateKey !== null) return keys;
+    }
+    const load = this.loadKeys(orgId, withJwt).finally(() => {
+      if (this.loadingKeys.get(orgId) === load) this.loadingKeys.delete(orgId);
+    });
+    this.loadingKeys.set(orgId, load);
+    return load;
+  }
+
+  private async loadKeys(orgId: number, withJwt: boolean): Promise<SigningKeys> {
     let row = await store.ensureKeys(this.db, orgId, "whsec_" + crypto.randomBytes(32).toString("base64url"), this.now());
     if (withJwt && row.jwt_private_key === null) {
       const pair = await generateKeyPair("rsa", {
