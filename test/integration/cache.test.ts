@@ -3,9 +3,11 @@
 // a write in one instance is seen by the other's next read, a load racing a write never parks a
 // stale value, and Redis killed mid-run changes nothing in the answers. On PGlite by default,
 // PostgreSQL with TEST_DATABASE_URL (which adds the LISTEN/NOTIFY channel and its fallback).
+// Copies to Redis are not awaited by readers: tests wait for `l2Storing` to drain, never sleep.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
+import { Cache, DEFAULT_CACHE_OPTIONS } from "../../src/modules/cache/index.ts";
 import { DB_KIND } from "../helpers/db.ts";
 import { startRedis, type RedisServer } from "../helpers/redis.ts";
 import { api, pricedSubscription, reprice, startPair, type Pair } from "./cache_support.ts";
@@ -24,8 +26,9 @@ const deferred = <T>() => {
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const healthy = (p: Pair) => p.a.cache.l2Up && p.b.cache.l2Up && p.a.cache.l1Usable && p.b.cache.l1Usable;
+/** Every copy `app` sent to Redis was answered (stored or refused). */
+const copied = (cache: Cache) => waitFor(() => cache.l2Storing === 0, "the copies to Redis");
 
 describe(`two-tier cache with Redis, two instances on one ${DB_KIND} database`, () => {
   let redis: RedisServer;
@@ -46,7 +49,7 @@ describe(`two-tier cache with Redis, two instances on one ${DB_KIND} database`, 
   it("the other instance reads a plan from Redis, its money exact (bigint cents, decimal prices, dates)", async () => {
     const s = await pricedSubscription(p.a, p.apiKey, "0.000001234567890123456789", 0);
     const fromDb = await p.a.catalog.getPlanByCode(orgId, s.plan.code);
-    await sleep(50); // the copy to Redis is not awaited by the reader
+    await copied(p.a.cache);
     const l2Hits = await counter(p.b, "cache_hits_total", "l2", "plan");
     const fromRedis = await p.b.catalog.getPlanByCode(orgId, s.plan.code);
     expect(await counter(p.b, "cache_hits_total", "l2", "plan")).toBe(l2Hits + 1);
@@ -102,13 +105,13 @@ describe(`two-tier cache with Redis, two instances on one ${DB_KIND} database`, 
     await p.b.cache.invalidate([{ kind: "plan", key }]);
     loading.resolve("stale");
     expect(await racing).toBe("stale");
-    await sleep(100);
+    await copied(p.a.cache);
     expect(await p.b.cache.get("plan", key, async () => "fresh")).toBe("fresh");
     expect(await p.a.cache.get("plan", key, async () => "fresh")).toBe("fresh");
 
     const calm = uid("calm");
     expect(await p.a.cache.get("plan", calm, async () => "stored")).toBe("stored");
-    await sleep(100);
+    await copied(p.a.cache);
     expect(await p.b.cache.get("plan", calm, async () => "not from Redis")).toBe("stored");
   });
 
@@ -143,10 +146,41 @@ describe(`two-tier cache with Redis, two instances on one ${DB_KIND} database`, 
     expect(p.logs.a.filter((l) => /redis cache available again/.test(String(l.msg)))).toHaveLength(1);
     await reprice(p.b, p.apiKey, s, "4");
     expect((await a.usage(s.customer, s.sub)).amount_cents).toBe(1200);
-    await sleep(50);
+    await copied(p.a.cache);
     const l2Hits = await counter(p.b, "cache_hits_total", "l2", "plan");
     expect((await b.usage(s.customer, s.sub)).amount_cents).toBe(1200);
     expect(await counter(p.b, "cache_hits_total", "l2", "plan"), "b read the plan a loaded from Redis again").toBeGreaterThan(l2Hits);
+  });
+
+  it.skipIf(DB_KIND === "pglite")("an invalidation Redis never took: no instance reads the old value from Redis afterwards", async () => {
+    await waitFor(() => healthy(p), "both instances on Redis");
+    const key = uid("missed");
+    expect(await p.b.cache.get("plan", key, async () => "old")).toBe("old");
+    await copied(p.b.cache);
+    expect(await p.a.cache.get("plan", key, async () => "not from Redis"), "the old value is in Redis").toBe("old");
+    const admin = new Redis(redis.url);
+    try {
+      await admin.call("CLIENT", "PAUSE", "1000", "ALL");
+      // Three timeouts open a's circuit: its invalidation is then not sent to Redis at all, only
+      // over PostgreSQL NOTIFY (b drops the key from its L1 before a answers).
+      for (let i = 0; i < 3; i++) expect(await p.a.cache.get("plan", uid("other"), async () => "db")).toBe("db");
+      expect(p.a.cache.l2Up).toBe(false);
+      await p.a.cache.invalidate([{ kind: "plan", key }]);
+      expect(await admin.ping()).toBe("PONG");
+    } finally {
+      admin.disconnect();
+    }
+    // Redis answers again and still holds "old" under the epoch it was stored in; the write was
+    // answered, so no instance may serve it from there again.
+    expect(await p.b.cache.get("plan", key, async () => "new")).toBe("new");
+    expect(await p.a.cache.get("plan", key, async () => "new")).toBe("new");
+    await waitFor(() => healthy(p), "Redis answering again");
+    await copied(p.a.cache);
+    await copied(p.b.cache);
+    p.a.cache.clearLocal();
+    p.b.cache.clearLocal();
+    expect(await p.b.cache.get("plan", key, async () => "new")).toBe("new");
+    expect(await p.a.cache.get("plan", key, async () => "new")).toBe("new");
   });
 
   it.skipIf(DB_KIND === "pglite")("Redis paused (slow, connection kept): an invalidation falls back to PostgreSQL NOTIFY", async () => {
@@ -161,13 +195,43 @@ describe(`two-tier cache with Redis, two instances on one ${DB_KIND} database`, 
       await reprice(p.a, p.apiKey, s, "5");
       expect((await b.usage(s.customer, s.sub)).amount_cents).toBe(500);
       expect((await a.usage(s.customer, s.sub)).amount_cents).toBe(500);
+      // Answered once the pause is over (the admin connection is paused too).
+      expect(await admin.ping()).toBe("PONG");
     } finally {
       admin.disconnect();
     }
-    await sleep(1600);
     await waitFor(() => healthy(p), "Redis answering again");
     expect((await b.usage(s.customer, s.sub)).amount_cents).toBe(500);
     expect((await a.usage(s.customer, s.sub)).amount_cents).toBe(500);
+  });
+
+  it("an epoch move this process did not hear of (its subscription was not back yet): nothing is read or left under the old epoch", async () => {
+    // What a move by a process recovering from an outage leaves in Redis, its announcement missed by
+    // a and b (as when their subscriptions reconnect after it was published). A process started
+    // afterwards learns the new epoch from Redis.
+    const admin = new Redis(redis.url);
+    const late = new Cache({ ...DEFAULT_CACHE_OPTIONS, redisUrl: redis.url, namespace: p.namespace }, {});
+    try {
+      await admin.incr(`vv:${p.namespace}:epoch`);
+      await late.start({ dbKind: "pglite" });
+      await waitFor(() => late.l2Up && late.l1Usable, "the late process on Redis");
+      const key = uid("epoch");
+      expect(await late.get("plan", key, async () => "old")).toBe("old");
+      await copied(late);
+      // a writes: its invalidation must reach the copy under the epoch current in Redis.
+      await p.a.cache.invalidate([{ kind: "plan", key }]);
+      expect(await late.get("plan", key, async () => "new")).toBe("new");
+      expect(await p.b.cache.get("plan", key, async () => "new")).toBe("new");
+      // And a and b read the current epoch: what the late process copied there.
+      const calm = uid("calm");
+      expect(await late.get("plan", calm, async () => "stored")).toBe("stored");
+      await copied(late);
+      expect(await p.a.cache.get("plan", calm, async () => "not from Redis")).toBe("stored");
+      expect(await p.b.cache.get("plan", calm, async () => "not from Redis")).toBe("stored");
+    } finally {
+      await late.close();
+      admin.disconnect();
+    }
   });
 });
 

@@ -13,6 +13,8 @@ export interface Pair {
   b: App;
   db: Db & { url?: string };
   apiKey: string;
+  /** The Redis namespace both instances share (one deployment). */
+  namespace: string;
   /** Logs (warn and above) of each instance, as JSON objects. */
   logs: { a: Record<string, unknown>[]; b: Record<string, unknown>[] };
   close(): Promise<void>;
@@ -62,6 +64,7 @@ export async function startPair(env: Record<string, string> = {}): Promise<Pair>
     b,
     db,
     apiKey,
+    namespace,
     logs,
     async close() {
       await a.close();

@@ -6,6 +6,9 @@
 // Invariants:
 // - A load that overlapped an invalidation of its key is handed to its waiters but stored nowhere:
 //   in this process the flight is marked stale; in Redis the key's token moved (see redis.ts).
+// - Redis never serves a value older than an invalidation that was answered: when one may not have
+//   reached Redis (it timed out, or could not be sent), the writer and every process that hears the
+//   PostgreSQL fallback stop reading Redis until the key epoch moved (see redis.ts).
 // - L1 is only served while this process hears every invalidation: all of its channels (Redis
 //   pub/sub when REDIS_URL is set; PostgreSQL LISTEN when the database is PostgreSQL) are up. While
 //   one is down, reads skip L1 and go to Redis or the database; when it is back, L1 starts empty
@@ -19,7 +22,7 @@ import { Lru } from "./core/lru.ts";
 import { CACHE_KINDS, type CacheKey, type CacheKind, L2_TTL_MS } from "./kinds.ts";
 import { type CacheMetrics, NO_CACHE_METRICS } from "./metrics.ts";
 import { PgChannel } from "./postgres.ts";
-import { RedisTier } from "./redis.ts";
+import { type L2Entry, RedisTier } from "./redis.ts";
 
 export interface CacheOptions {
   /** CACHE=off: every read goes to the loader (benchmarks, diagnosis). */
@@ -97,12 +100,18 @@ export class Cache {
   async start(target: CacheTarget): Promise<void> {
     if (!this.options.enabled) return;
     const onMessage = (keys: CacheKey[] | null) => (keys === null ? this.clearLocal() : this.dropLocal(keys));
+    // Over PostgreSQL: when the writer's Redis did not take the invalidation, Redis may still hold the
+    // old value; it is not read here again before the epoch moved (before this process acknowledges).
+    const onPgMessage = (keys: CacheKey[], redisMissed: boolean) => {
+      if (redisMissed) this.redis?.suspect();
+      this.dropLocal(keys);
+    };
     const onChannel = (up: boolean) => {
       // Back: start empty, whatever L1 held may have missed a message while the channel was down.
       if (up) this.clearLocal();
     };
     if (target.dbKind === "postgres" && target.databaseUrl !== undefined) {
-      this.pg = new PgChannel({ url: target.databaseUrl, log: this.log, onMessage, onChannel });
+      this.pg = new PgChannel({ url: target.databaseUrl, log: this.log, onMessage: onPgMessage, onChannel });
       this.channels.push(this.pg);
     }
     if (this.options.redisUrl !== undefined) {
@@ -144,6 +153,11 @@ export class Cache {
   /** Redis answers commands now (tests, health). */
   get l2Up(): boolean {
     return this.redis?.up ?? false;
+  }
+
+  /** Copies to Redis sent and not answered yet (tests wait for them: readers do not). */
+  get l2Storing(): number {
+    return this.redis?.storing ?? 0;
   }
 
   get l1Size(): number {
@@ -201,7 +215,8 @@ export class Cache {
   /**
    * After the writing transaction committed, before answering: drops `keys` here and in Redis and
    * tells every other process. Never throws (a channel that fails is counted, logged once by it,
-   * and the other channel is tried).
+   * and the other channel is tried; when Redis did not take it, no process reads Redis again before
+   * the epoch moved).
    */
   async invalidate(keys: readonly CacheKey[]): Promise<void> {
     if (!this.options.enabled || keys.length === 0) return;
@@ -209,7 +224,7 @@ export class Cache {
     if (this.redis !== null && (await this.redis.invalidate(keys))) return;
     if (this.pg === null) return;
     try {
-      await this.pg.publish(keys);
+      await this.pg.publish(keys, this.redis !== null);
     } catch {
       this.metrics.count("error", "l1", "all");
     }
@@ -288,7 +303,7 @@ export class Cache {
       const l2 = this.redis === null ? null : await this.redis.read(cacheKeys);
       if (l2 !== null) tokens = new Map();
       keys.forEach((key, i) => {
-        const got = l2?.[i];
+        const got = l2?.entries[i];
         if (got === undefined) return void missing.push(key);
         tokens!.set(key, got.token);
         if (got.value !== null) {
@@ -305,7 +320,7 @@ export class Cache {
       });
       if (missing.length === 0) return;
       const loaded = await loadMany(missing);
-      const toStore: { key: CacheKey; token: string | null; text: string; ttlMs: number }[] = [];
+      const toStore: L2Entry[] = [];
       for (const key of missing) {
         const p = pending.get(key)!;
         if (!loaded.has(key)) throw new Error(`cache loader answered no value for ${kind} ${key}`);
@@ -322,7 +337,7 @@ export class Cache {
         this.settle(kind, key, p, value);
       }
       // Not awaited by readers: the answer does not wait for Redis to take the copy.
-      if (toStore.length > 0) void this.redis!.store(toStore);
+      if (toStore.length > 0) void this.redis!.store(l2!.epoch, toStore);
     } catch (err) {
       for (const p of pending.values()) p.reject(err);
     }

@@ -5,7 +5,8 @@
 // listening sessions asynchronously (each backend forwards it when it next idles), so the writer
 // waits for an acknowledgement from every other listener (counted in pg_stat_activity by this
 // connection's application_name), at most ACK_WAIT_MS: once they all dropped the keys, a client
-// reading from any process after our answer cannot get the old value.
+// reading from any process after our answer cannot get the old value. A fallback for an invalidation
+// Redis did not take says so (`r`): the receivers stop reading Redis before they acknowledge.
 import crypto from "node:crypto";
 import pg from "pg";
 import type { CacheKey } from "./kinds.ts";
@@ -19,7 +20,8 @@ const ACK_WAIT_MS = 250;
 export interface PgChannelOptions {
   url: string;
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
-  onMessage(keys: CacheKey[] | null): void;
+  /** Keys another process invalidated; `redisMissed`: Redis may not have taken that invalidation. */
+  onMessage(keys: CacheKey[], redisMissed: boolean): void;
   onChannel(up: boolean): void;
 }
 
@@ -50,8 +52,9 @@ export class PgChannel {
    * One NOTIFY per ~7 kB of keys, then waits (at most a second) for its own copy to come back:
    * PostgreSQL has then signalled every listener, and their copies are on their way ahead of any
    * request a client sends them after our answer. Throws when the database cannot take it.
+   * `redisMissed`: this is the fallback for an invalidation Redis may not have applied.
    */
-  async publish(keys: readonly CacheKey[]): Promise<void> {
+  async publish(keys: readonly CacheKey[], redisMissed = false): Promise<void> {
     const client = this.client;
     if (client === null || !this.listening) throw new Error("the PostgreSQL cache channel is not connected");
     const seq = ++this.seq;
@@ -60,7 +63,7 @@ export class PgChannel {
     const timer = setTimeout(() => waiter.done(), ACK_WAIT_MS);
     this.waiters.set(seq, waiter);
     try {
-      const payloads = [...chunks(this.origin, seq, keys)];
+      const payloads = [...chunks(this.origin, seq, keys, redisMissed)];
       for (const payload of payloads.slice(0, -1)) await this.serial(() => client.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, payload]));
       const { rows } = await this.serial(() => client.query<{ listeners: string }>(
         `SELECT pg_notify($1, $2), (SELECT count(*) FROM pg_stat_activity
@@ -137,7 +140,7 @@ export class PgChannel {
   }
 
   private onPayload(text: string): void {
-    let msg: { o?: string; k?: [string, string][]; s?: number; ack?: string; by?: string };
+    let msg: { o?: string; k?: [string, string][]; s?: number; r?: number; ack?: string; by?: string };
     try {
       msg = JSON.parse(text);
     } catch {
@@ -152,7 +155,10 @@ export class PgChannel {
       return;
     }
     if (msg.o === this.origin || !Array.isArray(msg.k)) return;
-    this.opts.onMessage(msg.k.map(([kind, key]) => ({ kind, key }) as CacheKey));
+    this.opts.onMessage(
+      msg.k.map(([kind, key]) => ({ kind, key }) as CacheKey),
+      msg.r === 1,
+    );
     // Only the last chunk of an invalidation carries its sequence: acknowledged once all arrived.
     if (typeof msg.s === "number" && this.client !== null) {
       const client = this.client;
@@ -162,18 +168,19 @@ export class PgChannel {
 }
 
 /** The last chunk carries `seq`: notifications from one session arrive in order. */
-function* chunks(origin: string, seq: number, keys: readonly CacheKey[]): Generator<string> {
+function* chunks(origin: string, seq: number, keys: readonly CacheKey[], redisMissed: boolean): Generator<string> {
+  const r = redisMissed ? { r: 1 } : {};
   let batch: [string, string][] = [];
   let size = 0;
   for (const k of keys) {
     const entrySize = Buffer.byteLength(JSON.stringify(k.key)) + k.kind.length + 6;
     if (batch.length > 0 && size + entrySize > MAX_PAYLOAD) {
-      yield JSON.stringify({ o: origin, k: batch });
+      yield JSON.stringify({ o: origin, ...r, k: batch });
       batch = [];
       size = 0;
     }
     batch.push([k.kind, k.key]);
     size += entrySize;
   }
-  yield JSON.stringify({ o: origin, s: seq, k: batch });
+  yield JSON.stringify({ o: origin, s: seq, ...r, k: batch });
 }
