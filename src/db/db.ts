@@ -27,6 +27,12 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Several statements with no parameters (migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * Runs `fn` on one connection held for its duration, outside any transaction (each statement
+   * commits by itself), e.g. under a session-level advisory lock. `fn` leaves the connection as it
+   * found it; when it throws, the connection is closed (PostgreSQL) so nothing it held outlives it.
+   */
+  session?<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>;
   poolStats(): PoolStats;
   close(): Promise<void>;
 }

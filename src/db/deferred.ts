@@ -30,6 +30,11 @@ export class DeferredDb implements Db {
   exec(sql: string): Promise<void> {
     return this.target().exec(sql);
   }
+  session<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+    const target = this.target();
+    if (target.session === undefined) throw new Error("this database handle cannot hold a session");
+    return target.session(fn);
+  }
   poolStats(): PoolStats {
     return this.inner ? this.inner.poolStats() : { total: 0, idle: 0, waiting: 0, max: 0 };
   }

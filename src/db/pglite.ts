@@ -37,6 +37,8 @@ export async function openPglite(opts: PgliteOptions = {}): Promise<Db> {
     async exec(sql: string) {
       await pglite.exec(sql);
     },
+    // One connection: the session is the database itself.
+    session: <T>(fn: (conn: Queryable) => Promise<T>) => fn(wrap(pglite)),
     poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
     async close() {
       await pglite.close();

@@ -63,6 +63,19 @@ export function openPostgres(opts: PostgresOptions): Db {
     async exec(sql: string) {
       await pool.query(sql);
     },
+    async session<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let failed = false;
+      try {
+        return await fn(wrap(client));
+      } catch (err) {
+        failed = true;
+        throw err;
+      } finally {
+        // A failed session's connection is closed: a session lock or setting it left dies with it.
+        client.release(failed);
+      }
+    },
     poolStats(): PoolStats {
       return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: opts.size + opts.maxOverflow };
     },
