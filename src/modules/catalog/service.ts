@@ -590,10 +590,13 @@ export class CatalogService {
     return plan;
   }
 
-  /** The metrics a plan body names, locked against deletion until the plan is saved. */
+  /**
+   * The metrics a plan body names, locked (in id order) until the plan is saved: against deletion,
+   * and for the charges trigger, which writes each charge's metric row (see store.Lock).
+   */
   private async referencedMetrics(tx: Queryable, orgId: number, input: unknown): Promise<MetricLookup> {
     const { lagoIds, codes } = metricRefs(input);
-    return lookupOf(await store.metricsByRefs(tx, orgId, lagoIds, codes, "share"));
+    return lookupOf(await store.metricsByRefs(tx, orgId, lagoIds, codes, "no key update"));
   }
 
   /** `current`: the plan as it was (an update); its charges the draft leaves exactly as they are are not rewritten. */

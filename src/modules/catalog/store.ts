@@ -54,8 +54,14 @@ const toMetric = (r: MetricRow): BillableMetric => ({
   createdAt: new Date(r.created_at),
 });
 
-export type Lock = "none" | "share" | "update";
-const lockClause = (lock: Lock) => (lock === "update" ? " FOR UPDATE" : lock === "share" ? " FOR SHARE" : "");
+// `no key update`: what a plain UPDATE of the row takes (the charges trigger writes a metric's
+// has_advance_charges on every charge write), so a transaction that will write charges holds its
+// metrics' rows before the trigger needs them, in id order: two plan writes naming the same
+// metrics queue instead of deadlocking (as they did holding FOR SHARE, each waiting for the other's
+// share to write). A metric's update or delete (FOR UPDATE) waits for it all the same.
+export type Lock = "none" | "share" | "no key update" | "update";
+const lockClause = (lock: Lock) =>
+  lock === "update" ? " FOR UPDATE" : lock === "share" ? " FOR SHARE" : lock === "no key update" ? " FOR NO KEY UPDATE" : "";
 
 // ---------------------------------------------------------------------------------------------
 // Billable metrics

@@ -9,5 +9,5 @@ export { verifyRollups, type RollupDifference, type VerifyRange, type VerifySumm
 // values and code locks identically.
 export { CODE_LOCK_KEY, KEY_DIGEST, METRIC_DIMS, METRIC_VALUE, ROLLED_UP_AGGREGATIONS } from "./store.ts";
 export { eventColumns, renderEventRow, type EventJson, type EventRow } from "./service.ts";
-export { isoFromMicros } from "./core/event.ts";
+export { isoFromMicros, propertiesProblem } from "./core/event.ts";
 export { registerEventRoutes } from "./http.ts";

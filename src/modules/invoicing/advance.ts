@@ -21,7 +21,7 @@ import { AppError, notFound, validationFailed } from "../../shared/errors.ts";
 import { Decimal, ZERO } from "../../shared/money.ts";
 import type { Charge } from "../catalog/index.ts";
 import type { Customer } from "../customers/index.ts";
-import { METRIC_DIMS, eventColumns, type EventRow } from "../ingest/index.ts";
+import { METRIC_DIMS, eventColumns, propertiesProblem, type EventRow } from "../ingest/index.ts";
 import { Bucketer, type UsageWindow, applyRounding, resolveFilter, usageWindowAt } from "../metering/index.ts";
 import type { Subscription } from "../subscriptions/index.ts";
 import { type AdvanceRunning, NO_ADVANCE_USAGE, advanceFee, advanceIncrement } from "./core/advance.ts";
@@ -1216,6 +1216,11 @@ export function registerAdvanceFeeRoutes(
     const externalSubscriptionId = text("external_subscription_id");
     const props = e["properties"];
     if (props !== undefined && props !== null && (typeof props !== "object" || Array.isArray(props))) errors["properties"] = ["must_be_an_object"];
+    else {
+      // What POST /events would refuse (NUL, unpaired surrogates...) never reaches jsonb here either.
+      const problem = propertiesProblem(props ?? {});
+      if (problem !== null) errors["properties"] = [problem];
+    }
     if (Object.keys(errors).length > 0) throw validationFailed(errors, "the event is invalid");
     const properties = (props ?? {}) as Record<string, unknown>;
     return { fees: await deps.advance.estimate(request.orgId, { code, externalSubscriptionId, properties }) };

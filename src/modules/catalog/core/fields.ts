@@ -12,6 +12,8 @@ export const MANDATORY = "value_is_mandatory";
 export const INVALID = "value_is_invalid";
 export const OUT_OF_RANGE = "value_is_out_of_range";
 export const TAKEN = "value_already_exist";
+/** A string holding an unpaired surrogate: it has no UTF-8 form (jsonb refuses it, text would store U+FFFD). */
+export const UNPAIRED_SURROGATE = "invalid_unicode";
 
 const MAX_TEXT = 255;
 const MAX_DESCRIPTION = 10_000;
@@ -78,6 +80,7 @@ export class Fields {
     const v = this.obj[key];
     if (v === undefined || v === null || v === "") return this.bad(key, MANDATORY);
     if (typeof v !== "string" || v.length > max || v.includes("\u0000") || v.trim() === "") return this.bad(key, INVALID);
+    if (!v.isWellFormed()) return this.bad(key, UNPAIRED_SURROGATE);
     return v;
   }
 
@@ -87,6 +90,7 @@ export class Fields {
     if (v === undefined) return undefined;
     if (v === null || v === "") return null;
     if (typeof v !== "string" || v.length > max || v.includes("\u0000")) return this.bad(key, INVALID);
+    if (!v.isWellFormed()) return this.bad(key, UNPAIRED_SURROGATE);
     return v;
   }
 

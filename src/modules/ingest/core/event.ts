@@ -187,6 +187,17 @@ export function canonicalJson(value: unknown, depth = 0): string {
   }
 }
 
+/** Why `properties` cannot be stored as an event's (the reason canonicalJson refuses them), or null. */
+export function propertiesProblem(properties: unknown): string | null {
+  try {
+    canonicalJson(properties);
+    return null;
+  } catch (err) {
+    if (err instanceof PropertiesError) return err.message;
+    throw err;
+  }
+}
+
 /**
  * True when JSON.stringify(value) is exactly canonicalJson(value): plain objects whose keys are in
  * sorted order at every level, and nothing canonicalJson would refuse (anything else, or any doubt,

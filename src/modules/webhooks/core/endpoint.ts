@@ -1,4 +1,5 @@
 // Webhook endpoint input (Lago's WebhookEndpointCreateInput / UpdateInput), checked field by field.
+import { unstorableText } from "../../../shared/codes.ts";
 import type { FieldErrors } from "../../../shared/errors.ts";
 import { isWebhookType, type WebhookType } from "./event_types.ts";
 import type { SignatureAlgo } from "./signature.ts";
@@ -65,6 +66,7 @@ function readAttributes(raw: unknown, base: EndpointAttributes | null): Checked<
     if (value === null) name = null;
     else if (typeof value !== "string") errors["name"] = ["value_is_invalid"];
     else if (value.length > NAME_MAX) errors["name"] = ["value_is_too_long"];
+    else if (unstorableText(value) !== null) errors["name"] = [unstorableText(value)!];
     else name = value;
   }
 
