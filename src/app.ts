@@ -1,5 +1,5 @@
 // Composition root: configuration, database, services and the HTTP server, wired by hand.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Db, Queryable } from "./db/db.ts";
 import { DeferredDb } from "./db/deferred.ts";
 import { migrate } from "./db/migrate.ts";
@@ -476,14 +476,20 @@ export function buildApp(config: Config, deps: AppDeps = {}): App {
     }
     done();
   });
-  // After authentication (the organizations module's onRequest hooks): a caller without a key
-  // learns nothing from it.
-  http.addHook("preValidation", (request, _reply, done) => {
+  // A NUL byte in a path parameter or query value (see url_guard.ts), checked after authentication
+  // (the organizations module's onRequest hooks: a caller without a key learns nothing from it), on
+  // the routes that read either: those with path parameters, and reads. The ingest POSTs read
+  // neither and pay nothing for it.
+  const nulGuard = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
     if (request.url.includes("%00")) {
       const err = nulInRequest(request.routeOptions.url ?? "", request.params as Record<string, unknown>, request.query as Record<string, unknown>);
       if (err) return done(err);
     }
     done();
+  };
+  http.addHook("onRoute", (route) => {
+    if (!route.url.includes(":") && ![route.method].flat().includes("GET")) return;
+    route.preValidation = [nulGuard, ...[route.preValidation ?? []].flat()];
   });
   // While shutting down, answers close their connection (requests in flight included): a keep-alive
   // client would otherwise hold the server open, since http.close() waits for every connection.
