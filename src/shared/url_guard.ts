@@ -1,6 +1,7 @@
 // A NUL byte (`%00`) in a path parameter or a query value can name nothing stored (PostgreSQL text
 // cannot hold one; sent as a query parameter it fails the statement). One check for every route:
 // a path parameter answers the 404 of the object it names, a query value a 422 naming the key.
+import { hasNul } from "./codes.ts";
 import { type AppError, notFound, validationFailed } from "./errors.ts";
 
 /** `customers` → `customer`, `taxes` → `tax`: the object a collection's path parameter names. */
@@ -9,9 +10,6 @@ export function kindOf(collection: string): string {
   if (collection.endsWith("s")) return collection.slice(0, -1);
   return collection;
 }
-
-const hasNul = (v: unknown): boolean =>
-  typeof v === "string" ? v.includes("\u0000") : Array.isArray(v) ? v.some(hasNul) : v !== null && typeof v === "object" ? Object.entries(v).some(([k, x]) => k.includes("\u0000") || hasNul(x)) : false;
 
 /**
  * The error for a request whose path parameters or query hold a NUL byte, or null. `route` is the

@@ -167,10 +167,4 @@ export class Fields {
   }
 }
 
-/** PostgreSQL text and jsonb cannot hold U+0000: a string or key carrying one is refused up front. */
-export function hasNul(x: unknown): boolean {
-  if (typeof x === "string") return x.includes("\u0000");
-  if (Array.isArray(x)) return x.some(hasNul);
-  if (isRecord(x)) return Object.entries(x).some(([k, v]) => k.includes("\u0000") || hasNul(v));
-  return false;
-}
+export { hasNul } from "../../../shared/codes.ts";

@@ -66,8 +66,11 @@ function readAttributes(raw: unknown, base: EndpointAttributes | null): Checked<
     if (value === null) name = null;
     else if (typeof value !== "string") errors["name"] = ["value_is_invalid"];
     else if (value.length > NAME_MAX) errors["name"] = ["value_is_too_long"];
-    else if (unstorableText(value) !== null) errors["name"] = [unstorableText(value)!];
-    else name = value;
+    else {
+      const bad = unstorableText(value);
+      if (bad !== null) errors["name"] = [bad];
+      else name = value;
+    }
   }
 
   let eventTypes = base?.eventTypes ?? null;
